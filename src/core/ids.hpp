@@ -18,12 +18,12 @@ bool is_object_id(std::string_view s);
 /// Makes ObjectIds: 4 bytes of Unix seconds, 5 random bytes fixed per generator, and a
 /// 3-byte counter, as MongoDB's drivers do. Thread-safe.
 class ObjectIdGenerator {
-public:
+ public:
   ObjectIdGenerator(const Clock& clock, RandomSource& random);
   /// A new id, unique within this generator and, with overwhelming probability, globally.
   std::string next();
 
-private:
+ private:
   const Clock& clock_;
   unsigned char process_unique_[5];
   std::atomic<std::uint32_t> counter_;

@@ -1,11 +1,12 @@
 #include "core/log.hpp"
 
+#include "core/time_format.hpp"
+
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 
 namespace chatorbit::log {
 namespace {
@@ -23,14 +24,7 @@ constexpr std::string_view level_name(Level l) {
 
 void append_timestamp(std::string& out) {
   const auto now = std::chrono::system_clock::now();
-  const auto secs = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  out += buf;
+  out += format_rfc3339(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count(), 3);
 }
 }  // namespace
 

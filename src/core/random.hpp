@@ -11,7 +11,7 @@ namespace chatorbit {
 
 /// Source of random bytes. Implementations are thread-safe.
 class RandomSource {
-public:
+ public:
   virtual ~RandomSource() = default;
   /// Fills `out` with random bytes.
   virtual void fill(std::span<unsigned char> out) = 0;
@@ -22,7 +22,7 @@ public:
 
 /// Cryptographically secure randomness from the operating system (libsodium's randombytes).
 class OsRandom final : public RandomSource {
-public:
+ public:
   void fill(std::span<unsigned char> out) override;
   /// A process-wide instance.
   static OsRandom& instance();
@@ -30,11 +30,11 @@ public:
 
 /// Deterministic, NOT secure: a counter-based stream for tests.
 class SeededRandom final : public RandomSource {
-public:
+ public:
   explicit SeededRandom(std::uint64_t seed) : state_(seed) {}
   void fill(std::span<unsigned char> out) override;
 
-private:
+ private:
   std::uint64_t state_;
 };
 

@@ -19,12 +19,12 @@ namespace chatorbit::store {
 
 /// A database failure (I/O, corruption, connection lost). Callers answer 503/500.
 class StoreError : public std::runtime_error {
-public:
+ public:
   using std::runtime_error::runtime_error;
 };
 
 struct User {
-  std::string id;             ///< 24-hex ObjectId
+  std::string id;  ///< 24-hex ObjectId
   std::string username;
   std::string email;          ///< as registered; uniqueness is case-insensitive
   std::string password_hash;  ///< argon2id ($argon2id$...) or bcrypt ($2a$/$2b$...)
@@ -77,7 +77,7 @@ struct Ban {
 };
 
 class Store {
-public:
+ public:
   virtual ~Store() = default;
 
   // --- users ---------------------------------------------------------------------
@@ -112,15 +112,18 @@ public:
   /// Appends a batch atomically (one transaction / one insert_many).
   virtual void append_messages(std::span<const Message> batch) = 0;
   /// Newest first, not deleted, at most `limit`; only seq < before_seq when given.
-  virtual std::vector<Message> history(std::string_view room_id, int limit, std::optional<std::uint64_t> before_seq) = 0;
+  virtual std::vector<Message> history(std::string_view room_id, int limit,
+                                       std::optional<std::uint64_t> before_seq) = 0;
   /// The highest seq stored for the room (0 if none): sequences resume after a restart.
   virtual std::uint64_t max_seq(std::string_view room_id) = 0;
   /// A message previously stored with this (room, user, cid), for idempotent resends.
-  virtual std::optional<Message> find_by_cid(std::string_view room_id, std::string_view user_id, std::string_view cid) = 0;
+  virtual std::optional<Message> find_by_cid(std::string_view room_id, std::string_view user_id,
+                                             std::string_view cid) = 0;
   /// Marks a message deleted; false if no such message in that room (or already deleted).
   virtual bool delete_message(std::string_view room_id, std::string_view message_id) = 0;
   /// Marks the user's newest `limit` messages in the room deleted; returns their ids.
-  virtual std::vector<std::string> purge_user_messages(std::string_view room_id, std::string_view user_id, int limit) = 0;
+  virtual std::vector<std::string> purge_user_messages(std::string_view room_id, std::string_view user_id,
+                                                       int limit) = 0;
   /// Marks every message of the room deleted; returns how many.
   virtual std::int64_t clear_room(std::string_view room_id) = 0;
 

@@ -1,0 +1,240 @@
+#include "core/config.hpp"
+
+#include <unistd.h>
+#include <algorithm>
+#include <charconv>
+#include <functional>
+#include <sstream>
+
+extern char** environ;
+
+namespace chatorbit {
+namespace {
+
+using Apply = std::function<void(Config&, const std::string& value, const std::string& name)>;
+
+struct Setting {
+  const char* env;   ///< environment variable
+  const char* flag;  ///< command-line flag, without the leading dashes
+  const char* def;   ///< default, as shown to users
+  const char* help;
+  Apply apply;
+};
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::vector<std::string> split_list(const std::string& s, bool to_lower) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    item = trim(item);
+    if (!item.empty()) out.push_back(to_lower ? lower(item) : item);
+  }
+  return out;
+}
+
+long long parse_int(const std::string& text, const std::string& name, long long lo, long long hi) {
+  long long v = 0;
+  const auto* b = text.data();
+  const auto* e = text.data() + text.size();
+  auto [p, ec] = std::from_chars(b, e, v);
+  if (ec != std::errc{} || p != e || v < lo || v > hi) {
+    throw ConfigError(name + ": expected a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                      ", got '" + text + "'");
+  }
+  return v;
+}
+
+Apply int_setting(int Config::*field, long long lo, long long hi) {
+  return [=](Config& c, const std::string& v, const std::string& n) {
+    c.*field = static_cast<int>(parse_int(v, n, lo, hi));
+  };
+}
+Apply string_setting(std::string Config::*field) {
+  return [=](Config& c, const std::string& v, const std::string&) { c.*field = v; };
+}
+Apply seconds_setting(std::chrono::seconds Config::*field) {
+  return [=](Config& c, const std::string& v, const std::string& n) { c.*field = parse_duration(v, n); };
+}
+
+const std::vector<Setting>& settings() {
+  static const std::vector<Setting> table = {
+      {"CHATORBIT_ROLE", "role", "all", "roles this process runs: all, or a comma list of auth,user,chat,gateway",
+       [](Config& c, const std::string& v, const std::string& n) {
+         const auto roles = split_list(v, true);
+         if (roles.empty()) throw ConfigError(n + ": no role given");
+         for (const auto& r : roles) {
+           if (r != "all" && r != "auth" && r != "user" && r != "chat" && r != "gateway") {
+             throw ConfigError(n + ": unknown role '" + r + "' (expected all, auth, user, chat or gateway)");
+           }
+         }
+         c.roles = lower(v);
+       }},
+      {"CHATORBIT_BIND", "bind", "0.0.0.0", "address to listen on", string_setting(&Config::bind)},
+      {"PORT", "port", "8080", "TCP port to listen on (0 = any free port, logged at start)",
+       int_setting(&Config::port, 0, 65535)},
+      {"CHATORBIT_THREADS", "threads", "0", "event loops (0 = one per core)", int_setting(&Config::threads, 0, 256)},
+      {"CHATORBIT_DATA_DIR", "data-dir", "./data", "directory for the SQLite database and the generated JWT secret",
+       string_setting(&Config::data_dir)},
+      {"LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
+       [](Config& c, const std::string& v, const std::string& n) {
+         const auto l = lower(v);
+         if (l != "debug" && l != "info" && l != "warn" && l != "warning" && l != "error") {
+           throw ConfigError(n + ": expected debug, info, warn or error, got '" + v + "'");
+         }
+         c.log_level = l;
+       }},
+      {"ENVIRONMENT", "environment", "", "deployment name, logged at start (kept from the original)",
+       string_setting(&Config::environment)},
+      {"JWT_SECRET", "jwt-secret", "",
+       "HS256 signing secret (32+ bytes advised, shorter is warned); required unless the role is all (then generated "
+       "once and kept in "
+       "the data directory)",
+       string_setting(&Config::jwt_secret)},
+      {"CHATORBIT_TOKEN_TTL", "token-ttl", "24h", "lifetime of issued tokens", seconds_setting(&Config::token_ttl)},
+      {"CHATORBIT_ADMINS", "admins", "", "comma-separated emails whose accounts have the admin role",
+       [](Config& c, const std::string& v, const std::string&) { c.admins = split_list(v, true); }},
+      {"CHATORBIT_CORS_ORIGINS", "cors-origins", "",
+       "comma-separated exact origins allowed for CORS with credentials and for WebSocket Origin checks; empty = "
+       "any origin (warned at start)",
+       [](Config& c, const std::string& v, const std::string&) { c.cors_origins = split_list(v, false); }},
+      {"CHATORBIT_LOGIN_MAX_FAILURES", "login-max-failures", "5", "failed logins per account within the window",
+       int_setting(&Config::login_max_failures, 1, 1'000'000)},
+      {"CHATORBIT_LOGIN_IP_MAX_FAILURES", "login-ip-max-failures", "20",
+       "failed logins per client address within the window", int_setting(&Config::login_ip_max_failures, 1, 1'000'000)},
+      {"CHATORBIT_LOGIN_WINDOW", "login-window", "15m", "window for the failed-login limits",
+       seconds_setting(&Config::login_window)},
+      {"CHATORBIT_MAX_BODY_BYTES", "max-body-bytes", "65536", "largest accepted HTTP request body",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.max_body_bytes = static_cast<std::size_t>(parse_int(v, n, 1, 64ll << 20));
+       }},
+      {"CHATORBIT_HTTP_IDLE_TIMEOUT", "http-idle-timeout", "60s", "keep-alive connection idle timeout",
+       seconds_setting(&Config::http_idle_timeout)},
+      {"CHATORBIT_HTTP_READ_TIMEOUT", "http-read-timeout", "10s", "time allowed to receive a request's header and body",
+       seconds_setting(&Config::http_read_timeout)},
+      {"CHATORBIT_SWAGGER_UI_DIR", "swagger-ui-dir", "<binary dir>/swagger-ui", "Swagger UI static files",
+       string_setting(&Config::swagger_ui_dir)},
+      {"MONGO_URL", "mongo-url", "", "MongoDB URL; selects the MongoDB store (not in this build yet)",
+       string_setting(&Config::mongo_url)},
+      {"REDIS_ADDR", "redis-addr", "", "Redis host:port; selects the Redis engine (not in this build yet)",
+       string_setting(&Config::redis_addr)},
+  };
+  return table;
+}
+
+}  // namespace
+
+bool Config::all_roles() const {
+  const auto list = split_list(roles, true);
+  return std::find(list.begin(), list.end(), "all") != list.end();
+}
+
+bool Config::has_role(const std::string& role) const {
+  const auto list = split_list(roles, true);
+  return all_roles() || std::find(list.begin(), list.end(), role) != list.end();
+}
+
+std::chrono::seconds parse_duration(const std::string& text, const std::string& name) {
+  const std::string t = trim(text);
+  std::size_t digits = 0;
+  while (digits < t.size() && std::isdigit(static_cast<unsigned char>(t[digits]))) ++digits;
+  if (digits == 0) throw ConfigError(name + ": expected a duration such as 30s, 5m or 1h, got '" + text + "'");
+  const long long n = parse_int(t.substr(0, digits), name, 0, 10'000'000);
+  const std::string unit = t.substr(digits);
+  if (unit.empty() || unit == "s") return std::chrono::seconds{n};
+  if (unit == "ms") return std::chrono::seconds{(n + 999) / 1000};
+  if (unit == "m") return std::chrono::seconds{n * 60};
+  if (unit == "h") return std::chrono::seconds{n * 3600};
+  throw ConfigError(name + ": unknown duration unit '" + unit + "' (use ms, s, m or h)");
+}
+
+RateSpec parse_rate(const std::string& text, const std::string& name) {
+  const auto slash = text.find('/');
+  if (slash == std::string::npos)
+    throw ConfigError(name + ": expected COUNT/WINDOW such as 20/30s, got '" + text + "'");
+  RateSpec spec;
+  spec.count = static_cast<int>(parse_int(trim(text.substr(0, slash)), name, 1, 1'000'000));
+  std::string window = trim(text.substr(slash + 1));
+  // "20/s" and "20/m" read naturally as per-second / per-minute.
+  if (!window.empty() && !std::isdigit(static_cast<unsigned char>(window[0]))) window = "1" + window;
+  spec.window = parse_duration(window, name);
+  if (spec.window.count() <= 0) throw ConfigError(name + ": the window must be at least one second");
+  return spec;
+}
+
+std::map<std::string, std::string> environment_map() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    const std::string kv = *e;
+    const auto eq = kv.find('=');
+    if (eq != std::string::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return env;
+}
+
+ParsedArgs parse_config(const std::map<std::string, std::string>& env, const std::vector<std::string>& args) {
+  ParsedArgs out;
+  for (const auto& s : settings()) {
+    if (auto it = env.find(s.env); it != env.end() && !it->second.empty()) s.apply(out.config, it->second, s.env);
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-h" || a == "--help") {
+      out.help = true;
+      continue;
+    }
+    if (a.rfind("--", 0) != 0) throw ConfigError("unexpected argument '" + a + "' (see --help)");
+    std::string name = a.substr(2);
+    std::string value;
+    bool has_value = false;
+    if (const auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    const auto it =
+        std::find_if(settings().begin(), settings().end(), [&](const Setting& s) { return name == s.flag; });
+    if (it == settings().end()) throw ConfigError("unknown flag --" + name + " (see --help)");
+    if (!has_value) {
+      if (i + 1 >= args.size()) throw ConfigError("--" + name + " needs a value");
+      value = args[++i];
+    }
+    it->apply(out.config, value, "--" + name);
+  }
+  return out;
+}
+
+std::string config_help() {
+  std::ostringstream o;
+  o << "chatorbit: real-time chat backend for live streams\n\n"
+       "usage: chatorbit [--flag value | --flag=value]...\n\n"
+       "Every setting can come from the environment or a flag; flags win.\n\n";
+  for (const auto& s : settings()) {
+    o << "  --" << s.flag << "  (" << s.env << ", default: " << (*s.def ? s.def : "unset") << ")\n      " << s.help
+      << "\n";
+  }
+  return o.str();
+}
+
+std::string config_markdown_table() {
+  std::ostringstream o;
+  o << "| variable | flag | default | meaning |\n|---|---|---|---|\n";
+  for (const auto& s : settings()) {
+    o << "| `" << s.env << "` | `--" << s.flag << "` | " << (*s.def ? std::string("`") + s.def + "`" : "unset") << " | "
+      << s.help << " |\n";
+  }
+  return o.str();
+}
+
+}  // namespace chatorbit

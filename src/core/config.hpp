@@ -1,0 +1,88 @@
+#pragma once
+// Start-up configuration. Every setting has one row in a table (config.cpp) that
+// gives its environment variable, its flag, its default and its help text; --help
+// and the README's table come from that row, so they cannot drift apart.
+// Precedence: defaults < environment < flags. Bad values fail start-up with a
+// message naming the variable.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace chatorbit {
+
+/// A sliding-window limit such as "20/30s": at most `count` events per `window`.
+struct RateSpec {
+  int count = 0;
+  std::chrono::seconds window{0};
+};
+
+struct Config {
+  // process
+  std::string roles = "all";  ///< comma-separated: all, auth, user, chat, gateway
+  std::string bind = "0.0.0.0";
+  int port = 8080;
+  int threads = 0;  ///< event loops; 0 = one per core
+  std::string data_dir = "./data";
+  std::string log_level = "info";
+  std::string environment;
+  std::string swagger_ui_dir;  ///< empty = <directory of the binary>/swagger-ui
+
+  // security
+  std::string jwt_secret;  ///< empty: generated and kept in data_dir (role all only)
+  std::chrono::seconds token_ttl{std::chrono::hours{24}};
+  std::vector<std::string> admins;        ///< lower-cased emails
+  std::vector<std::string> cors_origins;  ///< exact origins; empty = any origin accepted
+  int login_max_failures = 5;             ///< per account, within login_window
+  int login_ip_max_failures = 20;         ///< per client address, within login_window
+  std::chrono::seconds login_window{900};
+
+  // HTTP limits
+  std::size_t max_body_bytes = 64 * 1024;
+  std::chrono::seconds http_idle_timeout{60};
+  std::chrono::seconds http_read_timeout{10};
+
+  // backends (selected by presence)
+  std::string mongo_url;
+  std::string redis_addr;
+
+  /// True if `role` ("auth", "user", "chat", "gateway") runs in this process.
+  bool has_role(const std::string& role) const;
+  /// True if the process runs every role (the embedded default).
+  bool all_roles() const;
+};
+
+/// A configuration problem; the message says what to set.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Result of parsing the command line: either a config, or a request for help text.
+struct ParsedArgs {
+  Config config;
+  bool help = false;
+};
+
+/// Builds the configuration from `env` (name → value) and `args` (argv without argv[0]).
+/// Throws ConfigError on unknown flags or bad values.
+ParsedArgs parse_config(const std::map<std::string, std::string>& env, const std::vector<std::string>& args);
+
+/// The process environment as a map.
+std::map<std::string, std::string> environment_map();
+
+/// Help text listing every setting (flag, variable, default, meaning).
+std::string config_help();
+/// The same table as Markdown, for the README.
+std::string config_markdown_table();
+
+/// Parses "20/30s", "100/1m", "5/1h" or "20/30" (seconds). Throws ConfigError.
+RateSpec parse_rate(const std::string& text, const std::string& name);
+/// Parses "30", "30s", "5m", "1h", "500ms" (rounded up to seconds). Throws ConfigError.
+std::chrono::seconds parse_duration(const std::string& text, const std::string& name);
+
+}  // namespace chatorbit

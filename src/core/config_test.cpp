@@ -1,0 +1,86 @@
+#include "core/config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace chatorbit {
+namespace {
+
+Config parse(std::map<std::string, std::string> env, std::vector<std::string> args = {}) {
+  return parse_config(env, args).config;
+}
+
+TEST(Config, Defaults) {
+  const auto c = parse({});
+  EXPECT_EQ(c.port, 8080);
+  EXPECT_EQ(c.roles, "all");
+  EXPECT_TRUE(c.all_roles());
+  EXPECT_TRUE(c.has_role("auth"));
+  EXPECT_EQ(c.data_dir, "./data");
+  EXPECT_TRUE(c.jwt_secret.empty());
+  EXPECT_EQ(c.token_ttl, std::chrono::hours{24});
+}
+
+TEST(Config, EnvironmentThenFlagsWin) {
+  const auto c = parse({{"PORT", "9000"}, {"LOG_LEVEL", "DEBUG"}}, {"--port", "9100"});
+  EXPECT_EQ(c.port, 9100);
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(parse({}, {"--port=0"}).port, 0);
+}
+
+TEST(Config, ListsAreSplitTrimmedAndAdminsLowerCased) {
+  const auto c = parse({{"CHATORBIT_ADMINS", " Boss@Example.com, ,mod@x.io "},
+                        {"CHATORBIT_CORS_ORIGINS", "http://localhost:8080,https://App.example"}});
+  EXPECT_EQ(c.admins, (std::vector<std::string>{"boss@example.com", "mod@x.io"}));
+  EXPECT_EQ(c.cors_origins, (std::vector<std::string>{"http://localhost:8080", "https://App.example"}));
+}
+
+TEST(Config, RolesAreChecked) {
+  const auto c = parse({{"CHATORBIT_ROLE", "auth,user"}});
+  EXPECT_FALSE(c.all_roles());
+  EXPECT_TRUE(c.has_role("user"));
+  EXPECT_FALSE(c.has_role("chat"));
+  EXPECT_THROW(parse({{"CHATORBIT_ROLE", "auth,bogus"}}), ConfigError);
+}
+
+TEST(Config, BadValuesNameTheSetting) {
+  try {
+    parse({{"PORT", "80x"}});
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("PORT"), std::string::npos);
+  }
+  EXPECT_THROW(parse({{"PORT", "70000"}}), ConfigError);
+  EXPECT_THROW(parse({}, {"--no-such-flag", "1"}), ConfigError);
+  EXPECT_THROW(parse({}, {"--port"}), ConfigError);
+  EXPECT_THROW(parse({}, {"positional"}), ConfigError);
+  EXPECT_THROW(parse({{"LOG_LEVEL", "loud"}}), ConfigError);
+}
+
+TEST(Config, HelpIsAFlagNotAnError) {
+  EXPECT_TRUE(parse_config({}, {"--help"}).help);
+  const auto help = config_help();
+  for (const char* name : {"PORT", "JWT_SECRET", "LOG_LEVEL", "CHATORBIT_ROLE", "CHATORBIT_DATA_DIR",
+                           "CHATORBIT_ADMINS", "CHATORBIT_CORS_ORIGINS", "--port", "--data-dir"}) {
+    EXPECT_NE(help.find(name), std::string::npos) << name;
+  }
+}
+
+TEST(Config, DurationsAndRates) {
+  EXPECT_EQ(parse_duration("30", "x"), std::chrono::seconds{30});
+  EXPECT_EQ(parse_duration("30s", "x"), std::chrono::seconds{30});
+  EXPECT_EQ(parse_duration("5m", "x"), std::chrono::seconds{300});
+  EXPECT_EQ(parse_duration("2h", "x"), std::chrono::seconds{7200});
+  EXPECT_EQ(parse_duration("1500ms", "x"), std::chrono::seconds{2});
+  EXPECT_THROW(parse_duration("", "x"), ConfigError);
+  EXPECT_THROW(parse_duration("5y", "x"), ConfigError);
+  const auto r = parse_rate("20/30s", "x");
+  EXPECT_EQ(r.count, 20);
+  EXPECT_EQ(r.window, std::chrono::seconds{30});
+  EXPECT_EQ(parse_rate("100/m", "x").window, std::chrono::seconds{60});
+  EXPECT_THROW(parse_rate("20", "x"), ConfigError);
+  EXPECT_THROW(parse_rate("0/30s", "x"), ConfigError);
+  EXPECT_THROW(parse_rate("5/0s", "x"), ConfigError);
+}
+
+}  // namespace
+}  // namespace chatorbit

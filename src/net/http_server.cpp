@@ -1,0 +1,336 @@
+#include "net/http_server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <list>
+
+#include "core/log.hpp"
+#include "core/random.hpp"
+#include "store/store.hpp"
+
+namespace chatorbit::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using asio::ip::tcp;
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+struct HttpServer::LoopState {
+  explicit LoopState(asio::io_context& c) : ctx(c) {}
+  asio::io_context& ctx;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  // Connections waiting for their next request; closed at once when draining.
+  // Touched only on this loop's thread.
+  std::list<beast::tcp_stream*> idle;
+};
+
+namespace {
+
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+std::string allow_header(const std::vector<bhttp::verb>& allowed) {
+  std::string out;
+  for (auto v : allowed) {
+    if (out.find(bhttp::to_string(v)) != std::string::npos) continue;
+    if (!out.empty()) out += ", ";
+    out += bhttp::to_string(v);
+  }
+  return out;
+}
+
+// Writes a final error response on a connection that must close afterwards (the
+// request could not be read), then lingers briefly so the client reads the response
+// rather than a reset caused by its unread body.
+asio::awaitable<void> write_and_close(beast::tcp_stream& stream, Response res) {
+  res.keep_alive(false);
+  res.prepare_payload();
+  stream.expires_after(std::chrono::seconds{5});
+  auto [ec, n] = co_await bhttp::async_write(stream, res, use_nothrow);
+  (void)n;
+  if (ec) co_return;
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  char sink[4096];
+  std::size_t drained = 0;
+  stream.expires_after(std::chrono::seconds{1});
+  while (drained < (1u << 20)) {
+    auto [rec, got] = co_await stream.async_read_some(asio::buffer(sink), use_nothrow);
+    if (rec) break;
+    drained += got;
+  }
+}
+
+}  // namespace
+
+HttpServer::HttpServer(ServerOptions options, net::EventLoops& loops, const Router& router, Metrics& metrics)
+    : options_(std::move(options)), loops_(loops), router_(router), metrics_(metrics) {}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::add_upgrade(std::string path, UpgradeHandler handler) {
+  upgrades_.emplace_back(std::move(path), std::move(handler));
+}
+
+bool HttpServer::origin_allowed(std::string_view origin) const {
+  for (const auto& o : options_.cors_origins) {
+    if (o == origin) return true;
+  }
+  return false;
+}
+
+int HttpServer::start() {
+  const auto address = asio::ip::make_address(options_.bind);
+  int port = options_.port;
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    auto state = std::make_unique<LoopState>(loops_.loop(i));
+    auto acc = std::make_unique<tcp::acceptor>(state->ctx);
+    const tcp::endpoint ep{address, static_cast<unsigned short>(port)};
+    acc->open(ep.protocol());
+    acc->set_option(asio::socket_base::reuse_address(true));
+    // Every loop binds the same port; the kernel balances new connections among them.
+    int one = 1;
+    if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
+    }
+    acc->bind(ep);
+    acc->listen(asio::socket_base::max_listen_connections);
+    if (port == 0) port = acc->local_endpoint().port();
+    state->acceptor = std::move(acc);
+    states_.push_back(std::move(state));
+  }
+  for (auto& s : states_) asio::co_spawn(s->ctx, accept_loop(*s), asio::detached);
+  return port;
+}
+
+void HttpServer::begin_drain() {
+  if (draining_.exchange(true)) return;
+  for (auto& s : states_) {
+    asio::post(s->ctx, [state = s.get()] {
+      beast::error_code ignored;
+      if (state->acceptor) state->acceptor->close(ignored);
+      for (auto* stream : state->idle) stream->socket().close(ignored);
+    });
+  }
+}
+
+asio::awaitable<void> HttpServer::accept_loop(LoopState& state) {
+  for (;;) {
+    auto [ec, socket] = co_await state.acceptor->async_accept(use_nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || draining()) co_return;
+      // EMFILE and friends: log, back off briefly instead of spinning.
+      log::warn("accept_failed", {{"error", ec.message()}});
+      asio::steady_timer t(state.ctx, std::chrono::milliseconds{50});
+      co_await t.async_wait(use_nothrow);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(state.ctx, session(state, std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket) {
+  metrics_.connection_opened();
+  struct Closed {
+    Metrics& m;
+    bool counted = true;
+    ~Closed() {
+      if (counted) m.connection_closed();
+    }
+  } closed{metrics_};
+
+  beast::error_code ec;
+  const auto remote = socket.remote_endpoint(ec);
+  const std::string client_ip = ec ? std::string("unknown") : remote.address().to_string();
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+
+  for (;;) {
+    if (draining()) break;
+    if (buffer.size() == 0) {
+      // Idle between requests: bounded by the idle timeout, and closed at once on drain.
+      stream.expires_after(options_.idle_timeout);
+      state.idle.push_front(&stream);
+      const auto it = state.idle.begin();
+      auto [rec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_nothrow);
+      state.idle.erase(it);
+      if (rec) break;
+      buffer.commit(n);
+    }
+
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+    parser.body_limit(options_.max_body_bytes);
+    stream.expires_after(options_.read_timeout);
+    auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, use_nothrow);
+    (void)hn;
+    beast::error_code rec = hec;
+    if (!rec) {
+      const auto& head = parser.get();
+      if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
+        // Clients such as curl wait for this before sending larger bodies.
+        Response cont{Status::continue_, head.version()};
+        auto [cec, cn] = co_await bhttp::async_write(stream, cont, use_nothrow);
+        (void)cn;
+        if (cec) break;
+      }
+      if (!parser.is_done()) {
+        auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, use_nothrow);
+        (void)bn;
+        rec = bec;
+      }
+    }
+    if (rec) {
+      if (rec == bhttp::error::end_of_stream || rec == beast::error::timeout || rec == asio::error::eof ||
+          rec == asio::error::connection_reset || rec == asio::error::operation_aborted) {
+        break;
+      }
+      Status status = Status::bad_request;
+      std::string message = "malformed HTTP request";
+      if (rec == bhttp::error::body_limit) {
+        status = Status::payload_too_large;
+        message = "request body too large (limit " + std::to_string(options_.max_body_bytes) + " bytes)";
+      } else if (rec == bhttp::error::header_limit) {
+        status = Status::request_header_fields_too_large;
+        message = "request header too large";
+      }
+      metrics_.observe_request("unmatched", "-", static_cast<unsigned>(status), 0);
+      log::info("http_bad_request",
+                {{"client", client_ip}, {"status", static_cast<int>(status)}, {"why", rec.message()}});
+      co_await write_and_close(stream, error_response(status, message));
+      co_return;
+    }
+
+    Request req = parser.release();
+    const auto started = std::chrono::steady_clock::now();
+    const std::string_view target = req.target();
+    const auto qpos = target.find('?');
+    std::string request_id(req["X-Request-Id"]);
+    if (!valid_request_id(request_id)) {
+      const auto n = request_counter_.fetch_add(1, std::memory_order_relaxed);
+      static const std::string prefix = OsRandom::instance().hex(4);
+      char buf[24];
+      std::snprintf(buf, sizeof buf, "%08llx", static_cast<unsigned long long>(n));
+      request_id = prefix + buf;
+    }
+    Context ctx{req,
+                std::string(target.substr(0, qpos)),
+                qpos == std::string_view::npos ? std::string{} : std::string(target.substr(qpos + 1)),
+                {},
+                client_ip,
+                request_id,
+                {}};
+
+    if (req.method() == bhttp::verb::get && beast::iequals(req[bhttp::field::upgrade], "websocket")) {
+      for (auto& [path, handler] : upgrades_) {
+        if (path != ctx.path) continue;
+        ctx.route = path;
+        // The WebSocket side counts its own connections from here on.
+        closed.counted = false;
+        metrics_.connection_closed();
+        stream.expires_never();
+        handler(std::move(stream), std::move(buffer), std::move(req), ctx);
+        co_return;
+      }
+    }
+
+    Response res = co_await dispatch(ctx);
+    const bool keep = req.keep_alive() && !draining();
+    finish_response(ctx, res, keep);
+    const unsigned status = res.result_int();
+    stream.expires_after(options_.read_timeout);
+    auto [wec, wn] = co_await bhttp::async_write(stream, res, use_nothrow);
+    (void)wn;
+
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    metrics_.observe_request(ctx.route.empty() ? "unmatched" : ctx.route, req.method_string(), status, secs);
+    // The query string is never logged: it may carry a token.
+    log::info("http_request", {{"request_id", ctx.request_id},
+                               {"method", std::string_view(req.method_string())},
+                               {"path", ctx.path},
+                               {"route", ctx.route},
+                               {"status", status},
+                               {"ms", secs * 1000.0},
+                               {"client", client_ip}});
+    if (wec || !keep) break;
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream.socket().close(ignored);
+}
+
+asio::awaitable<Response> HttpServer::dispatch(Context& ctx) {
+  auto m = router_.match(ctx.req.method(), ctx.path);
+  const bool cors_request = ctx.req.find(bhttp::field::origin) != ctx.req.end();
+  if (ctx.req.method() == bhttp::verb::options && cors_request && !m.allowed.empty() &&
+      ctx.req.find(bhttp::field::access_control_request_method) != ctx.req.end()) {
+    ctx.route = "preflight";
+    co_return preflight(ctx, m.allowed);
+  }
+  if (!m.route) {
+    if (m.bad_encoding) co_return error_response(Status::bad_request, "malformed percent-encoding in path");
+    if (m.allowed.empty()) co_return error_response(Status::not_found, "not found");
+    auto res = error_response(Status::method_not_allowed, "method not allowed");
+    res.set(bhttp::field::allow, allow_header(m.allowed));
+    co_return res;
+  }
+  ctx.params = std::move(m.params);
+  ctx.route = m.route->pattern;
+  try {
+    co_return co_await m.route->handler(ctx);
+  } catch (const HttpError& e) {
+    auto res = error_response(e.status(), e.what(), e.extra());
+    for (const auto& [k, v] : e.headers) res.set(k, v);
+    co_return res;
+  } catch (const store::StoreError& e) {
+    log::error("store_error", {{"request_id", ctx.request_id}, {"route", ctx.route}, {"what", e.what()}});
+    co_return error_response(Status::service_unavailable, "storage unavailable");
+  } catch (const std::exception& e) {
+    log::error("handler_exception", {{"request_id", ctx.request_id}, {"route", ctx.route}, {"what", e.what()}});
+    co_return error_response(Status::internal_server_error, "internal error");
+  }
+}
+
+Response HttpServer::preflight(Context& ctx, const std::vector<bhttp::verb>& allowed) const {
+  Response res{Status::no_content, 11};
+  const std::string origin(ctx.req[bhttp::field::origin]);
+  if (options_.cors_origins.empty() || origin_allowed(origin)) {
+    res.set(bhttp::field::access_control_allow_methods, allow_header(allowed) + ", OPTIONS");
+    res.set(bhttp::field::access_control_allow_headers, "Content-Type, Authorization, X-Request-Id");
+    res.set(bhttp::field::access_control_max_age, "600");
+  }
+  return res;
+}
+
+void HttpServer::finish_response(Context& ctx, Response& res, bool keep_alive) const {
+  res.version(ctx.req.version());
+  res.keep_alive(keep_alive);
+  res.set("X-Request-Id", ctx.request_id);
+  res.set("X-Content-Type-Options", "nosniff");
+  const auto origin = ctx.req.find(bhttp::field::origin);
+  if (origin != ctx.req.end()) {
+    if (options_.cors_origins.empty()) {
+      // No allowlist: readable from any origin, but never with credentials.
+      res.set(bhttp::field::access_control_allow_origin, "*");
+    } else if (origin_allowed(origin->value())) {
+      res.set(bhttp::field::access_control_allow_origin, origin->value());
+      res.set(bhttp::field::access_control_allow_credentials, "true");
+      res.set(bhttp::field::vary, "Origin");
+    }
+  }
+  res.prepare_payload();
+}
+
+}  // namespace chatorbit::http
