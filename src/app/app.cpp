@@ -1,0 +1,166 @@
+#include "app/app.hpp"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "core/log.hpp"
+#include "core/random.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace chatorbit {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string binary_dir() {
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : exe.parent_path().string();
+}
+
+}  // namespace
+
+App::App(Config config)
+    : config_(std::move(config)), clock_(SystemClock::instance()), ids_(clock_, OsRandom::instance()) {
+  if (const auto level = log::parse_level(config_.log_level)) log::set_level(*level);
+  if (config_.has_role("chat") || config_.has_role("gateway")) {
+    if (!config_.all_roles()) {
+      throw ConfigError("CHATORBIT_ROLE: the chat and gateway roles are not in this build yet; use all, auth or user");
+    }
+  }
+  if (!config_.redis_addr.empty()) {
+    throw ConfigError(
+        "REDIS_ADDR is set, but the Redis engine is not in this build yet; unset it to use the embedded engine");
+  }
+  if (!config_.mongo_url.empty()) {
+    throw ConfigError("MONGO_URL is set, but the MongoDB store is not in this build yet; unset it to use SQLite");
+  }
+  if (config_.swagger_ui_dir.empty()) config_.swagger_ui_dir = binary_dir() + "/swagger-ui";
+
+  std::error_code ec;
+  fs::create_directories(config_.data_dir, ec);
+  if (ec) throw ConfigError("CHATORBIT_DATA_DIR: cannot create '" + config_.data_dir + "': " + ec.message());
+
+  if (config_.jwt_secret.empty()) {
+    if (!config_.all_roles()) {
+      throw ConfigError("JWT_SECRET is required when CHATORBIT_ROLE is not 'all' (every service must share it)");
+    }
+    config_.jwt_secret = load_or_create_secret();
+  } else if (config_.jwt_secret.size() < 32) {
+    log::warn("jwt_secret_short",
+              {{"bytes", config_.jwt_secret.size()}, {"advice", "use at least 32 random bytes (RFC 7518 3.2)"}});
+  }
+  if (config_.cors_origins.empty()) {
+    log::warn("cors_any_origin", {{"advice", "set CHATORBIT_CORS_ORIGINS to the front end's exact origins"}});
+  }
+
+  store_ = std::make_unique<store::StoreWorker>(store::SqliteStore::open(config_.data_dir + "/chatorbit.db"));
+  revocations_ = std::make_unique<auth::RevocationList>(clock_);
+  for (auto& [jti, exp] : store_->unsafe_store().active_revocations(clock_.unix_seconds())) {
+    revocations_->add(jti, exp);
+  }
+  jwt_ = std::make_unique<auth::JwtCodec>(
+      auth::JwtConfig{config_.jwt_secret, "chatorbit", "chatorbit", std::chrono::seconds{30}, config_.token_ttl},
+      clock_, OsRandom::instance());
+  authenticator_ = std::make_unique<auth::Authenticator>(*jwt_, *revocations_);
+  account_throttle_ = std::make_unique<auth::LoginThrottle>(clock_, config_.login_max_failures, config_.login_window);
+  address_throttle_ =
+      std::make_unique<auth::LoginThrottle>(clock_, config_.login_ip_max_failures, config_.login_window);
+
+  loops_ = std::make_unique<net::EventLoops>(config_.threads);
+  http::ServerOptions opts;
+  opts.bind = config_.bind;
+  opts.port = config_.port;
+  opts.max_body_bytes = config_.max_body_bytes;
+  opts.idle_timeout = config_.http_idle_timeout;
+  opts.read_timeout = config_.http_read_timeout;
+  opts.cors_origins = config_.cors_origins;
+  server_ = std::make_unique<http::HttpServer>(opts, *loops_, router_, metrics_);
+
+  ops_ = std::make_unique<ops::OpsService>(
+      ops::OpsDeps{store_.get(), metrics_, [this] { return server_->draining(); }, config_.swagger_ui_dir});
+  ops_->register_routes(router_);
+  if (config_.has_role("auth")) {
+    auth_ = std::make_unique<auth::AuthService>(auth::AuthDeps{*store_, cpu_, *jwt_, *revocations_, *authenticator_,
+                                                               *account_throttle_, *address_throttle_, ids_, clock_,
+                                                               config_.admins, auth::Argon2Params{}});
+    auth_->register_routes(router_);
+  }
+  if (config_.has_role("user")) {
+    user_ = std::make_unique<user::UserService>(user::UserDeps{*store_, *authenticator_, ids_, clock_});
+    user_->register_routes(router_);
+  }
+  metrics_.add_gauge("chatorbit_revoked_tokens", "Revoked tokens held in memory.",
+                     [this] { return static_cast<double>(revocations_->size()); });
+}
+
+App::~App() { shutdown(); }
+
+std::string App::load_or_create_secret() {
+  const auto path = config_.data_dir + "/jwt_secret";
+  if (std::ifstream in(path); in) {
+    std::string secret;
+    std::getline(in, secret);
+    if (secret.size() >= 32) return secret;
+    throw ConfigError(path + " is shorter than 32 bytes; delete it or set JWT_SECRET");
+  }
+  const auto secret = OsRandom::instance().hex(32);
+  const auto tmp = path + ".tmp";
+  {
+    const mode_t old = ::umask(077);
+    std::ofstream out(tmp, std::ios::trunc);
+    ::umask(old);
+    out << secret << "\n";
+    if (!out) throw ConfigError("cannot write " + tmp + "; set JWT_SECRET or fix CHATORBIT_DATA_DIR");
+  }
+  fs::rename(tmp, path);
+  log::warn("jwt_secret_generated",
+            {{"path", path}, {"advice", "set JWT_SECRET in production; tokens die if this file is lost"}});
+  return secret;
+}
+
+int App::start() {
+  const int port = server_->start();
+  loops_->start();
+  log::info("listening", {{"port", port},
+                          {"bind", config_.bind},
+                          {"roles", config_.roles},
+                          {"loops", static_cast<std::int64_t>(loops_->size())},
+                          {"environment", config_.environment}});
+  return port;
+}
+
+void App::run_until_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  log::info("signal", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  shutdown();
+}
+
+void App::shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (server_) server_->begin_drain();
+  // Requests in flight get a bounded time to finish; idle connections are closed by
+  // the drain at once.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (metrics_.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  if (loops_) loops_->stop_and_join();
+  cpu_.join();
+  if (store_) store_->shutdown();
+  log::info("stopped", {{"open_connections", metrics_.open_connections()}});
+}
+
+}  // namespace chatorbit

@@ -1,0 +1,65 @@
+#pragma once
+// Wiring: builds every object a configuration asks for, in dependency order, and tears
+// them down in reverse. Decisions about behaviour live in the objects, not here.
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <memory>
+
+#include "auth/auth_service.hpp"
+#include "auth/authenticator.hpp"
+#include "auth/jwt.hpp"
+#include "auth/login_throttle.hpp"
+#include "auth/revocations.hpp"
+#include "core/config.hpp"
+#include "core/ids.hpp"
+#include "net/event_loops.hpp"
+#include "net/http_server.hpp"
+#include "net/metrics.hpp"
+#include "net/router.hpp"
+#include "ops/ops_service.hpp"
+#include "store/store_worker.hpp"
+#include "user/user_service.hpp"
+
+namespace chatorbit {
+
+class App {
+ public:
+  /// Validates `config` and builds everything; throws ConfigError (bad settings) or
+  /// store::StoreError (database cannot be opened) with a message saying what to fix.
+  explicit App(Config config);
+  ~App();
+
+  /// Binds the port and starts the event loops; returns the bound port.
+  int start();
+  /// Blocks until SIGINT or SIGTERM, then shuts down gracefully.
+  void run_until_signal();
+  /// Stops accepting, waits (bounded) for requests in flight, closes the store.
+  void shutdown();
+
+  const http::Router& router() const { return router_; }
+
+ private:
+  std::string load_or_create_secret();
+
+  Config config_;
+  const Clock& clock_;
+  ObjectIdGenerator ids_;
+  http::Metrics metrics_;
+  http::Router router_;
+  std::unique_ptr<store::StoreWorker> store_;
+  boost::asio::thread_pool cpu_{2};
+  std::unique_ptr<auth::JwtCodec> jwt_;
+  std::unique_ptr<auth::RevocationList> revocations_;
+  std::unique_ptr<auth::Authenticator> authenticator_;
+  std::unique_ptr<auth::LoginThrottle> account_throttle_;
+  std::unique_ptr<auth::LoginThrottle> address_throttle_;
+  std::unique_ptr<auth::AuthService> auth_;
+  std::unique_ptr<user::UserService> user_;
+  std::unique_ptr<ops::OpsService> ops_;
+  std::unique_ptr<net::EventLoops> loops_;
+  std::unique_ptr<http::HttpServer> server_;
+  bool stopped_ = false;
+};
+
+}  // namespace chatorbit

@@ -1,0 +1,71 @@
+#include "app/app.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include <filesystem>
+#include <set>
+
+namespace chatorbit {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+  TempDir() : path(fs::temp_directory_path() / ("chatorbit-app-test-" + OsRandom::instance().hex(6))) {
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  fs::path path;
+};
+
+// The OpenAPI document must stay true: every route the router serves is documented,
+// with the same method, and nothing is documented that is not served.
+TEST(App, OpenApiDocumentsExactlyTheRoutesServed) {
+  TempDir dir;
+  Config config;
+  config.data_dir = dir.path.string();
+  config.port = 0;
+  config.threads = 1;
+  App app(config);
+
+  const auto doc = boost::json::parse(ops::openapi_document()).as_object();
+  std::set<std::string> documented;
+  for (const auto& [path, ops] : doc.at("paths").as_object()) {
+    for (const auto& [method, op] : ops.as_object()) {
+      std::string m(method);
+      for (auto& c : m) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      documented.insert(m + " " + std::string(path));
+    }
+  }
+  std::set<std::string> served;
+  for (const auto& r : app.router().routes()) {
+    served.insert(std::string(http::bhttp::to_string(r.method)) + " " + r.pattern);
+  }
+  for (const auto& s : served) EXPECT_TRUE(documented.count(s)) << s << " is served but not documented";
+  for (const auto& d : documented) EXPECT_TRUE(served.count(d)) << d << " is documented but not served";
+}
+
+TEST(App, NonEmbeddedRoleNeedsJwtSecret) {
+  TempDir dir;
+  Config config;
+  config.data_dir = dir.path.string();
+  config.roles = "auth";
+  EXPECT_THROW(App{config}, ConfigError);
+}
+
+TEST(App, GeneratedSecretIsReused) {
+  TempDir dir;
+  Config config;
+  config.data_dir = dir.path.string();
+  config.threads = 1;
+  { App first(config); }
+  ASSERT_TRUE(fs::exists(dir.path / "jwt_secret"));
+  const auto perms = fs::status(dir.path / "jwt_secret").permissions();
+  EXPECT_EQ(perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
+  { App second(config); }
+}
+
+}  // namespace
+}  // namespace chatorbit

@@ -1,0 +1,179 @@
+#include "auth/auth_service.hpp"
+
+#include <algorithm>
+
+#include "auth/credentials.hpp"
+#include "core/log.hpp"
+#include "net/json_body.hpp"
+
+namespace chatorbit::auth {
+
+using http::HttpError;
+using http::Status;
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::string_view kInvalidInput = "Invalid input";
+
+std::string session_cookie(const std::string& token, std::chrono::seconds ttl) {
+  return "token=" + token + "; Path=/; Max-Age=" + std::to_string(ttl.count()) + "; HttpOnly; SameSite=Lax";
+}
+
+const std::string& dummy_hash() {
+  // Verified against when the account does not exist, so that "no such user" and
+  // "wrong password" take the same time and cannot be told apart.
+  static const std::string h = hash_password("chatorbit-timing-equaliser");
+  return h;
+}
+
+}  // namespace
+
+void AuthService::register_routes(http::Router& router) {
+  using bhttp = http::bhttp::verb;
+  router.add(bhttp::post, "/register", [this](http::Context& c) { return register_user(c); });
+  router.add(bhttp::post, "/login", [this](http::Context& c) { return login(c); });
+  router.add(bhttp::post, "/change-password", [this](http::Context& c) { return change_password(c); });
+  router.add(bhttp::post, "/logout", [this](http::Context& c) { return logout(c); });
+}
+
+std::string AuthService::effective_role(const std::string& email_lower, const std::string& stored) const {
+  if (std::find(d_.admins.begin(), d_.admins.end(), email_lower) != d_.admins.end()) return "admin";
+  return stored.empty() ? "user" : stored;
+}
+
+void AuthService::enforce(LoginThrottle& throttle, const std::string& key) const {
+  if (const auto wait = throttle.blocked_for(key)) {
+    HttpError e(Status::too_many_requests, "too many failed login attempts; try again later",
+                {{"retry_after_s", wait->count()}});
+    e.headers.emplace_back("Retry-After", std::to_string(wait->count()));
+    throw e;
+  }
+}
+
+// Plain functions returning the awaitable, not coroutines (see StoreWorker::run).
+asio::awaitable<bool> AuthService::verify(std::string password, std::string hash) {
+  return offload(d_.cpu.get_executor(),
+                 [p = std::move(password), h = std::move(hash)] { return verify_password(p, h); });
+}
+
+asio::awaitable<std::string> AuthService::hash(std::string password) {
+  return offload(d_.cpu.get_executor(),
+                 [p = std::move(password), params = d_.argon2] { return hash_password(p, params); });
+}
+
+asio::awaitable<http::Response> AuthService::register_user(http::Context& ctx) {
+  const http::JsonBody body(ctx.req, std::string(kInvalidInput));
+  const auto email = body.string("email");
+  const auto username = body.string("username");
+  const auto password = body.string("password");
+  for (const auto& problem : {check_email(email), check_username(username), check_password(password)}) {
+    if (!problem.empty()) body.fail(problem);
+  }
+  const auto email_lower = lower_ascii(email);
+  auto exists = [e = email_lower](store::Store& s) { return s.find_user_by_email(e).has_value(); };
+  if (co_await d_.store.run(std::move(exists))) {
+    throw HttpError(Status::bad_request, "Email already registered.");
+  }
+  store::User user;
+  user.id = d_.ids.next();
+  user.username = username;
+  user.email = email;
+  user.password_hash = co_await hash(password);
+  user.role = effective_role(email_lower, "user");
+  user.created_at_ms = user.update_time_ms = d_.clock.unix_millis();
+  // The check above is only a fast path; the unique index decides races.
+  auto create = [u = user](store::Store& s) { return s.create_user(u); };
+  if (!co_await d_.store.run(std::move(create))) {
+    throw HttpError(Status::bad_request, "Email already registered.");
+  }
+  log::info("user_registered", {{"request_id", ctx.request_id}, {"user_id", user.id}});
+  co_return http::json_response(Status::ok, {{"message", "Registration successful"}});
+}
+
+asio::awaitable<http::Response> AuthService::login(http::Context& ctx) {
+  const http::JsonBody body(ctx.req, std::string(kInvalidInput));
+  const auto email = body.string("email");
+  const auto password = body.string("password");
+  if (email.empty() || password.empty() || password.size() > kMaxPassword) body.fail("email and password are required");
+  const auto account_key = lower_ascii(email);
+  const auto address_key = ctx.client_ip;
+  enforce(d_.account_throttle, account_key);
+  enforce(d_.address_throttle, address_key);
+
+  auto find = [e = account_key](store::Store& s) { return s.find_user_by_email(e); };
+  auto user = co_await d_.store.run(std::move(find));
+  const bool ok = co_await verify(password, user ? user->password_hash : dummy_hash());
+  if (!user || !ok) {
+    d_.account_throttle.record_failure(account_key);
+    d_.address_throttle.record_failure(address_key);
+    log::info("login_failed", {{"request_id", ctx.request_id}, {"client", ctx.client_ip}});
+    throw HttpError(Status::unauthorized, "Invalid email or password");
+  }
+  d_.account_throttle.reset(account_key);
+
+  const auto now_ms = d_.clock.unix_millis();
+  std::string new_hash;
+  if (needs_rehash(user->password_hash, d_.argon2)) new_hash = co_await hash(password);
+  const auto role = effective_role(account_key, user->role);
+  auto record = [id = user->id, new_hash, role, stored_role = user->role, now_ms,
+                 ip = ctx.client_ip](store::Store& s) {
+    if (!new_hash.empty()) s.update_password_hash(id, new_hash, now_ms);
+    if (role != stored_role) s.set_role(id, role, now_ms);
+    return s.record_login(id, now_ms, ip);
+  };
+  co_await d_.store.run(std::move(record));
+  if (!new_hash.empty()) log::info("password_rehashed", {{"user_id", user->id}});
+
+  const auto token = d_.jwt.issue({user->id, user->email, user->username, role});
+  auto res = http::json_response(Status::ok, {{"token", token}});
+  res.set(http::bhttp::field::set_cookie, session_cookie(token, d_.jwt.config().ttl));
+  log::info("login", {{"request_id", ctx.request_id}, {"user_id", user->id}});
+  co_return res;
+}
+
+asio::awaitable<http::Response> AuthService::change_password(http::Context& ctx) {
+  const auto claims = d_.authenticator.require(ctx);
+  const http::JsonBody body(ctx.req, std::string(kInvalidInput));
+  const auto old_password = body.string("old_password");
+  const auto new_password = body.string("new_password");
+  if (const auto problem = check_password(new_password); !problem.empty()) body.fail("new_" + problem);
+  const auto account_key = lower_ascii(claims.email);
+  enforce(d_.account_throttle, account_key);
+
+  auto find = [id = claims.user_id](store::Store& s) { return s.find_user_by_id(id); };
+  auto user = co_await d_.store.run(std::move(find));
+  if (!user) throw HttpError(Status::unauthorized, "Unauthorized");
+  if (old_password.size() > kMaxPassword || !co_await verify(old_password, user->password_hash)) {
+    // A stolen session must not be a free password-guessing oracle.
+    d_.account_throttle.record_failure(account_key);
+    throw HttpError(Status::bad_request, "Old password is incorrect");
+  }
+  auto new_hash = co_await hash(new_password);
+  auto update = [id = user->id, h = std::move(new_hash), now = d_.clock.unix_millis()](store::Store& s) {
+    return s.update_password_hash(id, h, now);
+  };
+  co_await d_.store.run(std::move(update));
+  log::info("password_changed", {{"request_id", ctx.request_id}, {"user_id", user->id}});
+  co_return http::json_response(Status::ok, {{"message", "Password changed successfully"}});
+}
+
+asio::awaitable<http::Response> AuthService::logout(http::Context& ctx) {
+  // The token dies with the session: revoked by its jti until it would have expired.
+  if (const auto token = Authenticator::token_of(ctx)) {
+    if (auto claims = d_.authenticator.verify(*token)) {
+      d_.revocations.add(claims->jti, claims->exp);
+      auto revoke = [jti = claims->jti, exp = claims->exp](store::Store& s) {
+        s.revoke_token(jti, exp);
+        return true;
+      };
+      co_await d_.store.run(std::move(revoke));
+      log::info("logout", {{"request_id", ctx.request_id}, {"user_id", claims->user_id}});
+    }
+  }
+  auto res = http::json_response(Status::ok, {{"message", "Logged out successfully"}});
+  res.set(http::bhttp::field::set_cookie, "token=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+  co_return res;
+}
+
+}  // namespace chatorbit::auth

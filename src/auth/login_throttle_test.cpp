@@ -1,0 +1,48 @@
+#include "auth/login_throttle.hpp"
+
+#include <gtest/gtest.h>
+
+namespace chatorbit::auth {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(LoginThrottle, BlocksAfterLimitUntilOldestFailureAgesOut) {
+  ManualClock clock;
+  LoginThrottle t(clock, 3, 60s);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(t.blocked_for("a")) << i;
+    t.record_failure("a");
+    clock.advance(10s);
+  }
+  // Failures at 0, 10, 20; now 30: blocked until the one at 0 leaves at 60.
+  const auto wait = t.blocked_for("a");
+  ASSERT_TRUE(wait);
+  EXPECT_EQ(*wait, 30s);
+  EXPECT_FALSE(t.blocked_for("b")) << "keys are independent";
+  clock.advance(29s);
+  EXPECT_TRUE(t.blocked_for("a"));
+  clock.advance(1s);
+  EXPECT_FALSE(t.blocked_for("a"));
+}
+
+TEST(LoginThrottle, ResetForgetsFailures) {
+  ManualClock clock;
+  LoginThrottle t(clock, 2, 60s);
+  t.record_failure("a");
+  t.record_failure("a");
+  EXPECT_TRUE(t.blocked_for("a"));
+  t.reset("a");
+  EXPECT_FALSE(t.blocked_for("a"));
+}
+
+TEST(LoginThrottle, SweepKeepsRecentFailures) {
+  ManualClock clock;
+  LoginThrottle t(clock, 1, 60s);
+  t.record_failure("victim");
+  for (int i = 0; i < 5000; ++i) t.record_failure("spray-" + std::to_string(i));
+  EXPECT_TRUE(t.blocked_for("victim"));
+}
+
+}  // namespace
+}  // namespace chatorbit::auth

@@ -1,0 +1,43 @@
+// chatorbit: parses the configuration, builds the App, serves until a signal.
+#include <signal.h>
+
+#include <iostream>
+
+#include "app/app.hpp"
+#include "core/log.hpp"
+#include "store/store.hpp"
+
+int main(int argc, char** argv) {
+  using namespace chatorbit;
+  // Block the shutdown signals in every thread (threads inherit the mask) so that only
+  // App::run_until_signal receives them, synchronously.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  try {
+    auto parsed = parse_config(environment_map(), std::vector<std::string>(argv + 1, argv + argc));
+    if (parsed.help) {
+      std::cout << config_help();
+      return 0;
+    }
+    App app(std::move(parsed.config));
+    app.start();
+    app.run_until_signal();
+    return 0;
+  } catch (const ConfigError& e) {
+    log::error("config_error", {{"what", e.what()}});
+    std::cerr << "chatorbit: " << e.what() << "\n";
+    return 2;
+  } catch (const store::StoreError& e) {
+    log::error("store_error", {{"what", e.what()}});
+    std::cerr << "chatorbit: cannot open the store: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    log::error("fatal", {{"what", e.what()}});
+    return 1;
+  }
+}
