@@ -1,0 +1,185 @@
+"""System-test harness: starts the real chatorbit binary on a free port with its own
+data directory, and gives tests a small HTTP client bound to it."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("CHATORBIT_BIN", ROOT / "build" / "chatorbit"))
+SANITIZED = os.environ.get("CHATORBIT_SANITIZED") == "1"
+START_TIMEOUT = 30.0 if SANITIZED else 10.0
+
+
+class Server:
+    """One chatorbit process. Its stderr (JSON log lines) is collected in `logs`."""
+
+    def __init__(self, env: dict[str, str] | None = None, args: list[str] | None = None,
+                 data_dir: str | None = None):
+        self.own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="chatorbit-test-")
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("CHATORBIT_") and k not in ("PORT", "JWT_SECRET", "LOG_LEVEL",
+                                                                   "MONGO_URL", "REDIS_ADDR")}
+        self.env.update({"PORT": "0", "CHATORBIT_DATA_DIR": self.data_dir, "CHATORBIT_THREADS": "2",
+                         "CHATORBIT_BIND": "127.0.0.1"})
+        self.env.update(env or {})
+        self.args = args or []
+        self.logs: list[str] = []
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+        self._listening = threading.Event()
+
+    def start(self) -> "Server":
+        self.proc = subprocess.Popen([str(BINARY), *self.args], env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._pump, daemon=True).start()
+        if not self._listening.wait(START_TIMEOUT):
+            self.stop()
+            raise RuntimeError("chatorbit did not start:\n" + "\n".join(self.logs[-50:]))
+        return self
+
+    def _pump(self) -> None:
+        assert self.proc and self.proc.stderr
+        for line in self.proc.stderr:
+            self.logs.append(line.rstrip("\n"))
+            if self.port is None and '"event":"listening"' in line:
+                self.port = json.loads(line)["port"]
+                self._listening.set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def events(self, name: str) -> list[dict]:
+        out = []
+        for line in list(self.logs):
+            if line.startswith("{"):
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if obj.get("event") == name:
+                    out.append(obj)
+        return out
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        code = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                code = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                code = self.proc.wait()
+        elif self.proc:
+            code = self.proc.returncode
+        return code
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self.own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    if not BINARY.exists():
+        pytest.fail(f"{BINARY} is missing: run ./dev build")
+    return BINARY
+
+
+@pytest.fixture
+def start_server(binary):
+    """Factory: start_server(env={...}, args=[...]) -> Server, stopped after the test."""
+    started: list[Server] = []
+
+    def start(env=None, args=None, data_dir=None) -> Server:
+        s = Server(env, args, data_dir).start()
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        code = s.stop()
+        s.cleanup()
+        # A clean shutdown is part of every test: a crash or sanitizer report fails it.
+        assert code in (0, None), f"chatorbit exited with {code}:\n" + "\n".join(s.logs[-40:])
+
+
+@pytest.fixture(scope="module")
+def server(binary):
+    """A shared server for tests that do not need special settings."""
+    s = Server({"CHATORBIT_ADMINS": "admin@example.com", "CHATORBIT_LOGIN_IP_MAX_FAILURES": "1000"}).start()
+    yield s
+    code = s.stop()
+    s.cleanup()
+    assert code == 0, f"chatorbit exited with {code}:\n" + "\n".join(s.logs[-40:])
+
+
+class Api:
+    """requests, bound to a server, with helpers for accounts."""
+
+    def __init__(self, server: Server):
+        self.server = server
+        self.http = requests.Session()
+
+    def url(self, path: str) -> str:
+        return self.server.url + path
+
+    def get(self, path, **kw):
+        return requests.get(self.url(path), timeout=10, **kw)
+
+    def post(self, path, **kw):
+        return requests.post(self.url(path), timeout=10, **kw)
+
+    def put(self, path, **kw):
+        return requests.put(self.url(path), timeout=10, **kw)
+
+    def register(self, email=None, username=None, password="secret123"):
+        email = email or f"u{uuid.uuid4().hex[:12]}@example.com"
+        username = username or "user" + uuid.uuid4().hex[:6]
+        r = self.post("/register", json={"email": email, "username": username, "password": password})
+        assert r.status_code == 200, r.text
+        return email, username, password
+
+    def login(self, email, password="secret123") -> str:
+        r = self.post("/login", json={"email": email, "password": password})
+        assert r.status_code == 200, r.text
+        return r.json()["token"]
+
+    def new_user(self, **kw):
+        """Registers and logs in; returns (token, profile from /users/me)."""
+        email, username, password = self.register(**kw)
+        token = self.login(email, password)
+        me = self.get("/users/me", headers=auth(token)).json()
+        return token, me
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def api(server) -> Api:
+    return Api(server)
+
+
+def wait_until(predicate, timeout=5.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
