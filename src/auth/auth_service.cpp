@@ -116,8 +116,7 @@ asio::awaitable<http::Response> AuthService::login(http::Context& ctx) {
   std::string new_hash;
   if (needs_rehash(user->password_hash, d_.argon2)) new_hash = co_await hash(password);
   const auto role = effective_role(account_key, user->role);
-  auto record = [id = user->id, new_hash, role, stored_role = user->role, now_ms,
-                 ip = ctx.client_ip](store::Store& s) {
+  auto record = [id = user->id, new_hash, role, stored_role = user->role, now_ms, ip = ctx.client_ip](store::Store& s) {
     if (!new_hash.empty()) s.update_password_hash(id, new_hash, now_ms);
     if (role != stored_role) s.set_role(id, role, now_ms);
     return s.record_login(id, now_ms, ip);
