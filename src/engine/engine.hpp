@@ -1,0 +1,117 @@
+#pragma once
+// The engine seam: state that chat nodes must share in real time. Implementations:
+// memory/ (one process, the embedded default) and, later, redis/ (many nodes: pub/sub
+// for fan-out, keys with TTL for bans, sets with TTL for presence, Lua over sorted sets
+// for sliding windows). Both pass the same conformance suite (engine_conformance.hpp).
+//
+// Threading: every method is thread-safe. Awaitable methods complete on the caller's
+// executor. Time comes from the injected Clock, so TTLs can be tested without sleeping.
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.hpp"
+
+namespace chatorbit::engine {
+
+/// One connection's presence in a room. user_id empty = an anonymous viewer.
+struct PresenceEntry {
+  std::string room_id;
+  std::string conn_id;  ///< unique per connection across nodes
+  std::string user_id;
+};
+
+struct PresenceCounts {
+  std::int64_t chatters = 0;  ///< distinct signed-in users with at least one live connection
+  std::int64_t viewers = 0;   ///< anonymous connections
+  std::int64_t online() const { return chatters + viewers; }
+};
+
+/// A ban in force. scope "" = global, else a room id.
+struct BanState {
+  std::string scope;
+  std::string reason;
+  std::int64_t expires_at_ms = 0;  ///< 0 = permanent
+};
+
+/// What may happen to a message a user wants to post.
+struct AdmitRequest {
+  std::string room_id;
+  std::string user_id;
+  RateSpec rate;              ///< the sender's sliding-window limit
+  int slow_mode_seconds = 0;  ///< 0 = off (moderators are passed 0)
+};
+
+struct Admission {
+  enum class Verdict { ok, banned, slow_mode, rate_limited };
+  Verdict verdict = Verdict::ok;
+  std::chrono::milliseconds retry_after{0};  ///< slow_mode / rate_limited / timed-out ban
+  std::optional<BanState> ban;               ///< when banned
+};
+
+/// Receives every publication on the channels this node subscribed to, in publish order
+/// per channel. Called on an engine-owned thread (or inline in publish() for memory):
+/// it must not block, and must hand work to the event loops itself.
+using Subscriber = std::function<void(const std::string& channel, std::shared_ptr<const std::string> payload)>;
+
+class Engine {
+public:
+  virtual ~Engine() = default;
+
+  // --- broker ----------------------------------------------------------------------
+  /// Sets the receiver of publications. Call once, before subscribe().
+  virtual void set_subscriber(Subscriber subscriber) = 0;
+  /// Starts receiving `channel` on this node (idempotent).
+  virtual void subscribe(const std::string& channel) = 0;
+  /// Stops receiving `channel` on this node (idempotent).
+  virtual void unsubscribe(const std::string& channel) = 0;
+  /// Publishes to every node subscribed to `channel`, this one included. Non-blocking;
+  /// publications from one thread to one channel are delivered in that order.
+  virtual void publish(const std::string& channel, std::shared_ptr<const std::string> payload) = 0;
+
+  // --- presence (per connection, TTL) ------------------------------------------------
+  /// Adds or refreshes entries; each expires `ttl` after its last refresh.
+  virtual boost::asio::awaitable<void> presence_refresh(std::vector<PresenceEntry> entries,
+                                                        std::chrono::seconds ttl) = 0;
+  /// Removes entries (connection closed or left the room).
+  virtual boost::asio::awaitable<void> presence_remove(std::vector<PresenceEntry> entries) = 0;
+  /// Live counts for each room, in the order given.
+  virtual boost::asio::awaitable<std::vector<PresenceCounts>> presence_counts(std::vector<std::string> rooms) = 0;
+
+  // --- bans (keys with TTL) ----------------------------------------------------------
+  /// Bans `user_id` in `scope` ("" = everywhere); ttl nullopt = permanent. Replaces any
+  /// earlier ban in the same scope.
+  virtual boost::asio::awaitable<void> ban(std::string scope, std::string user_id, std::string reason,
+                                           std::optional<std::chrono::seconds> ttl) = 0;
+  /// Lifts a ban; false if there was none in force.
+  virtual boost::asio::awaitable<bool> unban(std::string scope, std::string user_id) = 0;
+  /// The ban that keeps `user_id` out of `room_id` (room or global), if any; of two, the
+  /// one lasting longer.
+  virtual boost::asio::awaitable<std::optional<BanState>> ban_state(std::string room_id, std::string user_id) = 0;
+
+  // --- admission: bans, slow mode and the sliding-window rate limit, in one step -------
+  /// Decides whether the user may post now and, if so, records the post against the
+  /// slow-mode interval and the rate window. A refused post is not counted.
+  virtual boost::asio::awaitable<Admission> admit(AdmitRequest request) = 0;
+  /// A bare sliding-window limiter over `key` (also used for connection-rate limits).
+  virtual boost::asio::awaitable<Admission> rate_hit(std::string key, RateSpec rate) = 0;
+
+  // --- per-room sequence numbers -------------------------------------------------------
+  /// Reserves `count` consecutive numbers for the room and returns the first. The first
+  /// number ever returned for a room is floor+1 (see raise_sequence_floor), so a room's
+  /// sequence is 1, 2, 3, ... with no gaps as long as every reservation is used.
+  /// May block briefly (a network round trip for Redis): call it off the event loops.
+  virtual std::uint64_t reserve_sequence(const std::string& room_id, std::uint32_t count) = 0;
+  /// Ensures the next number reserved for the room is above `floor` (e.g. the highest
+  /// seq already stored, after a restart of a memory engine). May block, as above.
+  virtual void raise_sequence_floor(const std::string& room_id, std::uint64_t floor) = 0;
+};
+
+}  // namespace chatorbit::engine
