@@ -22,8 +22,9 @@ using asio::ip::tcp;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
 struct HttpServer::LoopState {
-  explicit LoopState(asio::io_context& c) : ctx(c) {}
+  LoopState(asio::io_context& c, std::size_t i) : ctx(c), index(i) {}
   asio::io_context& ctx;
+  std::size_t index;
   std::unique_ptr<tcp::acceptor> acceptor;
   // Connections waiting for their next request; closed at once when draining.
   // Touched only on this loop's thread.
@@ -94,7 +95,7 @@ int HttpServer::start() {
   const auto address = asio::ip::make_address(options_.bind);
   int port = options_.port;
   for (std::size_t i = 0; i < loops_.size(); ++i) {
-    auto state = std::make_unique<LoopState>(loops_.loop(i));
+    auto state = std::make_unique<LoopState>(loops_.loop(i), i);
     auto acc = std::make_unique<tcp::acceptor>(state->ctx);
     const tcp::endpoint ep{address, static_cast<unsigned short>(port)};
     acc->open(ep.protocol());
@@ -231,7 +232,8 @@ asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket) 
                 {},
                 client_ip,
                 request_id,
-                {}};
+                {},
+                state.index};
 
     if (req.method() == bhttp::verb::get && beast::iequals(req[bhttp::field::upgrade], "websocket")) {
       for (auto& [path, handler] : upgrades_) {

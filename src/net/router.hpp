@@ -25,7 +25,8 @@ struct Context {
   std::vector<std::pair<std::string, std::string>> params;  ///< decoded path parameters
   std::string client_ip;
   std::string request_id;
-  std::string route;  ///< matched pattern, for metrics and logs
+  std::string route;     ///< matched pattern, for metrics and logs
+  std::size_t loop = 0;  ///< index of the event loop serving this connection
 
   /// A path parameter by name ("" if absent).
   std::string_view param(std::string_view name) const;

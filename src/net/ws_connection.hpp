@@ -1,0 +1,107 @@
+#pragma once
+// One WebSocket connection after the upgrade, on the data path the server owns:
+// reads are readiness-driven into the loop's shared buffer (an idle connection holds
+// no read buffer), frames are parsed by ws::FrameReader, and writes gather queued
+// frames (shared, already framed, unmasked) into one send per flush.
+//
+// Threading: a connection belongs to one event loop; every method must be called on
+// that loop's thread. Lifetime: shared_ptr, held by its owner's registry and by
+// pending asynchronous operations.
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "net/ws_frame.hpp"
+
+namespace chatorbit::ws {
+
+class Connection;
+
+/// Receives what a connection reads. Called on the connection's loop.
+class ConnectionHandler {
+public:
+  virtual ~ConnectionHandler() = default;
+  /// A complete text message (valid UTF-8).
+  virtual void on_text(Connection& c, std::string text) = 0;
+  /// A complete binary message.
+  virtual void on_binary(Connection& c, std::string data) = 0;
+  /// The connection is gone (closed by either side or failed); called exactly once.
+  virtual void on_closed(Connection& c) = 0;
+  /// The connection has frames queued and wants a flush at the end of this loop turn.
+  virtual void on_dirty(Connection& c) = 0;
+};
+
+using Frame = std::shared_ptr<const std::string>;
+
+struct ConnectionLimits {
+  std::size_t max_message_bytes = 64 * 1024;
+  std::size_t max_queue_bytes = 1024 * 1024;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+  Connection(boost::asio::ip::tcp::socket socket, ConnectionHandler& handler, ConnectionLimits limits,
+             std::vector<char>& loop_buffer);
+  ~Connection();
+
+  /// Starts reading; `leftover` are bytes that arrived with the upgrade request.
+  void start(std::string_view leftover);
+
+  /// Queues an already framed message (see ws::make_frame); it leaves at the next flush.
+  /// A viewer whose queue would exceed max_queue_bytes is closed with 4008.
+  void send(const Frame& frame);
+  /// Frames `text` as a text message and queues it.
+  void send_text(std::string_view text);
+  /// Sends as much of the queue as the socket takes now, without blocking.
+  void flush();
+  /// Queues a close frame, then closes the socket once it is sent (or soon after).
+  void close(std::uint16_t code, std::string_view reason);
+  /// Drops the connection at once, without a close frame.
+  void abort();
+
+  bool open() const { return state_ == State::open; }
+  /// When the close frame was sent and the socket half-closed (0 if not closing).
+  std::int64_t closing_since_ms() const { return closing_since_ms_; }
+  std::int64_t last_activity_ms() const { return last_activity_ms_; }
+  std::size_t queued_bytes() const { return queued_bytes_; }
+
+  /// Set by the owner: arbitrary per-connection data (the chat session).
+  void* user_data = nullptr;
+
+private:
+  enum class State : std::uint8_t { open, closing, closed };
+  void arm_read();
+  void on_readable();
+  void handle_events();
+  void finish(bool graceful);
+  void mark_dirty();
+
+  boost::asio::ip::tcp::socket socket_;
+  ConnectionHandler& handler_;
+  std::vector<char>& loop_buffer_;
+  FrameReader reader_;
+  std::vector<Frame> queue_;
+  std::size_t head_offset_ = 0;  ///< bytes of queue_.front() already sent
+  std::size_t queued_bytes_ = 0;
+  std::size_t max_queue_bytes_;
+  std::int64_t last_activity_ms_ = 0;
+  State state_ = State::open;
+  std::int64_t closing_since_ms_ = 0;
+  bool reading_ = false;
+  bool half_closed_ = false;
+  bool waiting_writable_ = false;
+  bool dirty_ = false;
+};
+
+/// Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (RFC 6455 section 4.2.2).
+std::string accept_key(std::string_view client_key);
+
+/// Milliseconds on a monotonic clock, for heartbeats.
+std::int64_t steady_ms();
+
+}  // namespace chatorbit::ws
