@@ -56,6 +56,13 @@ long long parse_int(const std::string& text, const std::string& name, long long 
   return v;
 }
 
+bool parse_bool(const std::string& text, const std::string& name) {
+  const auto l = lower(trim(text));
+  if (l == "true" || l == "1" || l == "yes" || l == "on") return true;
+  if (l == "false" || l == "0" || l == "no" || l == "off") return false;
+  throw ConfigError(name + ": expected true or false, got '" + text + "'");
+}
+
 Apply int_setting(int Config::*field, long long lo, long long hi) {
   return [=](Config& c, const std::string& v, const std::string& n) {
     c.*field = static_cast<int>(parse_int(v, n, lo, hi));
@@ -125,6 +132,38 @@ const std::vector<Setting>& settings() {
        seconds_setting(&Config::http_read_timeout)},
       {"CHATORBIT_SWAGGER_UI_DIR", "swagger-ui-dir", "<binary dir>/swagger-ui", "Swagger UI static files",
        string_setting(&Config::swagger_ui_dir)},
+      {"CHATORBIT_ANONYMOUS_VIEWERS", "anonymous-viewers", "true",
+       "let clients without a token watch rooms read-only (true or false)",
+       [](Config& c, const std::string& v, const std::string& n) { c.anonymous_viewers = parse_bool(v, n); }},
+      {"CHATORBIT_RATE_LIMIT", "rate-limit", "20/30s", "messages per user per room in a sliding window",
+       [](Config& c, const std::string& v, const std::string& n) { c.rate_limit = parse_rate(v, n); }},
+      {"CHATORBIT_MOD_RATE_LIMIT", "mod-rate-limit", "100/30s", "the same for moderators and admins",
+       [](Config& c, const std::string& v, const std::string& n) { c.mod_rate_limit = parse_rate(v, n); }},
+      {"CHATORBIT_MAX_MESSAGE_CHARS", "max-message-chars", "500", "longest message, in characters, after trimming",
+       int_setting(&Config::max_message_chars, 1, 100'000)},
+      {"CHATORBIT_WS_MAX_FRAME_BYTES", "ws-max-frame-bytes", "65536",
+       "largest WebSocket message a client may send; larger closes the connection with 1009",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.ws_max_frame_bytes = static_cast<std::size_t>(parse_int(v, n, 128, 16ll << 20));
+       }},
+      {"CHATORBIT_WS_MAX_QUEUE_BYTES", "ws-max-queue-bytes", "1048576",
+       "bytes waiting to be sent to one viewer before it is dropped as too slow (close 4008)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.ws_max_queue_bytes = static_cast<std::size_t>(parse_int(v, n, 4096, 1ll << 30));
+       }},
+      {"CHATORBIT_MAX_CONNECTIONS_PER_IP", "max-connections-per-ip", "1000",
+       "open WebSocket connections per client address", int_setting(&Config::max_connections_per_ip, 1, 10'000'000)},
+      {"CHATORBIT_CONNECT_RATE_PER_IP", "connect-rate-per-ip", "200/1s", "new WebSocket connections per client address",
+       [](Config& c, const std::string& v, const std::string& n) { c.connect_rate_per_ip = parse_rate(v, n); }},
+      {"CHATORBIT_PRESENCE_EVENTS_MAX", "presence-events-max", "100",
+       "rooms with more members get coalesced presence counts instead of join/leave events",
+       int_setting(&Config::presence_events_max, 0, 10'000'000)},
+      {"CHATORBIT_PING_INTERVAL", "ping-interval", "10s", "WebSocket ping interval",
+       seconds_setting(&Config::ping_interval)},
+      {"CHATORBIT_IDLE_DROP", "idle-drop", "25s", "drop a WebSocket connection silent for this long",
+       seconds_setting(&Config::idle_drop)},
+      {"CHATORBIT_PRESENCE_TTL", "presence-ttl", "30s", "presence entries expire this long after the last sign of life",
+       seconds_setting(&Config::presence_ttl)},
       {"MONGO_URL", "mongo-url", "", "MongoDB URL; selects the MongoDB store (not in this build yet)",
        string_setting(&Config::mongo_url)},
       {"REDIS_ADDR", "redis-addr", "", "Redis host:port; selects the Redis engine (not in this build yet)",

@@ -46,6 +46,20 @@ struct Config {
   std::chrono::seconds http_idle_timeout{60};
   std::chrono::seconds http_read_timeout{10};
 
+  // chat
+  bool anonymous_viewers = true;
+  RateSpec rate_limit{20, std::chrono::seconds{30}};       ///< per user per room
+  RateSpec mod_rate_limit{100, std::chrono::seconds{30}};  ///< moderators and admins
+  int max_message_chars = 500;
+  std::size_t ws_max_frame_bytes = 64 * 1024;
+  std::size_t ws_max_queue_bytes = 1024 * 1024;  ///< per viewer; beyond it the viewer is dropped (4008)
+  int max_connections_per_ip = 1000;
+  RateSpec connect_rate_per_ip{200, std::chrono::seconds{1}};
+  int presence_events_max = 100;  ///< rooms larger than this get coalesced counts only
+  std::chrono::seconds ping_interval{10};
+  std::chrono::seconds idle_drop{25};
+  std::chrono::seconds presence_ttl{30};
+
   // backends (selected by presence)
   std::string mongo_url;
   std::string redis_addr;
