@@ -4,12 +4,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "chat/wire.hpp"
 #include "core/log.hpp"
 #include "core/random.hpp"
+#include "engine/memory/memory_engine.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace chatorbit {
@@ -29,10 +34,8 @@ std::string binary_dir() {
 App::App(Config config)
     : config_(std::move(config)), clock_(SystemClock::instance()), ids_(clock_, OsRandom::instance()) {
   if (const auto level = log::parse_level(config_.log_level)) log::set_level(*level);
-  if (config_.has_role("chat") || config_.has_role("gateway")) {
-    if (!config_.all_roles()) {
-      throw ConfigError("CHATORBIT_ROLE: the chat and gateway roles are not in this build yet; use all, auth or user");
-    }
+  if (config_.has_role("gateway") && !config_.all_roles()) {
+    throw ConfigError("CHATORBIT_ROLE: the gateway role is not in this build yet; use all, auth, user or chat");
   }
   if (!config_.redis_addr.empty()) {
     throw ConfigError(
@@ -96,11 +99,63 @@ App::App(Config config)
     user_ = std::make_unique<user::UserService>(user::UserDeps{*store_, *authenticator_, ids_, clock_});
     user_->register_routes(router_);
   }
+  if (config_.has_role("chat")) build_chat();
   metrics_.add_gauge("chatorbit_revoked_tokens", "Revoked tokens held in memory.",
                      [this] { return static_cast<double>(revocations_->size()); });
 }
 
 App::~App() { shutdown(); }
+
+void App::build_chat() {
+  engine_ = std::make_unique<engine::MemoryEngine>(clock_);
+  // Bans outlive restarts: the store has them, the in-memory engine is refilled from it.
+  for (const auto& b : store_->unsafe_store().all_active_bans(clock_.unix_millis())) {
+    std::optional<std::chrono::seconds> ttl;
+    if (b.expires_at_ms)
+      ttl = std::chrono::seconds{std::max<std::int64_t>(1, (b.expires_at_ms - clock_.unix_millis()) / 1000)};
+    auto ban = engine_->ban(b.room_id, b.user_id, b.reason, ttl);
+    boost::asio::io_context once;
+    boost::asio::co_spawn(once, std::move(ban), boost::asio::detached);
+    once.run();
+  }
+  chat::HubLimits limits;
+  limits.connection.max_message_bytes = config_.ws_max_frame_bytes;
+  limits.connection.max_queue_bytes = config_.ws_max_queue_bytes;
+  limits.ping_interval = config_.ping_interval;
+  limits.idle_drop = config_.idle_drop;
+  limits.presence_refresh = std::max(std::chrono::seconds{1}, config_.presence_ttl / 3);
+  hub_ = std::make_unique<chat::Hub>(*loops_, *engine_, limits);
+  engine_->set_subscriber([hub = hub_.get()](const std::string& channel, std::shared_ptr<const std::string> payload) {
+    hub->on_publication(channel, std::move(payload));
+  });
+  rooms_ = std::make_unique<chat::RoomCache>(*store_, clock_);
+  hub_->set_moderation_observer(
+      [rooms = rooms_.get()](std::string_view json) { chat::ModerationService::apply_to_cache(*rooms, json); });
+  pipeline_ = std::make_unique<chat::MessagePipeline>(*store_, *engine_, [this](const store::Message& m) {
+    engine_->publish(
+        chat::room_channel(m.room_id),
+        std::make_shared<const std::string>("M " + std::to_string(m.seq) + "\n" + chat::message_json_v1(m)));
+  });
+  chat_ = std::make_unique<chat::ChatService>(
+      chat::ChatDeps{config_, *store_, *engine_, *hub_, *pipeline_, *rooms_, *authenticator_, ids_, clock_, *loops_});
+  hub_->set_events(chat_.get());
+  chat_->register_routes(router_);
+  server_->add_upgrade("/ws/chat", [this](boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer,
+                                          http::Request req, http::Context& ctx) {
+    chat_->upgrade(std::move(stream), std::move(buffer), std::move(req), ctx);
+  });
+  moderation_ = std::make_unique<chat::ModerationService>(
+      chat::ModerationDeps{*store_, *engine_, *rooms_, *authenticator_, ids_, clock_});
+  moderation_->register_routes(router_);
+  metrics_.add_gauge("chatorbit_ws_sessions", "Open WebSocket sessions.",
+                     [this] { return static_cast<double>(hub_->sessions()); });
+  metrics_.add_counter("chatorbit_ws_frames_queued_total", "Frames queued to WebSocket sessions (deliveries).",
+                       [this] { return static_cast<double>(hub_->frames_queued()); });
+  metrics_.add_counter("chatorbit_messages_stored_total", "Chat messages stored.",
+                       [this] { return static_cast<double>(pipeline_->stored()); });
+  metrics_.add_counter("chatorbit_message_batches_total", "Store batches written by the message pipeline.",
+                       [this] { return static_cast<double>(pipeline_->batches()); });
+}
 
 std::string App::load_or_create_secret() {
   const auto path = config_.data_dir + "/jwt_secret";
@@ -127,6 +182,10 @@ std::string App::load_or_create_secret() {
 
 int App::start() {
   const int port = server_->start();
+  if (hub_) {
+    hub_->start();
+    chat_->start();
+  }
   loops_->start();
   log::info("listening", {{"port", port},
                           {"bind", config_.bind},
@@ -151,10 +210,15 @@ void App::shutdown() {
   if (stopped_) return;
   stopped_ = true;
   if (server_) server_->begin_drain();
+  if (hub_) {
+    chat_->stop();
+    hub_->close_all(1001);
+  }
   // Requests in flight get a bounded time to finish; idle connections are closed by
   // the drain at once.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-  while (metrics_.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while ((metrics_.open_connections() > 0 || (hub_ && hub_->sessions() > 0)) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
   }
   if (loops_) loops_->stop_and_join();

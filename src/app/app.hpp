@@ -11,8 +11,14 @@
 #include "auth/jwt.hpp"
 #include "auth/login_throttle.hpp"
 #include "auth/revocations.hpp"
+#include "chat/chat_service.hpp"
+#include "chat/hub.hpp"
+#include "chat/moderation_service.hpp"
+#include "chat/pipeline.hpp"
+#include "chat/rooms.hpp"
 #include "core/config.hpp"
 #include "core/ids.hpp"
+#include "engine/engine.hpp"
 #include "net/event_loops.hpp"
 #include "net/http_server.hpp"
 #include "net/metrics.hpp"
@@ -41,6 +47,7 @@ class App {
 
  private:
   std::string load_or_create_secret();
+  void build_chat();
 
   Config config_;
   const Clock& clock_;
@@ -59,6 +66,12 @@ class App {
   std::unique_ptr<ops::OpsService> ops_;
   std::unique_ptr<net::EventLoops> loops_;
   std::unique_ptr<http::HttpServer> server_;
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<chat::Hub> hub_;
+  std::unique_ptr<chat::MessagePipeline> pipeline_;
+  std::unique_ptr<chat::RoomCache> rooms_;
+  std::unique_ptr<chat::ChatService> chat_;
+  std::unique_ptr<chat::ModerationService> moderation_;
   bool stopped_ = false;
 };
 

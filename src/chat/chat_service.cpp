@@ -1,0 +1,661 @@
+#include "chat/chat_service.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <charconv>
+
+#include "chat/wire.hpp"
+#include "core/log.hpp"
+#include "core/random.hpp"
+#include "net/json_body.hpp"
+
+namespace chatorbit::chat {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using http::HttpError;
+using http::Status;
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  http::Request dummy;
+  http::Context ctx{dummy, {}, std::string(query), {}, {}, {}, {}};
+  return ctx.query(name);
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+bool wants_v2(const http::Request& req, std::string_view query) {
+  if (query_param(query, "v") == "2") return true;
+  const auto protocols = req[http::bhttp::field::sec_websocket_protocol];
+  return protocols.find("chatorbit.v2") != std::string_view::npos;
+}
+
+std::string json_line(const boost::json::object& o) { return boost::json::serialize(o); }
+
+// A one-element vector. Braced lists must not appear inside co_await expressions:
+// GCC 12 cannot keep an initializer_list's array alive across the suspension.
+template <class T>
+std::vector<T> one(T v) {
+  std::vector<T> out;
+  out.push_back(std::move(v));
+  return out;
+}
+
+}  // namespace
+
+ChatService::ChatService(ChatDeps deps) : d_(deps), node_id_(OsRandom::instance().hex(4)) {}
+
+ChatService::~ChatService() = default;
+
+void ChatService::register_routes(http::Router& router) {
+  using verb = http::bhttp::verb;
+  router.add(verb::post, "/chat/rooms", [this](http::Context& c) { return create_room(c); });
+  router.add(verb::get, "/chat/rooms", [this](http::Context& c) { return list_rooms(c); });
+  router.add(verb::get, "/chat/history/{room}", [this](http::Context& c) { return history(c); });
+  router.add(verb::get, "/chat/rooms/{room}/presence", [this](http::Context& c) { return presence(c); });
+  router.add(verb::get, "/ws/chat", [](http::Context&) -> asio::awaitable<http::Response> {
+    auto res = http::error_response(Status::upgrade_required, "websocket upgrade required");
+    res.set(http::bhttp::field::upgrade, "websocket");
+    co_return res;
+  });
+}
+
+void ChatService::start() {
+  presence_timer_ = std::make_unique<asio::steady_timer>(d_.loops.loop(0));
+  asio::post(d_.loops.loop(0), [this] { schedule_presence_tick(); });
+}
+
+void ChatService::stop() {
+  if (presence_timer_) {
+    asio::post(d_.loops.loop(0), [this] { presence_timer_->cancel(); });
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Handshake
+
+void ChatService::upgrade(beast::tcp_stream stream, beast::flat_buffer buffer, http::Request req, http::Context& ctx) {
+  UpgradeInfo info{ctx.query_string, ctx.client_ip, ctx.loop};
+  auto ex = stream.get_executor();
+  asio::co_spawn(ex, handshake(std::move(stream), std::move(buffer), std::move(req), std::move(info)),
+                 asio::detached);
+}
+
+namespace {
+
+http::Response refusal(Status status, std::string_view error, const boost::json::object& extra = {}) {
+  auto res = http::error_response(status, error, extra);
+  res.version(11);
+  res.keep_alive(false);
+  return res;
+}
+
+}  // namespace
+
+std::optional<http::Response> ChatService::check_handshake(const http::Request& req, const UpgradeInfo& info,
+                                                           Admitted& out) {
+  const auto& cfg = d_.config;
+  const std::string_view key = req[http::bhttp::field::sec_websocket_key];
+  const std::string_view origin = req[http::bhttp::field::origin];
+  if (req[http::bhttp::field::sec_websocket_version] != "13") {
+    auto res = refusal(Status::upgrade_required, "websocket upgrade required",
+                       {{"detail", "Sec-WebSocket-Version must be 13"}});
+    res.set(http::bhttp::field::sec_websocket_version, "13");
+    return res;
+  }
+  if (key.size() != 24) {
+    return refusal(Status::bad_request, "invalid websocket handshake",
+                   {{"detail", "Sec-WebSocket-Key is missing or malformed"}});
+  }
+  if (!cfg.cors_origins.empty() && !origin.empty() &&
+      std::find(cfg.cors_origins.begin(), cfg.cors_origins.end(), origin) == cfg.cors_origins.end()) {
+    return refusal(Status::forbidden, "origin not allowed");
+  }
+  out.accept = ws::accept_key(key);
+
+  // Who: a token from the query, the Authorization header or the cookie, checked
+  // before anything is created.
+  http::Request& mutable_req = const_cast<http::Request&>(req);
+  http::Context view{mutable_req, "/ws/chat", info.query, {}, info.client_ip, {}, {}};
+  std::optional<std::string> token = query_param(info.query, "token");
+  if (!token || token->empty()) token = auth::Authenticator::token_of(view);
+  if (token && !token->empty()) {
+    out.claims = d_.authenticator.verify(*token);
+    if (!out.claims) return refusal(Status::unauthorized, "invalid token");
+  } else if (!cfg.anonymous_viewers) {
+    return refusal(Status::unauthorized, "missing token");
+  }
+
+  // Where: the room, normalised; nothing is created for a bad id.
+  out.room = "general";
+  auto raw = query_param(info.query, "room_id");
+  if (!raw || raw->empty()) raw = query_param(info.query, "roomId");
+  if (raw && !raw->empty()) {
+    std::string why;
+    auto room = normalize_room_id(*raw, &why);
+    if (!room) return refusal(Status::bad_request, "invalid room_id", {{"detail", why}});
+    out.room = *room;
+  }
+  out.v2 = wants_v2(req, info.query);
+  out.subprotocol = req[http::bhttp::field::sec_websocket_protocol].find("chatorbit.v2") != std::string_view::npos;
+  if (out.v2) {
+    if (auto q = query_param(info.query, "last_seq")) out.last_seq = parse_u64(*q);
+  }
+
+  // How many: open connections per client address.
+  std::lock_guard lock(addr_mu_);
+  if (open_per_address_[info.client_ip] >= cfg.max_connections_per_ip) {
+    auto res = refusal(Status::too_many_requests, "too many connections");
+    res.set(http::bhttp::field::retry_after, "1");
+    return res;
+  }
+  ++open_per_address_[info.client_ip];
+  out.counted = true;
+  return std::nullopt;
+}
+
+asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::flat_buffer buffer, http::Request req,
+                                             UpgradeInfo info) {
+  Admitted a;
+  try {
+    auto refused = check_handshake(req, info, a);
+    if (!refused) {
+      const auto verdict = co_await d_.engine.rate_hit("connect:" + info.client_ip, d_.config.connect_rate_per_ip);
+      if (verdict.verdict != engine::Admission::Verdict::ok) {
+        const auto ms = verdict.retry_after.count();
+        refused = refusal(Status::too_many_requests, "too many connections", {{"retry_after_ms", ms}});
+        refused->set(http::bhttp::field::retry_after, std::to_string(std::max<std::int64_t>(1, (ms + 999) / 1000)));
+      }
+    }
+    if (!refused && a.claims) {
+      if (auto ban = co_await d_.engine.ban_state(a.room, a.claims->user_id)) {
+        boost::json::object extra{{"reason", ban->reason}};
+        if (ban->expires_at_ms) {
+          extra["retry_after_ms"] = std::max<std::int64_t>(0, ban->expires_at_ms - d_.clock.unix_millis());
+        }
+        refused = refusal(Status::forbidden, "banned", extra);
+      }
+    }
+    if (refused) {
+      if (a.counted) release_address(info.client_ip);
+      refused->prepare_payload();
+      stream.expires_after(std::chrono::seconds{5});
+      co_await beast::http::async_write(stream, *refused, use_nothrow);
+      beast::error_code ec;
+      stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+      co_return;
+    }
+    co_await d_.rooms.ensure(a.room);
+
+    http::Response res{Status::switching_protocols, 11};
+    res.set(http::bhttp::field::upgrade, "websocket");
+    res.set(http::bhttp::field::connection, "Upgrade");
+    res.set(http::bhttp::field::sec_websocket_accept, a.accept);
+    if (a.subprotocol) res.set(http::bhttp::field::sec_websocket_protocol, "chatorbit.v2");
+    stream.expires_after(std::chrono::seconds{10});
+    auto [wec, wn] = co_await beast::http::async_write(stream, res, use_nothrow);
+    (void)wn;
+    if (wec) {
+      release_address(info.client_ip);
+      co_return;
+    }
+    stream.expires_never();
+    a.counted = false;  // from here the session releases the address when it closes
+
+    Session proto;
+    proto.conn_id = node_id_ + "-" + std::to_string(next_conn_.fetch_add(1, std::memory_order_relaxed));
+    proto.client_ip = info.client_ip;
+    proto.version = a.v2 ? 2 : 1;
+    if (a.claims) {
+      proto.user_id = a.claims->user_id;
+      proto.username = a.claims->username;
+      proto.role = a.claims->role;
+    }
+    proto.resuming = a.last_seq.has_value();
+    const auto leftover = beast::buffers_to_string(buffer.data());
+    Session& s = d_.hub.add(info.loop, stream.release_socket(), std::move(proto), leftover);
+    auto conn = s.conn;
+    d_.hub.join(s, a.room);
+    welcome(s);
+    log::debug("ws_open", {{"conn", s.conn_id}, {"room", a.room}, {"user_id", s.user_id}, {"v", s.version}});
+
+    co_await d_.engine.presence_refresh(one(s.presence()), d_.config.presence_ttl);
+    if (Session* live = alive(conn)) notify_presence(a.room, "join", live->user_id, live->username);
+    if (a.last_seq) co_await resume(conn, *a.last_seq);
+  } catch (const std::exception& e) {
+    log::error("ws_handshake_failed", {{"client", info.client_ip}, {"what", e.what()}});
+    if (a.counted) release_address(info.client_ip);
+  }
+}
+
+void ChatService::release_address(const std::string& ip) {
+  std::lock_guard lock(addr_mu_);
+  const auto it = open_per_address_.find(ip);
+  if (it != open_per_address_.end() && --it->second <= 0) open_per_address_.erase(it);
+}
+
+void ChatService::welcome(Session& s) {
+  if (s.version != 2) return;
+  boost::json::object w{{"type", "welcome"},
+                        {"room_id", s.room},
+                        {"user_id", s.anonymous() ? boost::json::value(nullptr) : boost::json::value(s.user_id)},
+                        {"username", s.username},
+                        {"role", s.anonymous() ? "viewer" : s.role},
+                        {"read_only", s.anonymous()},
+                        {"protocol", 2}};
+  s.conn->send_text(json_line(w));
+}
+
+asio::awaitable<void> ChatService::resume(std::shared_ptr<ws::Connection> conn, std::uint64_t last_seq) {
+  Session* s = alive(conn);
+  if (!s) co_return;
+  auto job = [room = s->room](store::Store& st) { return st.history(room, 200, std::nullopt); };
+  std::vector<store::Message> newest_first;
+  try {
+    newest_first = co_await d_.store.run(std::move(job));
+  } catch (const std::exception& e) {
+    log::error("resume_failed", {{"what", e.what()}});
+  }
+  s = alive(conn);
+  if (!s) co_return;
+  std::uint64_t sent = last_seq;
+  for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) {
+    if (it->seq <= last_seq) continue;
+    s->conn->send_text(message_json_v2_from_v1(message_json_v1(*it)));
+    sent = it->seq;
+  }
+  d_.hub.release_held(*s, sent);
+}
+
+// ---------------------------------------------------------------------------------
+// Frames from clients
+
+void ChatService::on_text(Session& s, std::string text) {
+  if (s.busy) {
+    // One frame at a time per connection keeps a sender's messages in order; a client
+    // that floods faster than it is served is cut off rather than buffered without end.
+    if (s.inbox.size() >= 64) {
+      s.conn->close(ws::close_code::policy, "too many frames in flight");
+      return;
+    }
+    s.inbox.push_back(std::move(text));
+    return;
+  }
+  s.busy = true;
+  asio::co_spawn(d_.loops.loop(s.loop), process(s.conn, std::move(text)), asio::detached);
+}
+
+void ChatService::on_binary(Session& s) {
+  s.conn->send_text(error_json("invalid", "binary frames are not supported; send JSON text frames"));
+}
+
+asio::awaitable<void> ChatService::process(std::shared_ptr<ws::Connection> conn, std::string text) {
+  for (;;) {
+    try {
+      co_await handle_frame(conn, std::move(text));
+    } catch (const std::exception& e) {
+      log::error("ws_frame_failed", {{"what", e.what()}});
+      if (alive(conn)) conn->send_text(error_json("internal", "the server could not handle this frame"));
+    }
+    Session* s = alive(conn);
+    if (!s) co_return;
+    if (s->inbox.empty()) {
+      s->busy = false;
+      co_return;
+    }
+    text = std::move(s->inbox.front());
+    s->inbox.erase(s->inbox.begin());
+  }
+}
+
+asio::awaitable<void> ChatService::handle_frame(std::shared_ptr<ws::Connection> conn, std::string text) {
+  boost::system::error_code ec;
+  boost::json::parse_options opts;
+  opts.max_depth = 16;
+  const auto value = boost::json::parse(text, ec, {}, opts);
+  if (ec || !value.is_object()) {
+    conn->send_text(error_json("invalid", "frames must be JSON objects"));
+    co_return;
+  }
+  const auto& obj = value.as_object();
+  auto string_field = [&](std::string_view name, bool& bad) -> std::optional<std::string> {
+    const auto* v = obj.if_contains(name);
+    if (!v || v->is_null()) return std::nullopt;
+    if (!v->is_string()) {
+      bad = true;
+      return std::nullopt;
+    }
+    return std::string(v->as_string());
+  };
+  bool bad = false;
+  const auto type = string_field("type", bad).value_or("message");
+  const auto room = string_field("room_id", bad);
+  const auto content = string_field("content", bad);
+  const auto cid = string_field("cid", bad).value_or("");
+  if (bad) {
+    conn->send_text(error_json("invalid", "type, room_id, content and cid must be strings", {}, cid));
+    co_return;
+  }
+  Session* s = alive(conn);
+  if (!s) co_return;
+
+  if (type == "ping") {
+    conn->send_text(R"({"type":"pong"})");
+  } else if (type == "history") {
+    std::optional<std::uint64_t> before;
+    int limit = 50;
+    if (const auto* b = obj.if_contains("before"); b && b->is_int64() && b->as_int64() > 0) {
+      before = static_cast<std::uint64_t>(b->as_int64());
+    }
+    if (const auto* l = obj.if_contains("limit"); l && l->is_int64()) {
+      limit = static_cast<int>(std::clamp<std::int64_t>(l->as_int64(), 1, 200));
+    }
+    co_await send_history(conn, before, limit);
+  } else if (type == "join") {
+    if (!room) {
+      conn->send_text(error_json("invalid", "room_id is required"));
+      co_return;
+    }
+    co_await switch_room(conn, *room);
+  } else if (type == "message") {
+    if (cid.size() > 64) {
+      conn->send_text(error_json("invalid", "cid must be at most 64 characters"));
+      co_return;
+    }
+    if (room && *room != s->room) {
+      if (!co_await switch_room(conn, *room)) co_return;
+      // The original moved the connection and posted; a bare move has no content.
+      if (!content) co_return;
+    }
+    if (!content) {
+      conn->send_text(error_json("invalid", "content is required", {}, cid));
+      co_return;
+    }
+    co_await post_message(conn, *content, cid);
+  } else {
+    conn->send_text(error_json("invalid", "unknown frame type", {}, cid));
+  }
+}
+
+asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> conn, std::string content,
+                                                std::string cid) {
+  Session* s = alive(conn);
+  if (!s) co_return;
+  if (s->anonymous()) {
+    conn->send_text(error_json("forbidden", "viewers without an account cannot post; log in to chat", {}, cid));
+    co_return;
+  }
+  auto checked = check_content(content, d_.config.max_message_chars);
+  if (!checked.error_code.empty()) {
+    conn->send_text(error_json(checked.error_code, checked.message, {}, cid));
+    co_return;
+  }
+  engine::AdmitRequest request{s->room, s->user_id, s->moderator() ? d_.config.mod_rate_limit : d_.config.rate_limit,
+                               s->moderator() ? 0 : d_.rooms.slow_mode(s->room)};
+  const auto admission = co_await d_.engine.admit(std::move(request));
+  s = alive(conn);
+  if (!s) co_return;
+  using Verdict = engine::Admission::Verdict;
+  switch (admission.verdict) {
+    case Verdict::ok: break;
+    case Verdict::banned:
+      on_kick(*s, error_json("banned", "you are banned from this room",
+                             admission.retry_after.count() ? std::optional<std::int64_t>(admission.retry_after.count())
+                                                           : std::nullopt));
+      co_return;
+    case Verdict::slow_mode:
+      conn->send_text(error_json("slow_mode", "slow mode is on in this room", admission.retry_after.count(), cid));
+      co_return;
+    case Verdict::rate_limited:
+      conn->send_text(error_json("rate_limited", "you are sending messages too fast", admission.retry_after.count(), cid));
+      co_return;
+  }
+  store::Message m;
+  m.id = d_.ids.next();
+  m.room_id = s->room;
+  m.user_id = s->user_id;
+  m.username = s->username;
+  m.content = std::move(checked.content);
+  m.timestamp_ns = d_.clock.unix_nanos();
+  m.cid = cid;
+  PostResult result;
+  try {
+    result = co_await d_.pipeline.submit(std::move(m));
+  } catch (const std::exception&) {
+    if (alive(conn)) conn->send_text(error_json("internal", "the message could not be stored; it was not sent", {}, cid));
+    co_return;
+  }
+  s = alive(conn);
+  if (s && s->version == 2 && !cid.empty()) {
+    boost::json::object ack{{"type", "ack"}, {"cid", cid}, {"id", result.id}, {"seq", result.seq}, {"duplicate", result.duplicate}};
+    conn->send_text(json_line(ack));
+  }
+}
+
+asio::awaitable<bool> ChatService::switch_room(std::shared_ptr<ws::Connection> conn, std::string raw_room) {
+  std::string why;
+  const auto room = normalize_room_id(raw_room, &why);
+  if (!room) {
+    conn->send_text(error_json("invalid", why));
+    co_return false;
+  }
+  Session* s = alive(conn);
+  if (!s) co_return false;
+  if (*room == s->room) co_return true;
+  if (!s->anonymous()) {
+    if (auto ban = co_await d_.engine.ban_state(*room, s->user_id)) {
+      std::optional<std::int64_t> retry;
+      if (ban->expires_at_ms) retry = std::max<std::int64_t>(0, ban->expires_at_ms - d_.clock.unix_millis());
+      if (alive(conn)) conn->send_text(error_json("banned", "you are banned from that room", retry));
+      co_return false;
+    }
+  }
+  co_await d_.rooms.ensure(*room);
+  s = alive(conn);
+  if (!s) co_return false;
+  const auto old = s->presence();
+  d_.hub.join(*s, *room);
+  welcome(*s);
+  const auto fresh = s->presence();
+  const auto user_id = s->user_id;
+  const auto username = s->username;
+  co_await d_.engine.presence_remove(one(old));
+  co_await d_.engine.presence_refresh(one(fresh), d_.config.presence_ttl);
+  notify_presence(old.room_id, "leave", user_id, username);
+  notify_presence(*room, "join", user_id, username);
+  co_return true;
+}
+
+asio::awaitable<void> ChatService::send_history(std::shared_ptr<ws::Connection> conn,
+                                                std::optional<std::uint64_t> before, int limit) {
+  Session* s = alive(conn);
+  if (!s) co_return;
+  auto job = [room = s->room, limit, before](store::Store& st) { return st.history(room, limit, before); };
+  const auto rows = co_await d_.store.run(std::move(job));
+  s = alive(conn);
+  if (!s) co_return;
+  std::string out = "{\"type\":\"history\",\"room_id\":";
+  append_json_string(out, s->room);
+  out += ",\"messages\":[";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (i) out += ',';
+    out += message_json_v1(rows[i]);
+  }
+  out += "]}";
+  conn->send_text(out);
+}
+
+void ChatService::on_closed(Session& s) {
+  if (!s.room.empty()) {
+    asio::co_spawn(d_.loops.loop(s.loop), presence_gone(s.presence(), s.user_id, s.username), asio::detached);
+  }
+  release_address(s.client_ip);
+}
+
+// Coroutines here are member functions, never lambdas: a lambda coroutine reads its
+// captures through the closure, which is gone once co_spawn's caller returns.
+asio::awaitable<void> ChatService::presence_gone(engine::PresenceEntry entry, std::string user_id,
+                                                 std::string username) {
+  const std::string room = entry.room_id;
+  co_await d_.engine.presence_remove(one(std::move(entry)));
+  notify_presence(room, "leave", user_id, username);
+}
+
+asio::awaitable<void> ChatService::presence_refresh_batch(std::vector<engine::PresenceEntry> entries) {
+  co_await d_.engine.presence_refresh(std::move(entries), d_.config.presence_ttl);
+}
+
+void ChatService::on_presence_due(std::size_t loop, std::vector<engine::PresenceEntry> entries) {
+  asio::co_spawn(d_.loops.loop(loop), presence_refresh_batch(std::move(entries)), asio::detached);
+}
+
+void ChatService::on_kick(Session& s, const std::string& error_frame) {
+  s.conn->send_text(error_frame);
+  s.conn->close(ws::close_code::banned, "banned");
+}
+
+// ---------------------------------------------------------------------------------
+// Presence notifications
+
+void ChatService::notify_presence(const std::string& room, const char* event, const std::string& user_id,
+                                  const std::string& username) {
+  asio::co_spawn(d_.loops.loop(0), presence_changed(room, event, user_id, username), asio::detached);
+}
+
+asio::awaitable<void> ChatService::presence_changed(std::string room, std::string event, std::string user_id,
+                                                    std::string username) {
+  try {
+    const auto counts = co_await d_.engine.presence_counts(one(room));
+    const auto& c = counts.at(0);
+    if (c.online() > d_.config.presence_events_max) {
+      std::lock_guard lock(presence_mu_);
+      presence_dirty_.insert(room);
+      co_return;
+    }
+    boost::json::object o{{"type", "presence"},   {"room_id", room},      {"online", c.online()},
+                          {"chatters", c.chatters}, {"viewers", c.viewers}, {"event", event}};
+    o["user_id"] = user_id.empty() ? boost::json::value(nullptr) : boost::json::value(user_id);
+    o["username"] = username;
+    d_.engine.publish(room_channel(room), std::make_shared<const std::string>("P\n" + json_line(o)));
+  } catch (const std::exception& e) {
+    log::warn("presence_notify_failed", {{"what", e.what()}});
+  }
+}
+
+void ChatService::schedule_presence_tick() {
+  presence_timer_->expires_after(std::chrono::seconds{1});
+  presence_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    std::set<std::string> rooms;
+    {
+      std::lock_guard lock(presence_mu_);
+      rooms.swap(presence_dirty_);
+    }
+    if (!rooms.empty()) {
+      asio::co_spawn(d_.loops.loop(0), publish_counts(std::vector<std::string>(rooms.begin(), rooms.end())),
+                     asio::detached);
+    }
+    schedule_presence_tick();
+  });
+}
+
+asio::awaitable<void> ChatService::publish_counts(std::vector<std::string> rooms) {
+  const auto counts = co_await d_.engine.presence_counts(rooms);
+  for (std::size_t i = 0; i < rooms.size() && i < counts.size(); ++i) {
+    boost::json::object o{{"type", "presence"},          {"room_id", rooms[i]},
+                          {"online", counts[i].online()}, {"chatters", counts[i].chatters},
+                          {"viewers", counts[i].viewers}, {"event", "count"}};
+    d_.engine.publish(room_channel(rooms[i]), std::make_shared<const std::string>("P\n" + json_line(o)));
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// REST
+
+asio::awaitable<http::Response> ChatService::create_room(http::Context& ctx) {
+  const http::JsonBody body(ctx.req, "room_id is required");
+  const auto raw = body.optional_string("room_id");
+  if (!raw || raw->empty()) throw HttpError(Status::bad_request, "room_id is required");
+  std::string why;
+  const auto room = normalize_room_id(*raw, &why);
+  if (!room) throw HttpError(Status::bad_request, "invalid room_id", {{"detail", why}});
+  co_await d_.rooms.ensure(*room);
+  co_return http::json_response(Status::ok, {{"room_id", *room}});
+}
+
+asio::awaitable<http::Response> ChatService::list_rooms(http::Context&) {
+  auto job = [](store::Store& s) { return s.list_rooms(); };
+  const auto rooms = co_await d_.store.run(std::move(job));
+  std::vector<std::string> ids;
+  ids.reserve(rooms.size());
+  for (const auto& r : rooms) ids.push_back(r.room_id);
+  const auto counts = co_await d_.engine.presence_counts(ids);
+  boost::json::array out;
+  for (std::size_t i = 0; i < rooms.size(); ++i) {
+    const auto c = i < counts.size() ? counts[i] : engine::PresenceCounts{};
+    out.push_back(boost::json::object{{"room_id", rooms[i].room_id},
+                                      {"online", c.online()},
+                                      {"chatters", c.chatters},
+                                      {"viewers", c.viewers},
+                                      {"slow_mode_seconds", rooms[i].slow_mode_seconds}});
+  }
+  co_return http::json_response(Status::ok, out);
+}
+
+asio::awaitable<http::Response> ChatService::history(http::Context& ctx) {
+  std::string why;
+  const auto room = normalize_room_id(ctx.param("room"), &why);
+  if (!room) throw HttpError(Status::bad_request, "invalid room_id", {{"detail", why}});
+  int limit = 50;
+  std::optional<std::uint64_t> before;
+  if (const auto l = ctx.query("limit")) {
+    const auto v = parse_u64(*l);
+    if (!v || *v < 1 || *v > 200) throw HttpError(Status::bad_request, "limit must be a whole number from 1 to 200");
+    limit = static_cast<int>(*v);
+  }
+  if (const auto b = ctx.query("before")) {
+    before = parse_u64(*b);
+    if (!before) throw HttpError(Status::bad_request, "before must be a sequence number");
+  }
+  auto job = [r = *room, limit, before](store::Store& s) { return s.history(r, limit, before); };
+  const auto rows = co_await d_.store.run(std::move(job));
+  // Built by hand so each item is byte-identical to the live frame.
+  std::string body = "[";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (i) body += ',';
+    body += message_json_v1(rows[i]);
+  }
+  body += ']';
+  http::Response res{Status::ok, 11};
+  res.set(http::bhttp::field::content_type, "application/json; charset=utf-8");
+  res.set(http::bhttp::field::cache_control, "no-store");
+  res.body() = std::move(body);
+  co_return res;
+}
+
+asio::awaitable<http::Response> ChatService::presence(http::Context& ctx) {
+  std::string why;
+  const auto room = normalize_room_id(ctx.param("room"), &why);
+  if (!room) throw HttpError(Status::bad_request, "invalid room_id", {{"detail", why}});
+  const auto counts = co_await d_.engine.presence_counts(one(*room));
+  const auto& c = counts.at(0);
+  co_return http::json_response(
+      Status::ok, {{"room_id", *room}, {"online", c.online()}, {"chatters", c.chatters}, {"viewers", c.viewers}});
+}
+
+}  // namespace chatorbit::chat

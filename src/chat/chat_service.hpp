@@ -1,0 +1,121 @@
+#pragma once
+// The chat service: the WebSocket endpoint (handshake checks, then the frames of
+// docs/protocol.md), the room and history routes, and presence notifications.
+// Moderation routes live in moderation_service.hpp.
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "auth/authenticator.hpp"
+#include "chat/hub.hpp"
+#include "chat/pipeline.hpp"
+#include "chat/rooms.hpp"
+#include "core/clock.hpp"
+#include "core/config.hpp"
+#include "core/ids.hpp"
+#include "engine/engine.hpp"
+#include "net/router.hpp"
+#include "store/store_worker.hpp"
+
+namespace chatorbit::chat {
+
+struct ChatDeps {
+  const Config& config;
+  store::StoreWorker& store;
+  engine::Engine& engine;
+  Hub& hub;
+  MessagePipeline& pipeline;
+  RoomCache& rooms;
+  const auth::Authenticator& authenticator;
+  ObjectIdGenerator& ids;
+  const Clock& clock;
+  net::EventLoops& loops;
+};
+
+class ChatService final : public SessionEvents {
+public:
+  explicit ChatService(ChatDeps deps);
+  ~ChatService() override;
+
+  void register_routes(http::Router& router);
+  /// The HttpServer's upgrade handler for /ws/chat.
+  void upgrade(boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer, http::Request req,
+               http::Context& ctx);
+  /// Starts the presence-count timer.
+  void start();
+  void stop();
+
+  /// Publishes a presence change for `room` (join/leave of `user_id`), coalesced into
+  /// periodic counts when the room is large.
+  void notify_presence(const std::string& room, const char* event, const std::string& user_id,
+                       const std::string& username);
+
+  // SessionEvents
+  void on_text(Session& s, std::string text) override;
+  void on_binary(Session& s) override;
+  void on_closed(Session& s) override;
+  void on_presence_due(std::size_t loop, std::vector<engine::PresenceEntry> entries) override;
+  void on_kick(Session& s, const std::string& error_frame) override;
+
+private:
+  struct UpgradeInfo {
+    std::string query;
+    std::string client_ip;
+    std::size_t loop = 0;
+  };
+  /// What the synchronous handshake checks established.
+  struct Admitted {
+    std::optional<auth::Claims> claims;
+    std::string room;
+    std::string accept;
+    bool v2 = false;
+    bool subprotocol = false;
+    bool counted = false;  ///< counted against the address's open connections
+    std::optional<std::uint64_t> last_seq;
+  };
+  /// Headers, origin, token, room and the per-address cap: a refusal, or nullopt.
+  std::optional<http::Response> check_handshake(const http::Request& req, const UpgradeInfo& info, Admitted& out);
+  boost::asio::awaitable<void> handshake(boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer,
+                                         http::Request req, UpgradeInfo info);
+  boost::asio::awaitable<void> process(std::shared_ptr<ws::Connection> conn, std::string text);
+  boost::asio::awaitable<void> handle_frame(std::shared_ptr<ws::Connection> conn, std::string text);
+  boost::asio::awaitable<void> post_message(std::shared_ptr<ws::Connection> conn, std::string content,
+                                            std::string cid);
+  boost::asio::awaitable<bool> switch_room(std::shared_ptr<ws::Connection> conn, std::string raw_room);
+  boost::asio::awaitable<void> send_history(std::shared_ptr<ws::Connection> conn, std::optional<std::uint64_t> before,
+                                            int limit);
+  boost::asio::awaitable<void> resume(std::shared_ptr<ws::Connection> conn, std::uint64_t last_seq);
+  boost::asio::awaitable<void> presence_changed(std::string room, std::string event, std::string user_id,
+                                                std::string username);
+  boost::asio::awaitable<void> presence_gone(engine::PresenceEntry entry, std::string user_id, std::string username);
+  boost::asio::awaitable<void> presence_refresh_batch(std::vector<engine::PresenceEntry> entries);
+  boost::asio::awaitable<void> publish_counts(std::vector<std::string> rooms);
+  void welcome(Session& s);
+  void schedule_presence_tick();
+  void release_address(const std::string& ip);
+
+  boost::asio::awaitable<http::Response> create_room(http::Context& ctx);
+  boost::asio::awaitable<http::Response> list_rooms(http::Context& ctx);
+  boost::asio::awaitable<http::Response> history(http::Context& ctx);
+  boost::asio::awaitable<http::Response> presence(http::Context& ctx);
+
+  ChatDeps d_;
+  std::mutex addr_mu_;
+  std::unordered_map<std::string, int> open_per_address_;
+  std::mutex presence_mu_;
+  std::set<std::string> presence_dirty_;  ///< large rooms with a count update pending
+  std::unique_ptr<boost::asio::steady_timer> presence_timer_;
+  std::atomic<std::uint64_t> next_conn_{0};
+  std::string node_id_;
+};
+
+/// The session behind a connection, or null once it has been closed and removed.
+inline Session* alive(const std::shared_ptr<ws::Connection>& c) { return static_cast<Session*>(c->user_data); }
+
+}  // namespace chatorbit::chat

@@ -1,0 +1,296 @@
+#include "chat/hub.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/json/parse.hpp>
+
+#include <charconv>
+
+#include "chat/wire.hpp"
+#include "core/log.hpp"
+
+namespace chatorbit::chat {
+
+namespace asio = boost::asio;
+
+std::string room_channel(const std::string& room) { return "chat_room:" + room; }
+
+struct Hub::Delivery {
+  char kind = 'M';  ///< 'M' message, 'D' moderation, 'P' presence
+  std::string room;
+  bool global = false;
+  std::uint64_t seq = 0;
+  ws::Frame v1;  ///< null: not sent to version 1 clients
+  ws::Frame v2;
+  std::string kick_user;  ///< ban/timeout: this user's sessions are closed with 4003
+  std::string kick_json;  ///< the error frame they receive first
+};
+
+struct Hub::Loop {
+  Loop(std::size_t i, asio::io_context& c) : index(i), ctx(c), timer(c) {}
+  std::size_t index;
+  asio::io_context& ctx;
+  std::vector<char> buffer = std::vector<char>(64 * 1024);  ///< shared by every read on this loop
+  std::unordered_map<ws::Connection*, std::unique_ptr<Session>> sessions;
+  std::unordered_map<std::string, std::vector<Session*>> rooms;
+  std::vector<std::shared_ptr<ws::Connection>> dirty;
+  bool flush_posted = false;
+  asio::steady_timer timer;
+};
+
+Hub::Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits)
+    : loops_(loops), engine_(engine), limits_(limits) {
+  for (std::size_t i = 0; i < loops_.size(); ++i) per_loop_.push_back(std::make_unique<Loop>(i, loops_.loop(i)));
+}
+
+Hub::~Hub() = default;
+
+void Hub::start() {
+  engine_.subscribe(kControlChannel);
+  for (auto& l : per_loop_) {
+    Loop* loop = l.get();
+    asio::post(loop->ctx, [this, loop] { schedule_sweep(*loop); });
+  }
+}
+
+Session& Hub::add(std::size_t loop_index, asio::ip::tcp::socket socket, Session proto, std::string_view leftover) {
+  Loop& loop = *per_loop_[loop_index];
+  auto conn = std::make_shared<ws::Connection>(std::move(socket), *this, limits_.connection, loop.buffer);
+  auto session = std::make_unique<Session>(std::move(proto));
+  session->conn = conn;
+  session->loop = loop_index;
+  session->last_ping_ms = session->last_presence_ms = ws::steady_ms();
+  conn->user_data = session.get();
+  Session& ref = *session;
+  loop.sessions.emplace(conn.get(), std::move(session));
+  sessions_.fetch_add(1, std::memory_order_relaxed);
+  conn->start(leftover);
+  return ref;
+}
+
+void Hub::join(Session& s, const std::string& room) {
+  if (s.room == room) return;
+  leave(s);
+  Loop& loop = *per_loop_[s.loop];
+  auto& members = loop.rooms[room];
+  s.room = room;
+  s.room_index = members.size();
+  members.push_back(&s);
+  node_subscribe(room);
+}
+
+void Hub::leave(Session& s) {
+  if (s.room.empty()) return;
+  Loop& loop = *per_loop_[s.loop];
+  const auto it = loop.rooms.find(s.room);
+  if (it != loop.rooms.end()) {
+    auto& members = it->second;
+    // Swap-remove: O(1), order of members does not matter.
+    if (s.room_index < members.size() && members[s.room_index] == &s) {
+      members[s.room_index] = members.back();
+      members[s.room_index]->room_index = s.room_index;
+      members.pop_back();
+    }
+    if (members.empty()) loop.rooms.erase(it);
+  }
+  node_unsubscribe(s.room);
+  s.room.clear();
+}
+
+void Hub::node_subscribe(const std::string& room) {
+  std::lock_guard lock(subs_mu_);
+  if (node_members_[room]++ == 0) engine_.subscribe(room_channel(room));
+}
+
+void Hub::node_unsubscribe(const std::string& room) {
+  std::lock_guard lock(subs_mu_);
+  const auto it = node_members_.find(room);
+  if (it == node_members_.end()) return;
+  if (--it->second == 0) {
+    node_members_.erase(it);
+    engine_.unsubscribe(room_channel(room));
+  }
+}
+
+void Hub::release_held(Session& s, std::uint64_t after_seq) {
+  s.resuming = false;
+  for (auto& [seq, frame] : s.held) {
+    if (seq == 0 || seq > after_seq) s.conn->send(frame);
+  }
+  s.held.clear();
+  s.held.shrink_to_fit();
+}
+
+void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::string> payload) {
+  // Payload: "<kind>[ <seq>]\n<json>". Decoded here once per process, not per viewer.
+  const std::string_view p = *payload;
+  const auto nl = p.find('\n');
+  if (nl == std::string_view::npos || nl == 0) {
+    log::warn("bad_publication", {{"channel", channel}});
+    return;
+  }
+  auto d = std::make_shared<Delivery>();
+  d->kind = p[0];
+  const std::string_view json = p.substr(nl + 1);
+  if (channel == kControlChannel) {
+    d->global = true;
+  } else if (channel.rfind("chat_room:", 0) == 0) {
+    d->room = channel.substr(10);
+  } else {
+    return;
+  }
+  switch (d->kind) {
+    case 'M': {
+      const auto head = p.substr(2, nl - 2);
+      std::from_chars(head.data(), head.data() + head.size(), d->seq);
+      d->v1 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json));
+      d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, message_json_v2_from_v1(json)));
+      break;
+    }
+    case 'D': {
+      if (moderation_observer_) moderation_observer_(json);
+      d->v1 = d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json));
+      boost::system::error_code ec;
+      const auto v = boost::json::parse(json, ec);
+      if (!ec && v.is_object()) {
+        const auto& o = v.as_object();
+        const auto* action = o.if_contains("action");
+        const auto* user = o.if_contains("user_id");
+        if (action && action->is_string() && user && user->is_string() &&
+            (action->as_string() == "ban" || action->as_string() == "timeout")) {
+          d->kick_user = std::string(user->as_string());
+          const auto* retry = o.if_contains("duration_seconds");
+          std::optional<std::int64_t> retry_ms;
+          if (retry && retry->is_int64()) retry_ms = retry->as_int64() * 1000;
+          d->kick_json = error_json("banned", d->global ? "you are banned" : "you are banned from this room", retry_ms);
+        }
+      }
+      break;
+    }
+    case 'P': d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json)); break;
+    default: return;
+  }
+  std::shared_ptr<const Delivery> shared = std::move(d);
+  for (auto& l : per_loop_) {
+    Loop* loop = l.get();
+    asio::post(loop->ctx, [this, loop, shared] { deliver(*loop, *shared); });
+  }
+}
+
+void Hub::deliver(Loop& loop, const Delivery& d) {
+  auto hand_over = [&](Session& s) {
+    const ws::Frame& f = s.version == 1 ? d.v1 : d.v2;
+    if (!d.kick_user.empty() && s.user_id == d.kick_user) {
+      if (events_) events_->on_kick(s, d.kick_json);
+      return;
+    }
+    if (!f) return;
+    if (s.resuming) {
+      s.held.emplace_back(d.seq, f);
+      return;
+    }
+    s.conn->send(f);
+    frames_queued_.fetch_add(1, std::memory_order_relaxed);
+  };
+  if (d.global) {
+    for (auto& [conn, s] : loop.sessions) hand_over(*s);
+    return;
+  }
+  const auto it = loop.rooms.find(d.room);
+  if (it == loop.rooms.end()) return;
+  // Index loop: a kick can reorder this vector only via a posted cleanup, never here.
+  auto& members = it->second;
+  for (std::size_t i = 0; i < members.size(); ++i) hand_over(*members[i]);
+}
+
+void Hub::on_text(ws::Connection& c, std::string text) {
+  if (events_ && c.user_data) events_->on_text(*static_cast<Session*>(c.user_data), std::move(text));
+}
+
+void Hub::on_binary(ws::Connection& c, std::string) {
+  if (events_ && c.user_data) events_->on_binary(*static_cast<Session*>(c.user_data));
+}
+
+void Hub::on_closed(ws::Connection& c) {
+  auto* s = static_cast<Session*>(c.user_data);
+  if (!s) return;
+  Loop& loop = *per_loop_[s->loop];
+  // Removal is deferred to its own handler: this may run in the middle of a delivery
+  // loop over the room's members.
+  asio::post(loop.ctx, [this, &loop, conn = s->conn] {
+    const auto it = loop.sessions.find(conn.get());
+    if (it == loop.sessions.end()) return;
+    if (events_) events_->on_closed(*it->second);
+    leave(*it->second);
+    conn->user_data = nullptr;
+    loop.sessions.erase(it);
+    sessions_.fetch_sub(1, std::memory_order_relaxed);
+  });
+}
+
+void Hub::on_dirty(ws::Connection& c) {
+  auto* s = static_cast<Session*>(c.user_data);
+  if (!s) {
+    c.flush();
+    return;
+  }
+  Loop& loop = *per_loop_[s->loop];
+  loop.dirty.push_back(s->conn);
+  if (loop.flush_posted) return;
+  loop.flush_posted = true;
+  // Everything queued during this turn of the loop leaves together: one send per
+  // connection however many frames it got.
+  asio::post(loop.ctx, [&loop] {
+    loop.flush_posted = false;
+    auto dirty = std::move(loop.dirty);
+    loop.dirty.clear();
+    for (auto& conn : dirty) conn->flush();
+  });
+}
+
+void Hub::schedule_sweep(Loop& loop) {
+  loop.timer.expires_after(std::chrono::seconds{1});
+  loop.timer.async_wait([this, &loop](boost::system::error_code ec) {
+    if (ec) return;
+    sweep(loop);
+    schedule_sweep(loop);
+  });
+}
+
+void Hub::sweep(Loop& loop) {
+  static const ws::Frame ping = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::ping, {}));
+  const auto now = ws::steady_ms();
+  const auto ping_ms = std::chrono::milliseconds(limits_.ping_interval).count();
+  const auto drop_ms = std::chrono::milliseconds(limits_.idle_drop).count();
+  const auto refresh_ms = std::chrono::milliseconds(limits_.presence_refresh).count();
+  std::vector<engine::PresenceEntry> due;
+  for (auto& [conn, s] : loop.sessions) {
+    if (!conn->open()) {
+      if (conn->closing_since_ms() != 0 && now - conn->closing_since_ms() > 2000) conn->abort();
+      continue;
+    }
+    if (now - conn->last_activity_ms() > drop_ms) {
+      conn->abort();  // silent too long: the peer is gone or stuck
+      continue;
+    }
+    if (now - s->last_ping_ms >= ping_ms) {
+      conn->send(ping);
+      s->last_ping_ms = now;
+    }
+    if (!s->room.empty() && now - s->last_presence_ms >= refresh_ms && now - conn->last_activity_ms() < drop_ms) {
+      due.push_back(s->presence());
+      s->last_presence_ms = now;
+    }
+  }
+  if (!due.empty() && events_) events_->on_presence_due(loop.index, std::move(due));
+}
+
+void Hub::close_all(std::uint16_t code) {
+  for (auto& l : per_loop_) {
+    Loop* loop = l.get();
+    asio::post(loop->ctx, [loop, code] {
+      for (auto& [conn, s] : loop->sessions) s->conn->close(code, "server shutting down");
+    });
+  }
+}
+
+}  // namespace chatorbit::chat

@@ -1,0 +1,134 @@
+#pragma once
+// The fan-out hub. Each event loop owns its WebSocket sessions and its share of each
+// room; a publication is turned into frames once per process (one shared buffer per
+// protocol version) and crosses to each loop once, where it is queued on every local
+// member; each connection's queue leaves in one send at the end of the loop turn.
+//
+// Threading: on_publication() may be called from any thread. Everything else runs on
+// the loop that owns the session it touches (the `loop` argument or session.loop).
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/config.hpp"
+#include "engine/engine.hpp"
+#include "net/event_loops.hpp"
+#include "net/ws_connection.hpp"
+
+namespace chatorbit::chat {
+
+/// One WebSocket client of the chat service.
+struct Session {
+  std::shared_ptr<ws::Connection> conn;
+  std::size_t loop = 0;
+  std::string conn_id;
+  std::string user_id;  ///< empty: anonymous viewer
+  std::string username;
+  std::string role;
+  std::string client_ip;
+  std::string room;  ///< empty until joined
+  int version = 1;
+  std::size_t room_index = 0;  ///< position in the loop's member list of `room`
+  bool busy = false;           ///< a frame of this session is being processed
+  bool resuming = false;       ///< live frames are held until the resumed history is sent
+  std::vector<std::string> inbox;
+  std::vector<std::pair<std::uint64_t, ws::Frame>> held;
+  std::int64_t last_ping_ms = 0;
+  std::int64_t last_presence_ms = 0;
+
+  bool anonymous() const { return user_id.empty(); }
+  bool moderator() const { return role == "moderator" || role == "admin"; }
+  engine::PresenceEntry presence() const { return {room, conn_id, user_id}; }
+};
+
+/// What the chat service does with sessions; called on the session's loop.
+class SessionEvents {
+public:
+  virtual ~SessionEvents() = default;
+  virtual void on_text(Session& s, std::string text) = 0;
+  virtual void on_binary(Session& s) = 0;
+  /// The session is closing; it is still a member of its room.
+  virtual void on_closed(Session& s) = 0;
+  /// Presence entries due for a refresh (one call per loop per sweep).
+  virtual void on_presence_due(std::size_t loop, std::vector<engine::PresenceEntry> entries) = 0;
+  /// A moderation event for `user_id` (ban/timeout) reached a session of that user.
+  virtual void on_kick(Session& s, const std::string& reason_json) = 0;
+};
+
+/// Channel names on the broker: the original's per-room channel, plus one for
+/// events that concern every room (global bans).
+std::string room_channel(const std::string& room);
+inline const std::string kControlChannel = "chat_control";
+
+struct HubLimits {
+  ws::ConnectionLimits connection;
+  std::chrono::seconds ping_interval{10};
+  std::chrono::seconds idle_drop{25};
+  std::chrono::seconds presence_refresh{10};
+};
+
+class Hub final : public ws::ConnectionHandler {
+public:
+  Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits);
+  ~Hub() override;
+
+  void set_events(SessionEvents* events) { events_ = events; }
+  /// Sees every moderation event this node receives (e.g. to update caches).
+  void set_moderation_observer(std::function<void(std::string_view json)> f) { moderation_observer_ = std::move(f); }
+  /// Starts the per-loop heartbeat sweeps.
+  void start();
+
+  /// Takes over an upgraded socket on `loop`; the session is not yet in a room.
+  Session& add(std::size_t loop, boost::asio::ip::tcp::socket socket, Session proto, std::string_view leftover);
+  /// Makes the session a member of `room` (leaving its current one).
+  void join(Session& s, const std::string& room);
+  /// Removes the session from its room.
+  void leave(Session& s);
+  /// Sends live frames held during a resume, those above `after_seq`, and stops holding.
+  void release_held(Session& s, std::uint64_t after_seq);
+
+  /// The broker's subscriber: decodes once, then posts to every loop.
+  void on_publication(const std::string& channel, std::shared_ptr<const std::string> payload);
+
+  /// Closes every session with `code` (shutdown: 1001). Thread-safe.
+  void close_all(std::uint16_t code);
+  std::int64_t sessions() const { return sessions_.load(std::memory_order_relaxed); }
+  std::uint64_t frames_queued() const { return frames_queued_.load(std::memory_order_relaxed); }
+  /// Local members of `room` on every loop; for tests of the hub itself. Loop-unsafe.
+  boost::asio::io_context& loop_context(std::size_t loop) { return loops_.loop(loop); }
+
+  // ws::ConnectionHandler
+  void on_text(ws::Connection& c, std::string text) override;
+  void on_binary(ws::Connection& c, std::string data) override;
+  void on_closed(ws::Connection& c) override;
+  void on_dirty(ws::Connection& c) override;
+
+private:
+  struct Delivery;
+  struct Loop;
+  void deliver(Loop& loop, const Delivery& d);
+  void sweep(Loop& loop);
+  void schedule_sweep(Loop& loop);
+  void node_subscribe(const std::string& room);
+  void node_unsubscribe(const std::string& room);
+
+  net::EventLoops& loops_;
+  engine::Engine& engine_;
+  HubLimits limits_;
+  SessionEvents* events_ = nullptr;
+  std::function<void(std::string_view)> moderation_observer_;
+  std::vector<std::unique_ptr<Loop>> per_loop_;
+  std::mutex subs_mu_;
+  std::unordered_map<std::string, int> node_members_;  ///< room -> sessions on this node
+  std::atomic<std::int64_t> sessions_{0};
+  std::atomic<std::uint64_t> frames_queued_{0};
+};
+
+}  // namespace chatorbit::chat

@@ -1,0 +1,87 @@
+#include "chat/pipeline.hpp"
+
+#include <map>
+
+#include "core/log.hpp"
+
+namespace chatorbit::chat {
+
+void MessagePipeline::enqueue(store::Message m, Completion done) {
+  bool schedule = false;
+  {
+    std::lock_guard lock(mu_);
+    pending_.push_back({std::move(m), std::move(done)});
+    schedule = !scheduled_;
+    scheduled_ = true;
+  }
+  // One batch job at a time: whatever arrives while it runs forms the next batch.
+  if (schedule) store_.post([this](store::Store& s) { write_batch(s); });
+}
+
+void MessagePipeline::write_batch(store::Store& s) {
+  std::vector<Pending> batch;
+  {
+    std::lock_guard lock(mu_);
+    batch.swap(pending_);
+    scheduled_ = false;
+  }
+  if (batch.empty()) return;
+
+  std::vector<std::pair<std::exception_ptr, PostResult>> results(batch.size());
+  std::vector<std::size_t> fresh;  // indexes of messages to store
+  try {
+    // Resends: a cid already stored (or earlier in this batch) is acknowledged with the
+    // original id and seq, and stored nothing.
+    std::map<std::tuple<std::string, std::string, std::string>, std::size_t> seen;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto& m = batch[i].message;
+      if (!m.cid.empty()) {
+        const auto key = std::make_tuple(m.room_id, m.user_id, m.cid);
+        if (auto it = seen.find(key); it != seen.end()) {
+          results[i].second = {batch[it->second].message.id, 0, true};
+          continue;
+        }
+        if (auto existing = s.find_by_cid(m.room_id, m.user_id, m.cid)) {
+          results[i].second = {existing->id, existing->seq, true};
+          continue;
+        }
+        seen.emplace(key, i);
+      }
+      fresh.push_back(i);
+    }
+    std::vector<store::Message> rows;
+    rows.reserve(fresh.size());
+    for (std::size_t i : fresh) {
+      auto& m = batch[i].message;
+      if (seeded_rooms_.insert(m.room_id).second) {
+        // After a restart an in-memory engine starts counting from zero: never reuse
+        // a sequence number the store already holds.
+        engine_.raise_sequence_floor(m.room_id, s.max_seq(m.room_id));
+      }
+      m.seq = engine_.reserve_sequence(m.room_id, 1);
+      rows.push_back(m);
+    }
+    if (!rows.empty()) s.append_messages(rows);
+    stored_.fetch_add(rows.size(), std::memory_order_relaxed);
+    batches_.fetch_add(1, std::memory_order_relaxed);
+    for (std::size_t i : fresh) {
+      publish_(batch[i].message);
+      results[i].second = {batch[i].message.id, batch[i].message.seq, false};
+    }
+    // In-batch resends learn their original's seq now that it has one.
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (results[i].second.duplicate && results[i].second.seq == 0) {
+        for (std::size_t j : fresh) {
+          if (batch[j].message.id == results[i].second.id) results[i].second.seq = batch[j].message.seq;
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    log::error("message_batch_failed", {{"messages", batch.size()}, {"what", e.what()}});
+    const auto error = std::current_exception();
+    for (auto& r : results) r.first = error;
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(results[i].first, std::move(results[i].second));
+}
+
+}  // namespace chatorbit::chat

@@ -1,0 +1,83 @@
+#pragma once
+// The message pipeline: every accepted message is numbered, stored and then published,
+// in that order, in batches. It runs on the store worker's thread:
+//   take everything submitted since the last batch -> drop resends (same cid) ->
+//   reserve per-room sequence numbers -> one transaction -> publish each message in
+//   sequence order -> resume each sender.
+// Because one thread does all three steps, publication order equals sequence order
+// and a message is never published before it is stored.
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/engine.hpp"
+#include "store/store_worker.hpp"
+
+namespace chatorbit::chat {
+
+struct PostResult {
+  std::string id;
+  std::uint64_t seq = 0;
+  bool duplicate = false;  ///< a resend of an already stored cid: nothing new was stored
+};
+
+/// Publishes a stored message (v1 JSON) on the room's channel. Runs on the store thread.
+using Publisher = std::function<void(const store::Message& m)>;
+
+class MessagePipeline {
+public:
+  MessagePipeline(store::StoreWorker& store, engine::Engine& engine, Publisher publish)
+      : store_(store), engine_(engine), publish_(std::move(publish)) {}
+
+  /// Numbers, stores and publishes `m` (id, room, user, content, timestamp, cid set by
+  /// the caller). Completes on the caller's executor; throws StoreError if the batch
+  /// could not be stored (the message was then not published).
+  auto submit(store::Message m) {
+    // The message travels behind a unique_ptr (see offload.hpp: GCC 12 and coroutine
+    // arguments).
+    auto boxed = std::make_unique<store::Message>(std::move(m));
+    auto initiate = [this](auto handler, std::unique_ptr<store::Message> msg) {
+      auto h = std::make_shared<decltype(handler)>(std::move(handler));
+      enqueue(std::move(*msg), [h](std::exception_ptr e, PostResult r) {
+        auto home = boost::asio::get_associated_executor(*h);
+        boost::asio::dispatch(home, [h, e, r = std::move(r)]() mutable { std::move (*h)(e, std::move(r)); });
+      });
+    };
+    return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void(std::exception_ptr, PostResult)>(
+        std::move(initiate), boost::asio::use_awaitable, std::move(boxed));
+  }
+
+  /// Messages stored so far (for metrics).
+  std::uint64_t stored() const { return stored_.load(std::memory_order_relaxed); }
+  /// Batches written so far (for metrics).
+  std::uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
+
+private:
+  using Completion = std::function<void(std::exception_ptr, PostResult)>;
+  struct Pending {
+    store::Message message;
+    Completion done;
+  };
+  void enqueue(store::Message m, Completion done);
+  void write_batch(store::Store& s);
+
+  store::StoreWorker& store_;
+  engine::Engine& engine_;
+  Publisher publish_;
+  std::mutex mu_;
+  std::vector<Pending> pending_;
+  bool scheduled_ = false;
+  std::set<std::string> seeded_rooms_;  ///< store thread only
+  std::atomic<std::uint64_t> stored_{0};
+  std::atomic<std::uint64_t> batches_{0};
+};
+
+}  // namespace chatorbit::chat
