@@ -5,6 +5,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from conftest import BINARY, Api, auth
 
@@ -113,3 +114,13 @@ def test_slow_client_is_timed_out(start_server):
     data = sock.recv(4096)
     assert data == b"" and time.monotonic() - started < 5
     sock.close()
+
+
+def test_readme_documents_every_setting():
+    """The README's settings table is kept in step with --help."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    help_text = run_binary(["--help"]).stdout
+    names = [line.split("(")[1].split(",")[0] for line in help_text.splitlines() if line.startswith("  --")]
+    assert len(names) > 20
+    for name in names:
+        assert f"`{name}`" in readme, f"{name} is missing from the README's settings table"
