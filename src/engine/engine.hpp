@@ -62,7 +62,7 @@ struct Admission {
 using Subscriber = std::function<void(const std::string& channel, std::shared_ptr<const std::string> payload)>;
 
 class Engine {
-public:
+ public:
   virtual ~Engine() = default;
 
   // --- broker ----------------------------------------------------------------------

@@ -1,0 +1,470 @@
+#include "engine/memory/memory_engine.hpp"
+
+#include <algorithm>
+#include <array>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+namespace chatorbit::engine {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr std::size_t kShards = 16;
+// Stale keys examined per call in the shard the call touches: enough to outpace the
+// rate at which keys are created, small enough to keep every call cheap.
+constexpr std::size_t kSweepBudget = 4;
+constexpr std::size_t kDeliveryLocks = 64;
+
+std::size_t shard_of(std::string_view key) { return std::hash<std::string_view>{}(key) % kShards; }
+
+std::size_t shard_of(std::string_view a, std::string_view b) {
+  // Combined so that ("ab", "c") and ("a", "bc") usually differ.
+  const std::size_t h = std::hash<std::string_view>{}(a);
+  return (h ^ (std::hash<std::string_view>{}(b) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2))) % kShards;
+}
+
+std::int64_t to_ms(std::chrono::seconds s) { return std::chrono::duration_cast<milliseconds>(s).count(); }
+
+bool unlimited(const RateSpec& spec) { return spec.count <= 0 || spec.window.count() <= 0; }
+
+// Visits up to kSweepBudget entries of an ordered map, resuming where the previous call
+// stopped, and erases those `stale` reports as stale. Ordered maps are used for swept
+// keys because the cursor must survive inserts and erases between calls.
+template <class Map, class Stale>
+void sweep(Map& map, typename Map::key_type& cursor, Stale stale) {
+  auto it = map.lower_bound(cursor);
+  for (std::size_t i = 0; i < kSweepBudget && !map.empty(); ++i) {
+    if (it == map.end()) it = map.begin();
+    if (stale(it->second)) {
+      it = map.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  cursor = it == map.end() ? typename Map::key_type{} : it->first;
+}
+
+// --- sliding window: a log of accepted timestamps (a Redis sorted set's ZREMRANGEBYSCORE,
+// ZCARD, ZADD) rather than fixed buckets, so a burst at a bucket edge cannot double the limit.
+struct Window {
+  std::deque<std::int64_t> accepted;  // ascending
+  std::int64_t window_ms = 0;
+
+  void slide(std::int64_t now) {
+    while (!accepted.empty() && accepted.front() + window_ms <= now) accepted.pop_front();
+  }
+  bool stale(std::int64_t now) {
+    slide(now);
+    return accepted.empty();
+  }
+  /// Time until a slot frees, or 0 if one is free now.
+  std::int64_t wait(const RateSpec& spec, std::int64_t now) {
+    if (unlimited(spec)) return 0;
+    window_ms = to_ms(spec.window);  // the current spec wins if it changed
+    slide(now);
+    const auto count = static_cast<std::size_t>(spec.count);
+    if (accepted.size() < count) return 0;
+    // The entry that must leave the window for the log to drop below `count`.
+    const std::int64_t leaves_at = accepted[accepted.size() - count] + window_ms;
+    return std::max<std::int64_t>(leaves_at - now, 1);
+  }
+  void record(const RateSpec& spec, std::int64_t now) {
+    if (!unlimited(spec)) accepted.push_back(now);
+  }
+};
+
+Admission refused(Admission::Verdict verdict, std::int64_t retry_after_ms) {
+  Admission a;
+  a.verdict = verdict;
+  a.retry_after = milliseconds{retry_after_ms};
+  return a;
+}
+
+// The engine that re-entrant publications on this thread belong to, with their payloads.
+struct Pending {
+  MemoryEngine* engine;
+  std::string channel;
+  std::shared_ptr<const std::string> payload;
+};
+
+struct DeliveryState {
+  bool delivering = false;
+  std::deque<Pending> queue;
+};
+
+DeliveryState& this_thread_delivery() {
+  thread_local DeliveryState state;
+  return state;
+}
+
+}  // namespace
+
+// --- state, by concern -------------------------------------------------------------------
+
+struct MemoryEngine::Broker {
+  std::mutex mu;  // subscriber and channels; never held while the subscriber runs
+  std::shared_ptr<const Subscriber> subscriber;
+  std::unordered_set<std::string> channels;
+  // Held while the subscriber runs, so deliveries on a channel are serialised in lock order.
+  std::array<std::mutex, kDeliveryLocks> delivery;
+};
+
+struct MemoryEngine::Presence {
+  struct Conn {
+    std::string user_id;
+    std::int64_t expires_at = 0;
+  };
+  // Counts are maintained incrementally and entries kept ordered by expiry, so a count is
+  // O(expired entries) rather than O(room size).
+  struct Room {
+    std::unordered_map<std::string, Conn> conns;
+    std::set<std::pair<std::int64_t, std::string>> by_expiry;
+    std::unordered_map<std::string, std::int64_t> conns_per_user;
+    std::int64_t viewers = 0;
+
+    void erase(std::unordered_map<std::string, Conn>::iterator it) {
+      by_expiry.erase({it->second.expires_at, it->first});
+      if (it->second.user_id.empty()) {
+        --viewers;
+      } else if (auto u = conns_per_user.find(it->second.user_id); --u->second == 0) {
+        conns_per_user.erase(u);
+      }
+      conns.erase(it);
+    }
+    void upsert(const std::string& conn_id, const std::string& user_id, std::int64_t expires_at) {
+      if (auto it = conns.find(conn_id); it != conns.end()) erase(it);
+      conns.emplace(conn_id, Conn{user_id, expires_at});
+      by_expiry.emplace(expires_at, conn_id);
+      if (user_id.empty()) {
+        ++viewers;
+      } else {
+        ++conns_per_user[user_id];
+      }
+    }
+    void prune(std::int64_t now) {
+      while (!by_expiry.empty() && by_expiry.begin()->first <= now) erase(conns.find(by_expiry.begin()->second));
+    }
+    bool stale(std::int64_t now) {
+      prune(now);
+      return conns.empty();
+    }
+  };
+  struct Shard {
+    std::mutex mu;
+    std::map<std::string, Room> rooms;
+    std::string cursor;
+
+    void remove(const std::string& room_id, const std::string& conn_id) {
+      auto room = rooms.find(room_id);
+      if (room == rooms.end()) return;
+      if (auto c = room->second.conns.find(conn_id); c != room->second.conns.end()) room->second.erase(c);
+      if (room->second.conns.empty()) rooms.erase(room);
+    }
+  };
+  std::array<Shard, kShards> shards;
+};
+
+struct MemoryEngine::Bans {
+  struct Ban {
+    std::string reason;
+    std::int64_t expires_at = 0;  // 0 = permanent
+    bool live(std::int64_t now) const { return expires_at == 0 || expires_at > now; }
+  };
+  using Key = std::pair<std::string, std::string>;  // (user_id, scope)
+  // Sharded by user, so a room ban and a global ban of one user are read together.
+  struct Shard {
+    std::mutex mu;
+    std::map<Key, Ban> bans;
+    Key cursor;
+  };
+  std::array<Shard, kShards> shards;
+};
+
+struct MemoryEngine::Limits {
+  struct Poster {
+    std::optional<std::int64_t> last_post;  // of the last accepted post
+    std::int64_t slow_until = 0;            // last_post + the slow-mode interval in force then
+    Window window;
+    bool stale(std::int64_t now) { return window.stale(now) && slow_until <= now; }
+  };
+  using PosterKey = std::pair<std::string, std::string>;  // (room_id, user_id)
+  struct Shard {
+    std::mutex mu;
+    std::map<PosterKey, Poster> posters;
+    PosterKey poster_cursor;
+    std::map<std::string, Window> keys;
+    std::string key_cursor;
+  };
+  std::array<Shard, kShards> shards;
+};
+
+struct MemoryEngine::Sequences {
+  std::mutex mu;
+  std::unordered_map<std::string, std::uint64_t> last;  // highest number handed out or floor
+};
+
+MemoryEngine::MemoryEngine(const Clock& clock)
+    : clock_(clock),
+      broker_(std::make_unique<Broker>()),
+      presence_(std::make_unique<Presence>()),
+      bans_(std::make_unique<Bans>()),
+      limits_(std::make_unique<Limits>()),
+      sequences_(std::make_unique<Sequences>()) {}
+
+MemoryEngine::~MemoryEngine() = default;
+
+std::int64_t MemoryEngine::now_ms() const { return clock_.unix_millis(); }
+
+// --- broker --------------------------------------------------------------------------------
+
+void MemoryEngine::set_subscriber(Subscriber subscriber) {
+  auto shared = std::make_shared<const Subscriber>(std::move(subscriber));
+  std::lock_guard lock(broker_->mu);
+  broker_->subscriber = std::move(shared);
+}
+
+void MemoryEngine::subscribe(const std::string& channel) {
+  std::lock_guard lock(broker_->mu);
+  broker_->channels.insert(channel);
+}
+
+void MemoryEngine::unsubscribe(const std::string& channel) {
+  std::lock_guard lock(broker_->mu);
+  broker_->channels.erase(channel);
+}
+
+void MemoryEngine::publish(const std::string& channel, std::shared_ptr<const std::string> payload) {
+  auto& state = this_thread_delivery();
+  if (state.delivering) {
+    // Called from a subscriber: delivering now would take a delivery lock this thread
+    // may already hold, so the outer publish() delivers it next.
+    state.queue.push_back(Pending{this, channel, std::move(payload)});
+    return;
+  }
+  struct Reset {
+    DeliveryState& s;
+    ~Reset() {
+      s.delivering = false;
+      s.queue.clear();
+    }
+  } reset{state};
+  state.delivering = true;
+  deliver(channel, payload);
+  while (!state.queue.empty()) {
+    Pending next = std::move(state.queue.front());
+    state.queue.pop_front();
+    next.engine->deliver(next.channel, next.payload);
+  }
+}
+
+void MemoryEngine::deliver(const std::string& channel, const std::shared_ptr<const std::string>& payload) {
+  std::lock_guard order(broker_->delivery[std::hash<std::string>{}(channel) % kDeliveryLocks]);
+  std::shared_ptr<const Subscriber> subscriber;
+  {
+    std::lock_guard lock(broker_->mu);
+    if (!broker_->channels.contains(channel)) return;
+    subscriber = broker_->subscriber;
+  }
+  if (subscriber && *subscriber) (*subscriber)(channel, payload);
+}
+
+// --- presence ------------------------------------------------------------------------------
+
+boost::asio::awaitable<void> MemoryEngine::presence_refresh(std::vector<PresenceEntry> entries,
+                                                            std::chrono::seconds ttl) {
+  const std::int64_t now = now_ms();
+  const std::int64_t expires_at = now + to_ms(ttl);
+  for (auto& e : entries) {
+    auto& shard = presence_->shards[shard_of(e.room_id)];
+    std::lock_guard lock(shard.mu);
+    sweep(shard.rooms, shard.cursor, [now](Presence::Room& r) { return r.stale(now); });
+    if (expires_at <= now) {
+      shard.remove(e.room_id, e.conn_id);  // already expired
+    } else {
+      shard.rooms[e.room_id].upsert(e.conn_id, e.user_id, expires_at);
+    }
+  }
+  co_return;
+}
+
+boost::asio::awaitable<void> MemoryEngine::presence_remove(std::vector<PresenceEntry> entries) {
+  const std::int64_t now = now_ms();
+  for (const auto& e : entries) {
+    auto& shard = presence_->shards[shard_of(e.room_id)];
+    std::lock_guard lock(shard.mu);
+    sweep(shard.rooms, shard.cursor, [now](Presence::Room& r) { return r.stale(now); });
+    shard.remove(e.room_id, e.conn_id);
+  }
+  co_return;
+}
+
+boost::asio::awaitable<std::vector<PresenceCounts>> MemoryEngine::presence_counts(std::vector<std::string> rooms) {
+  const std::int64_t now = now_ms();
+  std::vector<PresenceCounts> out;
+  out.reserve(rooms.size());
+  for (const auto& room_id : rooms) {
+    auto& shard = presence_->shards[shard_of(room_id)];
+    std::lock_guard lock(shard.mu);
+    sweep(shard.rooms, shard.cursor, [now](Presence::Room& r) { return r.stale(now); });
+    PresenceCounts counts;
+    if (auto room = shard.rooms.find(room_id); room != shard.rooms.end()) {
+      if (room->second.stale(now)) {
+        shard.rooms.erase(room);
+      } else {
+        counts.chatters = static_cast<std::int64_t>(room->second.conns_per_user.size());
+        counts.viewers = room->second.viewers;
+      }
+    }
+    out.push_back(counts);
+  }
+  co_return out;
+}
+
+// --- bans ----------------------------------------------------------------------------------
+
+boost::asio::awaitable<void> MemoryEngine::ban(std::string scope, std::string user_id, std::string reason,
+                                               std::optional<std::chrono::seconds> ttl) {
+  const std::int64_t now = now_ms();
+  auto& shard = bans_->shards[shard_of(user_id)];
+  std::lock_guard lock(shard.mu);
+  sweep(shard.bans, shard.cursor, [now](const Bans::Ban& b) { return !b.live(now); });
+  Bans::Key key{std::move(user_id), std::move(scope)};
+  if (ttl && ttl->count() <= 0) {
+    shard.bans.erase(key);
+    co_return;
+  }
+  shard.bans.insert_or_assign(std::move(key), Bans::Ban{std::move(reason), ttl ? now + to_ms(*ttl) : 0});
+  co_return;
+}
+
+boost::asio::awaitable<bool> MemoryEngine::unban(std::string scope, std::string user_id) {
+  const std::int64_t now = now_ms();
+  auto& shard = bans_->shards[shard_of(user_id)];
+  std::lock_guard lock(shard.mu);
+  sweep(shard.bans, shard.cursor, [now](const Bans::Ban& b) { return !b.live(now); });
+  auto it = shard.bans.find(Bans::Key{std::move(user_id), std::move(scope)});
+  if (it == shard.bans.end()) co_return false;
+  const bool was_live = it->second.live(now);
+  shard.bans.erase(it);
+  co_return was_live;
+}
+
+std::optional<BanState> MemoryEngine::find_ban(const std::string& room_id, const std::string& user_id) {
+  const std::int64_t now = now_ms();
+  auto& shard = bans_->shards[shard_of(user_id)];
+  std::lock_guard lock(shard.mu);
+  sweep(shard.bans, shard.cursor, [now](const Bans::Ban& b) { return !b.live(now); });
+  std::optional<BanState> best;
+  const auto consider = [&](const std::string& scope) {
+    auto it = shard.bans.find(Bans::Key{user_id, scope});
+    if (it == shard.bans.end()) return;
+    if (!it->second.live(now)) {
+      shard.bans.erase(it);
+      return;
+    }
+    const std::int64_t expires = it->second.expires_at;
+    if (!best || (best->expires_at_ms != 0 && (expires == 0 || expires > best->expires_at_ms))) {
+      best = BanState{scope, it->second.reason, expires};
+    }
+  };
+  consider(room_id);  // first, so that it wins a tie
+  if (!room_id.empty()) consider(std::string{});
+  return best;
+}
+
+boost::asio::awaitable<std::optional<BanState>> MemoryEngine::ban_state(std::string room_id, std::string user_id) {
+  co_return find_ban(room_id, user_id);
+}
+
+// --- admission -----------------------------------------------------------------------------
+
+boost::asio::awaitable<Admission> MemoryEngine::admit(AdmitRequest request) {
+  if (auto ban = find_ban(request.room_id, request.user_id)) {
+    // Read the clock after the ban lookup so retry_after is never negative.
+    const std::int64_t left = ban->expires_at_ms == 0 ? 0 : std::max<std::int64_t>(ban->expires_at_ms - now_ms(), 1);
+    Admission a = refused(Admission::Verdict::banned, left);
+    a.ban = std::move(ban);
+    co_return a;
+  }
+  const std::int64_t now = now_ms();
+  auto& shard = limits_->shards[shard_of(request.room_id, request.user_id)];
+  std::lock_guard lock(shard.mu);
+  sweep(shard.posters, shard.poster_cursor, [now](Limits::Poster& p) { return p.stale(now); });
+  auto& poster = shard.posters[Limits::PosterKey{request.room_id, request.user_id}];
+  const std::int64_t slow_ms =
+      request.slow_mode_seconds > 0 ? to_ms(std::chrono::seconds{request.slow_mode_seconds}) : 0;
+  if (slow_ms > 0 && poster.last_post && *poster.last_post + slow_ms > now) {
+    co_return refused(Admission::Verdict::slow_mode, *poster.last_post + slow_ms - now);
+  }
+  if (const std::int64_t wait = poster.window.wait(request.rate, now); wait > 0) {
+    co_return refused(Admission::Verdict::rate_limited, wait);
+  }
+  poster.window.record(request.rate, now);
+  poster.last_post = now;
+  poster.slow_until = now + slow_ms;
+  co_return Admission{};
+}
+
+boost::asio::awaitable<Admission> MemoryEngine::rate_hit(std::string key, RateSpec rate) {
+  const std::int64_t now = now_ms();
+  auto& shard = limits_->shards[shard_of(key)];
+  std::lock_guard lock(shard.mu);
+  sweep(shard.keys, shard.key_cursor, [now](Window& w) { return w.stale(now); });
+  if (unlimited(rate)) co_return Admission{};
+  auto& window = shard.keys[std::move(key)];
+  if (const std::int64_t wait = window.wait(rate, now); wait > 0) {
+    co_return refused(Admission::Verdict::rate_limited, wait);
+  }
+  window.record(rate, now);
+  co_return Admission{};
+}
+
+// --- sequences -----------------------------------------------------------------------------
+
+std::uint64_t MemoryEngine::reserve_sequence(const std::string& room_id, std::uint32_t count) {
+  std::lock_guard lock(sequences_->mu);
+  auto& last = sequences_->last[room_id];
+  const std::uint64_t first = last + 1;
+  last += count;
+  return first;
+}
+
+void MemoryEngine::raise_sequence_floor(const std::string& room_id, std::uint64_t floor) {
+  std::lock_guard lock(sequences_->mu);
+  auto& last = sequences_->last[room_id];
+  last = std::max(last, floor);
+}
+
+// --- diagnostics ---------------------------------------------------------------------------
+
+std::size_t MemoryEngine::tracked_keys() const {
+  std::size_t n = 0;
+  {
+    std::lock_guard lock(broker_->mu);
+    n += broker_->channels.size();
+  }
+  for (auto& shard : presence_->shards) {
+    std::lock_guard lock(shard.mu);
+    n += shard.rooms.size();
+  }
+  for (auto& shard : bans_->shards) {
+    std::lock_guard lock(shard.mu);
+    n += shard.bans.size();
+  }
+  for (auto& shard : limits_->shards) {
+    std::lock_guard lock(shard.mu);
+    n += shard.posters.size() + shard.keys.size();
+  }
+  std::lock_guard lock(sequences_->mu);
+  return n + sequences_->last.size();
+}
+
+}  // namespace chatorbit::engine
