@@ -92,8 +92,7 @@ void ChatService::stop() {
 void ChatService::upgrade(beast::tcp_stream stream, beast::flat_buffer buffer, http::Request req, http::Context& ctx) {
   UpgradeInfo info{ctx.query_string, ctx.client_ip, ctx.loop};
   auto ex = stream.get_executor();
-  asio::co_spawn(ex, handshake(std::move(stream), std::move(buffer), std::move(req), std::move(info)),
-                 asio::detached);
+  asio::co_spawn(ex, handshake(std::move(stream), std::move(buffer), std::move(req), std::move(info)), asio::detached);
 }
 
 namespace {
@@ -287,10 +286,11 @@ asio::awaitable<void> ChatService::resume(std::shared_ptr<ws::Connection> conn, 
 
 void ChatService::on_text(Session& s, std::string text) {
   if (s.busy) {
-    // One frame at a time per connection keeps a sender's messages in order; a client
-    // that floods faster than it is served is cut off rather than buffered without end.
+    // One frame at a time per connection keeps a sender's messages in order. Frames
+    // beyond a bounded backlog are refused, not buffered without end (and a client that
+    // also ignores the refusals fills its send queue and is dropped as too slow).
     if (s.inbox.size() >= 64) {
-      s.conn->close(ws::close_code::policy, "too many frames in flight");
+      s.conn->send_text(error_json("rate_limited", "too many frames in flight; wait for replies", 100));
       return;
     }
     s.inbox.push_back(std::move(text));
@@ -422,7 +422,8 @@ asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> 
       conn->send_text(error_json("slow_mode", "slow mode is on in this room", admission.retry_after.count(), cid));
       co_return;
     case Verdict::rate_limited:
-      conn->send_text(error_json("rate_limited", "you are sending messages too fast", admission.retry_after.count(), cid));
+      conn->send_text(
+          error_json("rate_limited", "you are sending messages too fast", admission.retry_after.count(), cid));
       co_return;
   }
   store::Message m;
@@ -437,12 +438,14 @@ asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> 
   try {
     result = co_await d_.pipeline.submit(std::move(m));
   } catch (const std::exception&) {
-    if (alive(conn)) conn->send_text(error_json("internal", "the message could not be stored; it was not sent", {}, cid));
+    if (alive(conn))
+      conn->send_text(error_json("internal", "the message could not be stored; it was not sent", {}, cid));
     co_return;
   }
   s = alive(conn);
   if (s && s->version == 2 && !cid.empty()) {
-    boost::json::object ack{{"type", "ack"}, {"cid", cid}, {"id", result.id}, {"seq", result.seq}, {"duplicate", result.duplicate}};
+    boost::json::object ack{
+        {"type", "ack"}, {"cid", cid}, {"id", result.id}, {"seq", result.seq}, {"duplicate", result.duplicate}};
     conn->send_text(json_line(ack));
   }
 }
@@ -547,7 +550,7 @@ asio::awaitable<void> ChatService::presence_changed(std::string room, std::strin
       presence_dirty_.insert(room);
       co_return;
     }
-    boost::json::object o{{"type", "presence"},   {"room_id", room},      {"online", c.online()},
+    boost::json::object o{{"type", "presence"},     {"room_id", room},      {"online", c.online()},
                           {"chatters", c.chatters}, {"viewers", c.viewers}, {"event", event}};
     o["user_id"] = user_id.empty() ? boost::json::value(nullptr) : boost::json::value(user_id);
     o["username"] = username;
@@ -577,7 +580,7 @@ void ChatService::schedule_presence_tick() {
 asio::awaitable<void> ChatService::publish_counts(std::vector<std::string> rooms) {
   const auto counts = co_await d_.engine.presence_counts(rooms);
   for (std::size_t i = 0; i < rooms.size() && i < counts.size(); ++i) {
-    boost::json::object o{{"type", "presence"},          {"room_id", rooms[i]},
+    boost::json::object o{{"type", "presence"},           {"room_id", rooms[i]},
                           {"online", counts[i].online()}, {"chatters", counts[i].chatters},
                           {"viewers", counts[i].viewers}, {"event", "count"}};
     d_.engine.publish(room_channel(rooms[i]), std::make_shared<const std::string>("P\n" + json_line(o)));
