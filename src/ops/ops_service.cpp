@@ -100,7 +100,10 @@ http::Response OpsService::swagger_file(http::Context& ctx) const {
   for (const auto& f : kSwaggerFiles) {
     if (f.name != name) continue;
     std::ifstream in(d_.swagger_ui_dir + "/" + std::string(f.name), std::ios::binary);
-    if (!in) break;
+    if (!in) {
+      return http::error_response(Status::service_unavailable, "Swagger UI files are not installed",
+                                  {{"detail", "expected in " + d_.swagger_ui_dir + "; run ./dev setup and rebuild"}});
+    }
     std::ostringstream body;
     body << in.rdbuf();
     auto res = text_response(Status::ok, f.content_type, body.str());
