@@ -39,7 +39,7 @@ struct ChatDeps {
 };
 
 class ChatService final : public SessionEvents {
-public:
+ public:
   explicit ChatService(ChatDeps deps);
   ~ChatService() override;
 
@@ -63,7 +63,7 @@ public:
   void on_presence_due(std::size_t loop, std::vector<engine::PresenceEntry> entries) override;
   void on_kick(Session& s, const std::string& error_frame) override;
 
-private:
+ private:
   struct UpgradeInfo {
     std::string query;
     std::string client_ip;
@@ -85,8 +85,7 @@ private:
                                          http::Request req, UpgradeInfo info);
   boost::asio::awaitable<void> process(std::shared_ptr<ws::Connection> conn, std::string text);
   boost::asio::awaitable<void> handle_frame(std::shared_ptr<ws::Connection> conn, std::string text);
-  boost::asio::awaitable<void> post_message(std::shared_ptr<ws::Connection> conn, std::string content,
-                                            std::string cid);
+  boost::asio::awaitable<void> post_message(std::shared_ptr<ws::Connection> conn, std::string content, std::string cid);
   boost::asio::awaitable<bool> switch_room(std::shared_ptr<ws::Connection> conn, std::string raw_room);
   boost::asio::awaitable<void> send_history(std::shared_ptr<ws::Connection> conn, std::optional<std::uint64_t> before,
                                             int limit);

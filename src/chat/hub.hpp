@@ -50,7 +50,7 @@ struct Session {
 
 /// What the chat service does with sessions; called on the session's loop.
 class SessionEvents {
-public:
+ public:
   virtual ~SessionEvents() = default;
   virtual void on_text(Session& s, std::string text) = 0;
   virtual void on_binary(Session& s) = 0;
@@ -75,7 +75,7 @@ struct HubLimits {
 };
 
 class Hub final : public ws::ConnectionHandler {
-public:
+ public:
   Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits);
   ~Hub() override;
 
@@ -110,7 +110,7 @@ public:
   void on_closed(ws::Connection& c) override;
   void on_dirty(ws::Connection& c) override;
 
-private:
+ private:
   struct Delivery;
   struct Loop;
   void deliver(Loop& loop, const Delivery& d);

@@ -115,15 +115,16 @@ asio::awaitable<http::Response> ModerationService::ban(http::Context& ctx) {
   auto find = [user_id](store::Store& s) { return s.find_user_by_id(user_id); };
   const auto target = co_await d_.store.run(std::move(find));
   if (!target) throw HttpError(Status::not_found, "user not found");
-  if (target->role == "admin" && actor.role != "admin") throw HttpError(Status::forbidden, "only admins can ban admins");
+  if (target->role == "admin" && actor.role != "admin")
+    throw HttpError(Status::forbidden, "only admins can ban admins");
 
   const auto now_ms = d_.clock.unix_millis();
   store::Ban record_ban{scope, user_id, actor.id, reason, now_ms, duration ? now_ms + *duration * 1000 : 0};
   std::optional<std::chrono::seconds> ttl;
   if (duration) ttl = std::chrono::seconds{*duration};
   co_await d_.engine.ban(scope, user_id, reason, ttl);
-  store::ModerationAction action{d_.ids.next(), scope, actor.id, duration ? "timeout" : "ban", user_id, "", reason,
-                                 duration.value_or(0), now_ms};
+  store::ModerationAction action{
+      d_.ids.next(), scope, actor.id, duration ? "timeout" : "ban", user_id, "", reason, duration.value_or(0), now_ms};
   auto persist = [record_ban, action, purge, scope, user_id](store::Store& s) {
     s.put_ban(record_ban);
     s.record_moderation(action);
@@ -133,15 +134,17 @@ asio::awaitable<http::Response> ModerationService::ban(http::Context& ctx) {
   };
   const auto purged = co_await d_.store.run(std::move(persist));
 
-  boost::json::object event{{"type", "moderation"}, {"action", action.action}, {"user_id", user_id}, {"reason", reason}};
+  boost::json::object event{
+      {"type", "moderation"}, {"action", action.action}, {"user_id", user_id}, {"reason", reason}};
   event["room_id"] = scope.empty() ? boost::json::value(nullptr) : boost::json::value(scope);
   if (duration) event["duration_seconds"] = *duration;
   publish(scope, event);
   if (!purged.empty()) {
     boost::json::array ids;
     for (const auto& id : purged) ids.emplace_back(id);
-    publish(scope, {{"type", "moderation"}, {"action", "purge"}, {"room_id", scope}, {"user_id", user_id},
-                    {"message_ids", ids}});
+    publish(
+        scope,
+        {{"type", "moderation"}, {"action", "purge"}, {"room_id", scope}, {"user_id", user_id}, {"message_ids", ids}});
   }
   log::info("ban", {{"request_id", ctx.request_id}, {"actor", actor.id}, {"user_id", user_id}, {"scope", scope}});
   auto out = ban_json(record_ban);
@@ -201,7 +204,7 @@ asio::awaitable<http::Response> ModerationService::slow_mode(http::Context& ctx)
   const auto seconds = body.optional_int("seconds", 0, 3600);
   if (!seconds) body.fail("seconds is required (0 turns slow mode off)");
   co_await d_.rooms.ensure(scope);
-  store::ModerationAction action{d_.ids.next(), scope, actor.id, "slow_mode", "", "", "", *seconds,
+  store::ModerationAction action{d_.ids.next(),         scope, actor.id, "slow_mode", "", "", "", *seconds,
                                  d_.clock.unix_millis()};
   auto job = [scope, s = static_cast<int>(*seconds), action](store::Store& st) {
     st.set_slow_mode(scope, s);

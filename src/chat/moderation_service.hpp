@@ -24,14 +24,14 @@ struct ModerationDeps {
 };
 
 class ModerationService {
-public:
+ public:
   explicit ModerationService(ModerationDeps deps) : d_(deps) {}
   void register_routes(http::Router& router);
 
   /// Applies a moderation event received from the broker to this node's caches.
   static void apply_to_cache(RoomCache& rooms, std::string_view event_json);
 
-private:
+ private:
   struct Actor {
     std::string id;
     std::string role;

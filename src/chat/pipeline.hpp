@@ -33,7 +33,7 @@ struct PostResult {
 using Publisher = std::function<void(const store::Message& m)>;
 
 class MessagePipeline {
-public:
+ public:
   MessagePipeline(store::StoreWorker& store, engine::Engine& engine, Publisher publish)
       : store_(store), engine_(engine), publish_(std::move(publish)) {}
 
@@ -60,7 +60,7 @@ public:
   /// Batches written so far (for metrics).
   std::uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
 
-private:
+ private:
   using Completion = std::function<void(std::exception_ptr, PostResult)>;
   struct Pending {
     store::Message message;

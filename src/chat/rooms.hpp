@@ -15,7 +15,7 @@
 namespace chatorbit::chat {
 
 class RoomCache {
-public:
+ public:
   RoomCache(store::StoreWorker& store, const Clock& clock) : store_(store), clock_(clock) {}
 
   /// Creates the room in the store if this process has not seen it yet.
@@ -25,7 +25,7 @@ public:
   /// Records a new slow-mode interval (from a moderation event).
   void set_slow_mode(const std::string& room, int seconds);
 
-private:
+ private:
   store::StoreWorker& store_;
   const Clock& clock_;
   mutable std::mutex mu_;

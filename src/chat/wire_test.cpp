@@ -28,9 +28,18 @@ TEST(Content, TrimsAndCountsCharacters) {
   std::string cjk;
   for (int i = 0; i < 500; ++i) cjk += "\xe7\x8c\xab";
   EXPECT_EQ(check_content(cjk, 500).error_code, "") << "500 characters of 3 bytes each";
-  EXPECT_EQ(check_content("a\x01" "b", 500).error_code, "invalid");
+  EXPECT_EQ(check_content("a\x01"
+                          "b",
+                          500)
+                .error_code,
+            "invalid");
   EXPECT_EQ(check_content("a\x7f", 500).error_code, "invalid");
-  EXPECT_EQ(check_content("a\xc2\x85" "b", 500).error_code, "invalid") << "C1 control NEL";
+  EXPECT_EQ(check_content("a\xc2\x85"
+                          "b",
+                          500)
+                .error_code,
+            "invalid")
+      << "C1 control NEL";
   EXPECT_EQ(check_content("caf\xc3\xa9", 500).error_code, "");
   EXPECT_EQ(check_content("line\none", 500).error_code, "invalid") << "inner newlines are control characters";
 }

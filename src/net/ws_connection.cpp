@@ -129,7 +129,9 @@ void Connection::send(const Frame& frame) {
   mark_dirty();
 }
 
-void Connection::send_text(std::string_view text) { send(std::make_shared<const std::string>(make_frame(Opcode::text, text))); }
+void Connection::send_text(std::string_view text) {
+  send(std::make_shared<const std::string>(make_frame(Opcode::text, text)));
+}
 
 void Connection::mark_dirty() {
   if (dirty_ || waiting_writable_) return;

@@ -24,7 +24,7 @@ class Connection;
 
 /// Receives what a connection reads. Called on the connection's loop.
 class ConnectionHandler {
-public:
+ public:
   virtual ~ConnectionHandler() = default;
   /// A complete text message (valid UTF-8).
   virtual void on_text(Connection& c, std::string text) = 0;
@@ -44,7 +44,7 @@ struct ConnectionLimits {
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
-public:
+ public:
   Connection(boost::asio::ip::tcp::socket socket, ConnectionHandler& handler, ConnectionLimits limits,
              std::vector<char>& loop_buffer);
   ~Connection();
@@ -73,7 +73,7 @@ public:
   /// Set by the owner: arbitrary per-connection data (the chat session).
   void* user_data = nullptr;
 
-private:
+ private:
   enum class State : std::uint8_t { open, closing, closed };
   void arm_read();
   void on_readable();
