@@ -117,10 +117,11 @@ void Connection::send(const Frame& frame) {
   if (state_ != State::open) return;
   if (queued_bytes_ + frame->size() > max_queue_bytes_) {
     // This viewer cannot keep up: drop what it has not read, tell it why, and go.
-    // Nobody else waits for it.
-    queue_.clear();
-    head_offset_ = 0;
-    queued_bytes_ = 0;
+    // Nobody else waits for it. A frame already partly on the wire must be finished,
+    // or the close frame would be read as the rest of its payload.
+    const std::size_t keep = head_offset_ > 0 ? 1 : 0;
+    queue_.resize(keep);
+    queued_bytes_ = keep ? queue_.front()->size() - head_offset_ : 0;
     close(close_code::slow_consumer, "too slow");
     return;
   }
