@@ -14,6 +14,16 @@ namespace asio = boost::asio;
 
 std::string room_channel(const std::string& room) { return "chat_room:" + room; }
 
+namespace {
+
+// A new control block over the same bytes; it keeps the original alive.
+ws::Frame rehome(const ws::Frame& f) {
+  if (!f) return f;
+  return ws::Frame(f.get(), [keep = f](const std::string*) {});
+}
+
+}  // namespace
+
 struct Hub::Delivery {
   char kind = 'M';  ///< 'M' message, 'D' moderation, 'P' presence
   std::string room;
@@ -34,6 +44,7 @@ struct Hub::Loop {
   std::unordered_map<std::string, std::vector<Session*>> rooms;
   std::vector<std::shared_ptr<ws::Connection>> dirty;
   bool flush_posted = false;
+  std::atomic<std::uint64_t> delivered{0};
   asio::steady_timer timer;
 };
 
@@ -169,14 +180,19 @@ void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::
     case 'P': d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json)); break;
     default: return;
   }
-  std::shared_ptr<const Delivery> shared = std::move(d);
   for (auto& l : per_loop_) {
     Loop* loop = l.get();
-    asio::post(loop->ctx, [this, loop, shared] { deliver(*loop, *shared); });
+    // Each loop gets the same bytes under its own reference count: the per-viewer
+    // increments then stay on one core instead of bouncing a cache line between loops.
+    auto local = std::make_shared<Delivery>(*d);
+    local->v1 = rehome(d->v1);
+    local->v2 = d->v2 == d->v1 ? local->v1 : rehome(d->v2);
+    asio::post(loop->ctx, [this, loop, local] { deliver(*loop, *local); });
   }
 }
 
 void Hub::deliver(Loop& loop, const Delivery& d) {
+  std::uint64_t delivered = 0;
   auto hand_over = [&](Session& s) {
     const ws::Frame& f = s.version == 1 ? d.v1 : d.v2;
     if (!d.kick_user.empty() && s.user_id == d.kick_user) {
@@ -189,17 +205,23 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
       return;
     }
     s.conn->send(f);
-    frames_queued_.fetch_add(1, std::memory_order_relaxed);
+    ++delivered;
   };
   if (d.global) {
     for (auto& [conn, s] : loop.sessions) hand_over(*s);
-    return;
+  } else if (const auto it = loop.rooms.find(d.room); it != loop.rooms.end()) {
+    // Index loop: a kick can reorder this vector only via a posted cleanup, never here.
+    auto& members = it->second;
+    for (std::size_t i = 0; i < members.size(); ++i) hand_over(*members[i]);
   }
-  const auto it = loop.rooms.find(d.room);
-  if (it == loop.rooms.end()) return;
-  // Index loop: a kick can reorder this vector only via a posted cleanup, never here.
-  auto& members = it->second;
-  for (std::size_t i = 0; i < members.size(); ++i) hand_over(*members[i]);
+  // Written only by this loop's thread: no shared cache line per delivery.
+  loop.delivered.store(loop.delivered.load(std::memory_order_relaxed) + delivered, std::memory_order_relaxed);
+}
+
+std::uint64_t Hub::frames_queued() const {
+  std::uint64_t total = 0;
+  for (const auto& l : per_loop_) total += l->delivered.load(std::memory_order_relaxed);
+  return total;
 }
 
 void Hub::on_text(ws::Connection& c, std::string text) {

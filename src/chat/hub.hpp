@@ -100,7 +100,8 @@ class Hub final : public ws::ConnectionHandler {
   /// Closes every session with `code` (shutdown: 1001). Thread-safe.
   void close_all(std::uint16_t code);
   std::int64_t sessions() const { return sessions_.load(std::memory_order_relaxed); }
-  std::uint64_t frames_queued() const { return frames_queued_.load(std::memory_order_relaxed); }
+  /// Frames handed to sessions so far (deliveries), summed over the loops.
+  std::uint64_t frames_queued() const;
   /// Local members of `room` on every loop; for tests of the hub itself. Loop-unsafe.
   boost::asio::io_context& loop_context(std::size_t loop) { return loops_.loop(loop); }
 
@@ -128,7 +129,6 @@ class Hub final : public ws::ConnectionHandler {
   std::mutex subs_mu_;
   std::unordered_map<std::string, int> node_members_;  ///< room -> sessions on this node
   std::atomic<std::int64_t> sessions_{0};
-  std::atomic<std::uint64_t> frames_queued_{0};
 };
 
 }  // namespace chatorbit::chat
