@@ -29,6 +29,8 @@ struct HttpServer::LoopState {
   // Connections waiting for their next request; closed at once when draining.
   // Touched only on this loop's thread.
   std::list<beast::tcp_stream*> idle;
+  std::int64_t accept_failures = 0;
+  std::chrono::steady_clock::time_point last_accept_log{};
 };
 
 namespace {
@@ -131,8 +133,15 @@ asio::awaitable<void> HttpServer::accept_loop(LoopState& state) {
     auto [ec, socket] = co_await state.acceptor->async_accept(use_nothrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || draining()) co_return;
-      // EMFILE and friends: log, back off briefly instead of spinning.
-      log::warn("accept_failed", {{"error", ec.message()}});
+      // EMFILE and friends: back off briefly instead of spinning, and log at most once
+      // a second (with how many were skipped) so a full fd table cannot flood the log.
+      const auto now = std::chrono::steady_clock::now();
+      ++state.accept_failures;
+      if (now - state.last_accept_log >= std::chrono::seconds{1}) {
+        log::warn("accept_failed", {{"error", ec.message()}, {"count", state.accept_failures}});
+        state.accept_failures = 0;
+        state.last_accept_log = now;
+      }
       asio::steady_timer t(state.ctx, std::chrono::milliseconds{50});
       co_await t.async_wait(use_nothrow);
       continue;

@@ -1,0 +1,101 @@
+#pragma once
+// The scenarios of chatorbit-bench (fanout, limit, idle, connect) and what they share:
+// options, the report, and the /proc probes of the server process.
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace chatorbit::bench {
+
+struct Options {
+  std::string scenario;
+  std::string url = "ws://127.0.0.1:8080";
+  std::string http_url;  ///< where /register and /login are; default: the host and port of url
+  std::string room;      ///< default: a fresh "bench-<pid>-<time>"
+  // fanout
+  int viewers = 100;
+  int senders = 1;
+  double rate = 10.0;      ///< messages per second, all senders together
+  double duration = 10.0;  ///< seconds of sending (fanout), connecting (connect), or each probe (limit)
+  int window = 32;         ///< unacknowledged messages per sender
+  int pad = 0;             ///< extra content characters per message
+  double drain = 10.0;     ///< at most this long to wait for the last deliveries
+  /// Poll the sockets at most once per this many microseconds (0: as soon as data is
+  /// there). Lets frames pile up so that one read takes several: cheaper for the
+  /// client, but latencies are overstated by up to this much.
+  double read_interval_us = 0;
+  bool delayed_ack = false;  ///< see ClientLoop::set_delayed_ack()
+  // all WebSocket scenarios
+  int threads = 1;
+  int protocol = 0;             ///< 1 or 2; 0 = the scenario's default (fanout/idle 1, connect 2)
+  int source_ips = 0;           ///< 127.0.0.1..127.0.0.N; 0 = one per 10,000 connections
+  int connect_concurrency = 0;  ///< handshakes in flight per thread; 0 = scenario default
+  double connect_timeout = 300.0;
+  double handshake_timeout = 15.0;
+  double settle = 1.0;  ///< pause between connecting and measuring
+  bool verify_accept = true;
+  // idle
+  int connections = 1000;
+  int rooms = 1;
+  double hold = 0.0;
+  // connect
+  std::string close_mode = "rst";  ///< rst, graceful or drop
+  // limit
+  int sockets = 1000;
+  int frame_bytes = 120;
+  std::vector<int> coalesce = {1, 4, 32};
+  int sender_cpu = -1;
+  int receiver_cpu = -1;
+  // output
+  long server_pid = -1;  ///< -1: find the process listening on the URL's port; 0: none
+  bool json = false;
+  bool quiet = false;
+};
+
+/// One flat JSON object, in insertion order, plus the human-readable summary.
+class Report {
+ public:
+  void null(const std::string& key) { put(key, "null"); }
+  void num(const std::string& key, double v);
+  void num(const std::string& key, std::optional<double> v) { v ? num(key, *v) : null(key); }
+  void integer(const std::string& key, long long v) { put(key, std::to_string(v)); }
+  void str(const std::string& key, const std::string& v);
+  void raw(const std::string& key, std::string json) { put(key, std::move(json)); }
+  std::string json() const;
+
+  /// A line of the human-readable summary.
+  void line(std::string s) { lines.push_back(std::move(s)); }
+  std::vector<std::string> lines;
+
+  static std::string quote(const std::string& s);
+  static std::string number(double v);
+
+ private:
+  void put(const std::string& key, std::string value);
+  std::vector<std::pair<std::string, std::string>> fields_;
+};
+
+/// Set by SIGINT/SIGTERM: scenarios stop early and still report.
+extern std::atomic<bool> g_interrupted;
+
+int run_fanout(const Options& o, Report& r);
+int run_limit(const Options& o, Report& r);
+int run_idle(const Options& o, Report& r);
+int run_connect(const Options& o, Report& r);
+
+// /proc probes (Linux).
+/// utime + stime of `pid`, in nanoseconds.
+std::optional<std::uint64_t> proc_cpu_ns(long pid);
+/// VmRSS of `pid`, in bytes.
+std::optional<std::uint64_t> proc_rss_bytes(long pid);
+/// The process with a listening TCP socket on `port` (other than this one), if any.
+std::optional<long> find_listener_pid(std::uint16_t port);
+/// Raises RLIMIT_NOFILE's soft limit to the hard limit, and both to `want` if that is
+/// higher and allowed. Returns the soft limit in force.
+std::uint64_t raise_nofile(std::uint64_t want);
+
+}  // namespace chatorbit::bench
