@@ -8,8 +8,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <charconv>
-
+#include "chat/util.hpp"
 #include "chat/wire.hpp"
 #include "core/log.hpp"
 #include "core/random.hpp"
@@ -32,13 +31,6 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
   return ctx.query(name);
 }
 
-std::optional<std::uint64_t> parse_u64(std::string_view s) {
-  std::uint64_t v = 0;
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
 bool wants_v2(const http::Request& req, std::string_view query) {
   if (query_param(query, "v") == "2") return true;
   const auto protocols = req[http::bhttp::field::sec_websocket_protocol];
@@ -46,15 +38,6 @@ bool wants_v2(const http::Request& req, std::string_view query) {
 }
 
 std::string json_line(const boost::json::object& o) { return boost::json::serialize(o); }
-
-// A one-element vector. Braced lists must not appear inside co_await expressions:
-// GCC 12 cannot keep an initializer_list's array alive across the suspension.
-template <class T>
-std::vector<T> one(T v) {
-  std::vector<T> out;
-  out.push_back(std::move(v));
-  return out;
-}
 
 }  // namespace
 
@@ -585,80 +568,6 @@ asio::awaitable<void> ChatService::publish_counts(std::vector<std::string> rooms
                           {"viewers", counts[i].viewers}, {"event", "count"}};
     d_.engine.publish(room_channel(rooms[i]), std::make_shared<const std::string>("P\n" + json_line(o)));
   }
-}
-
-// ---------------------------------------------------------------------------------
-// REST
-
-asio::awaitable<http::Response> ChatService::create_room(http::Context& ctx) {
-  const http::JsonBody body(ctx.req, "room_id is required");
-  const auto raw = body.optional_string("room_id");
-  if (!raw || raw->empty()) throw HttpError(Status::bad_request, "room_id is required");
-  std::string why;
-  const auto room = normalize_room_id(*raw, &why);
-  if (!room) throw HttpError(Status::bad_request, "invalid room_id", {{"detail", why}});
-  co_await d_.rooms.ensure(*room);
-  co_return http::json_response(Status::ok, {{"room_id", *room}});
-}
-
-asio::awaitable<http::Response> ChatService::list_rooms(http::Context&) {
-  auto job = [](store::Store& s) { return s.list_rooms(); };
-  const auto rooms = co_await d_.store.run(std::move(job));
-  std::vector<std::string> ids;
-  ids.reserve(rooms.size());
-  for (const auto& r : rooms) ids.push_back(r.room_id);
-  const auto counts = co_await d_.engine.presence_counts(ids);
-  boost::json::array out;
-  for (std::size_t i = 0; i < rooms.size(); ++i) {
-    const auto c = i < counts.size() ? counts[i] : engine::PresenceCounts{};
-    out.push_back(boost::json::object{{"room_id", rooms[i].room_id},
-                                      {"online", c.online()},
-                                      {"chatters", c.chatters},
-                                      {"viewers", c.viewers},
-                                      {"slow_mode_seconds", rooms[i].slow_mode_seconds}});
-  }
-  co_return http::json_response(Status::ok, out);
-}
-
-asio::awaitable<http::Response> ChatService::history(http::Context& ctx) {
-  std::string why;
-  const auto room = normalize_room_id(ctx.param("room"), &why);
-  if (!room) throw HttpError(Status::bad_request, "invalid room_id", {{"detail", why}});
-  int limit = 50;
-  std::optional<std::uint64_t> before;
-  if (const auto l = ctx.query("limit")) {
-    const auto v = parse_u64(*l);
-    if (!v || *v < 1 || *v > 200) throw HttpError(Status::bad_request, "limit must be a whole number from 1 to 200");
-    limit = static_cast<int>(*v);
-  }
-  if (const auto b = ctx.query("before")) {
-    before = parse_u64(*b);
-    if (!before) throw HttpError(Status::bad_request, "before must be a sequence number");
-  }
-  auto job = [r = *room, limit, before](store::Store& s) { return s.history(r, limit, before); };
-  const auto rows = co_await d_.store.run(std::move(job));
-  // Built by hand so each item is byte-identical to the live frame.
-  std::string body = "[";
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (i) body += ',';
-    body += message_json_v1(rows[i]);
-  }
-  body += ']';
-  http::Response res{Status::ok, 11};
-  res.set(http::bhttp::field::content_type, "application/json; charset=utf-8");
-  res.set(http::bhttp::field::cache_control, "no-store");
-  res.body() = std::move(body);
-  co_return res;
-}
-
-asio::awaitable<http::Response> ChatService::presence(http::Context& ctx) {
-  std::string why;
-  const auto room = normalize_room_id(ctx.param("room"), &why);
-  if (!room) throw HttpError(Status::bad_request, "invalid room_id", {{"detail", why}});
-  const auto counts = co_await d_.engine.presence_counts(one(*room));
-  const auto& c = counts.at(0);
-  co_return http::json_response(
-      Status::ok, {{"room_id", *room}, {"online", c.online()}, {"chatters", c.chatters}, {"viewers", c.viewers}});
 }
 
 }  // namespace chatorbit::chat

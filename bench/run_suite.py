@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""The standard benchmark suite (./dev bench): starts chatorbit pinned to core 0, runs
+chatorbit-bench pinned to core 1, and writes bench/RESULTS.md with every figure, the
+command that produced it, the date, the machine, and the `limit` reference measured in
+the same run. Takes about 5 minutes on the 2-core development machine."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = ROOT / "build" / "chatorbit"
+BENCH = ROOT / "build" / "chatorbit-bench"
+OUT_DIR = ROOT / "bench" / "out"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+SERVER_ENV = {
+    "CHATORBIT_THREADS": "1",  # one loop: the server is pinned to one core
+    "CHATORBIT_RATE_LIMIT": "1000000/1s",
+    "CHATORBIT_MOD_RATE_LIMIT": "1000000/1s",
+    "CHATORBIT_MAX_CONNECTIONS_PER_IP": "1000000",
+    "CHATORBIT_CONNECT_RATE_PER_IP": "1000000/1s",
+    "LOG_LEVEL": "warn",
+}
+
+
+def nofile_hard() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+class Server:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="chatorbit-bench-")
+        env = dict(os.environ, PORT="0", CHATORBIT_DATA_DIR=self.dir, CHATORBIT_BIND="127.0.0.1", **SERVER_ENV)
+        env["LOG_LEVEL"] = "info"  # the listening line is at info; nothing else is logged per message
+        hard = nofile_hard()
+        self.proc = subprocess.Popen(["taskset", "-c", "0", "prlimit", f"--nofile={hard}:{hard}", str(SERVER)],
+                                     env=env, stderr=subprocess.PIPE, text=True)
+        self.port = None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self.port is None:
+            line = self.proc.stderr.readline()
+            if '"event":"listening"' in line:
+                self.port = json.loads(line)["port"]
+        if self.port is None:
+            raise RuntimeError("server did not start")
+        # Keep draining stderr so the server never blocks on a full pipe.
+        import threading
+        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_bench(args: list[str], server: Server | None) -> tuple[str, dict]:
+    cmd = ["taskset", "-c", "1", str(BENCH), *args, "--json", "--quiet"]
+    if server:
+        cmd[4:4] = ["--url", f"ws://127.0.0.1:{server.port}", "--server-pid", str(server.proc.pid)]
+    shown = " ".join(["chatorbit-bench", *args])
+    print(f"[bench] {shown}", file=sys.stderr, flush=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"{shown} failed ({r.returncode}):\n{r.stderr[-2000:]}")
+    return shown, json.loads(r.stdout)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    return (f"{os.cpu_count()} cores ({model}), {int(mem) // 1024 // 1024} GiB, Linux {platform.release()}, "
+            f"open-file hard limit {nofile_hard()}")
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def main() -> int:
+    for p in (SERVER, BENCH):
+        if not p.exists():
+            print(f"{p} is missing: run ./dev build", file=sys.stderr)
+            return 2
+    OUT_DIR.mkdir(exist_ok=True)
+    results = []
+
+    shown, limit = run_bench(["limit", "--sockets", "1000", "--frame-bytes", "120", "--coalesce", "1,4,32",
+                              "--duration", "2", "--sender-cpu", "0", "--receiver-cpu", "1"], None)
+    results.append(("limit", shown, limit))
+
+    max_idle = min(100_000, nofile_hard() - 200)
+    scenarios = [
+        ("fanout 2k", ["fanout", "--viewers", "2000", "--senders", "4", "--rate", "100", "--duration", "20"]),
+        ("fanout 10k", ["fanout", "--viewers", "10000", "--senders", "4", "--rate", "100", "--duration", "20"]),
+        ("idle", ["idle", "--connections", str(max_idle)]),
+        ("connect", ["connect", "--duration", "10"]),
+    ]
+    for name, args in scenarios:
+        server = Server()  # a fresh server each: memory figures need one
+        try:
+            shown, data = run_bench(args, server)
+            results.append((name, shown, data))
+        except Exception as e:  # noqa: BLE001 - a failed scenario is reported, not fatal
+            results.append((name, " ".join(args), {"error": str(e)}))
+        finally:
+            server.stop()
+
+    (OUT_DIR / "results.json").write_text(json.dumps([{"name": n, "command": c, "result": d}
+                                                      for n, c, d in results], indent=1))
+    write_markdown(results)
+    print(f"wrote {RESULTS}", file=sys.stderr)
+    return 0
+
+
+def write_markdown(results):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `./dev bench` (bench/run_suite.py) on {now}.",
+        f"Machine: {machine()}.",
+        "Server: `build/chatorbit`, one event loop, pinned to core 0 (`taskset -c 0`), with the",
+        "limits of bench/README.md raised; load: `build/chatorbit-bench`, pinned to core 1.",
+        "Each scenario ran against a fresh server. Figures are from this run only.",
+        "",
+    ]
+    for name, command, d in results:
+        lines += [f"## {name}", "", f"`{command}`", ""]
+        if "error" in d:
+            lines += ["Failed: " + d["error"].splitlines()[0], ""]
+            continue
+        if name == "limit":
+            lines += [f"{d.get('sockets')} loopback sockets, {d.get('frame_bytes')}-byte frames; CPU time of the "
+                      "writing thread per frame.", "",
+                      "| frames per write | call | CPU ns per frame | wall ns per frame |", "|---|---|---|---|"]
+            for probe in d.get("limit", []):
+                lines.append(f"| {probe.get('coalesce')} | {probe.get('mode')} | {fmt(probe.get('cpu_ns_per_frame'), 0)} | "
+                             f"{fmt(probe.get('ns_per_frame'), 0)} |")
+            lines += ["", "```json", json.dumps(d), "```", ""]
+            continue
+        keys = ["deliveries_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "lost", "duplicated", "reordered",
+                "server_cpu_ns_per_delivery", "server_cpu_percent", "frames_per_read", "rss_bytes_per_connection",
+                "connects_per_s", "connections"]
+        lines += ["| figure | value |", "|---|---|"]
+        for k in keys:
+            if k in d and d[k] is not None:
+                lines.append(f"| {k} | {fmt(d[k])} |")
+        lines += ["", "<details><summary>full JSON</summary>", "", "```json", json.dumps(d), "```", "", "</details>",
+                  ""]
+    RESULTS.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
