@@ -1,0 +1,87 @@
+#pragma once
+// What more than one scenario of chatorbit-bench uses: formatting and progress output,
+// CPU snapshots, the connection target, account setup, and report helpers.
+
+#include <netinet/in.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "scenarios.hpp"
+#include "stats.hpp"
+#include "ws_client.hpp"
+
+namespace chatorbit::bench::detail {
+
+enum Phase : int { kConnect = 0, kRun = 1, kDrain = 2, kStop = 3 };
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+
+void progress(const Options& o, const std::string& line);
+
+inline double to_ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+inline double to_s(std::uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+inline void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+/// CPU time of this process (user + system), in nanoseconds.
+std::uint64_t self_cpu_ns();
+
+/// A snapshot of the CPU time spent so far, to subtract.
+struct CpuSnap {
+  std::uint64_t wall = 0;
+  std::optional<std::uint64_t> server;
+  std::uint64_t self = 0;
+  static CpuSnap take(long pid) { return {mono_ns(), proc_cpu_ns(pid), self_cpu_ns()}; }
+};
+
+/// Server CPU over an interval, as a share of one core.
+std::optional<double> cpu_share(const CpuSnap& a, const CpuSnap& b);
+
+std::string cpu_text(std::optional<double> share);
+
+/// Where the connections go, and from where.
+struct Target {
+  Url ws;
+  Url http;
+  std::string path;  ///< the URL's path, default /ws/chat (may already hold a query)
+  std::vector<in_addr> sources;
+  long pid = 0;
+
+  std::string with_query(const std::string& query) const {
+    return path + (path.find('?') == std::string::npos ? "?" : "&") + query;
+  }
+  ConnectSpec spec(const std::string& target, std::uint64_t index, std::uint32_t tag) const {
+    ConnectSpec s;
+    s.server = ws.addr;
+    if (!sources.empty()) s.source = sources[index % sources.size()];
+    s.host_header = ws.host_header();
+    s.target = target;
+    s.tag = tag;
+    return s;
+  }
+};
+
+Target prepare_target(const Options& o, std::uint64_t connections);
+
+std::string default_room();
+
+/// Registers a fresh account and logs it in; the token, or nullopt with `err` set.
+std::optional<std::string> register_and_login(const Url& http, const std::string& tag, std::string& err);
+
+std::string end_key(const char* role, const ConnEnd& e);
+
+std::string map_json(const std::map<std::string, std::uint64_t>& m);
+
+std::string map_text(const std::map<std::string, std::uint64_t>& m);
+
+void add_latency(Report& r, const std::string& prefix, const LatencyHistogram& h);
+
+std::string latency_text(const LatencyHistogram& h);
+
+}  // namespace chatorbit::bench::detail
