@@ -36,16 +36,19 @@ struct Hub::Delivery {
 };
 
 struct Hub::Loop {
-  Loop(std::size_t i, asio::io_context& c) : index(i), ctx(c), timer(c) {}
+  Loop(std::size_t i, asio::io_context& c) : index(i), ctx(c), timer(c), flush_timer(c) {}
   std::size_t index;
   asio::io_context& ctx;
   std::vector<char> buffer = std::vector<char>(64 * 1024);  ///< shared by every read on this loop
   std::unordered_map<ws::Connection*, std::unique_ptr<Session>> sessions;
   std::unordered_map<std::string, std::vector<Session*>> rooms;
   std::vector<std::shared_ptr<ws::Connection>> dirty;
-  bool flush_posted = false;
+  bool flush_posted = false;  ///< a flush at the end of this turn is queued
+  bool flush_armed = false;   ///< a delayed flush (flush_interval) is pending
+  bool in_delivery = false;   ///< inside deliver(): frames may wait for the delayed flush
   std::atomic<std::uint64_t> delivered{0};
   asio::steady_timer timer;
+  asio::steady_timer flush_timer;
 };
 
 Hub::Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits)
@@ -212,7 +215,9 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
   } else if (const auto it = loop.rooms.find(d.room); it != loop.rooms.end()) {
     // Index loop: a kick can reorder this vector only via a posted cleanup, never here.
     auto& members = it->second;
+    loop.in_delivery = d.kind == 'M';
     for (std::size_t i = 0; i < members.size(); ++i) hand_over(*members[i]);
+    loop.in_delivery = false;
   }
   // Written only by this loop's thread: no shared cache line per delivery.
   loop.delivered.store(loop.delivered.load(std::memory_order_relaxed) + delivered, std::memory_order_relaxed);
@@ -258,15 +263,32 @@ void Hub::on_dirty(ws::Connection& c) {
   Loop& loop = *per_loop_[s->loop];
   loop.dirty.push_back(s->conn);
   if (loop.flush_posted) return;
+  if (loop.in_delivery && limits_.flush_interval.count() > 0) {
+    // Fan-out frames wait up to flush_interval so that the next messages join them in
+    // the same write: at a few messages per second per room, each write otherwise
+    // carries one frame, and the system call is nearly all of a delivery's cost.
+    if (loop.flush_armed) return;
+    loop.flush_armed = true;
+    loop.flush_timer.expires_after(limits_.flush_interval);
+    loop.flush_timer.async_wait([this, &loop](boost::system::error_code ec) {
+      loop.flush_armed = false;
+      if (!ec) flush_dirty(loop);
+    });
+    return;
+  }
   loop.flush_posted = true;
-  // Everything queued during this turn of the loop leaves together: one send per
+  // Everything queued during this turn of the loop leaves together: one write per
   // connection however many frames it got.
-  asio::post(loop.ctx, [&loop] {
+  asio::post(loop.ctx, [this, &loop] {
     loop.flush_posted = false;
-    auto dirty = std::move(loop.dirty);
-    loop.dirty.clear();
-    for (auto& conn : dirty) conn->flush();
+    flush_dirty(loop);
   });
+}
+
+void Hub::flush_dirty(Loop& loop) {
+  auto dirty = std::move(loop.dirty);
+  loop.dirty.clear();
+  for (auto& conn : dirty) conn->flush();
 }
 
 void Hub::schedule_sweep(Loop& loop) {

@@ -72,6 +72,9 @@ struct HubLimits {
   std::chrono::seconds ping_interval{10};
   std::chrono::seconds idle_drop{25};
   std::chrono::seconds presence_refresh{10};
+  /// How long fan-out frames may wait so that several leave in one write (0: flush at
+  /// the end of the loop turn). Frames sent directly to one client are not delayed.
+  std::chrono::milliseconds flush_interval{0};
 };
 
 class Hub final : public ws::ConnectionHandler {
@@ -116,6 +119,7 @@ class Hub final : public ws::ConnectionHandler {
   struct Loop;
   void deliver(Loop& loop, const Delivery& d);
   void sweep(Loop& loop);
+  void flush_dirty(Loop& loop);
   void schedule_sweep(Loop& loop);
   void node_subscribe(const std::string& room);
   void node_unsubscribe(const std::string& room);

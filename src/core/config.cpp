@@ -164,6 +164,11 @@ const std::vector<Setting>& settings() {
        seconds_setting(&Config::idle_drop)},
       {"CHATORBIT_PRESENCE_TTL", "presence-ttl", "30s", "presence entries expire this long after the last sign of life",
        seconds_setting(&Config::presence_ttl)},
+      {"CHATORBIT_FANOUT_FLUSH_MS", "fanout-flush-ms", "20",
+       "milliseconds chat messages may wait so several reach a viewer in one write (0 = end of loop turn)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.fanout_flush = std::chrono::milliseconds{parse_int(v, n, 0, 1000)};
+       }},
       {"MONGO_URL", "mongo-url", "", "MongoDB URL; selects the MongoDB store (not in this build yet)",
        string_setting(&Config::mongo_url)},
       {"REDIS_ADDR", "redis-addr", "", "Redis host:port; selects the Redis engine (not in this build yet)",

@@ -59,6 +59,7 @@ struct Config {
   std::chrono::seconds ping_interval{10};
   std::chrono::seconds idle_drop{25};
   std::chrono::seconds presence_ttl{30};
+  std::chrono::milliseconds fanout_flush{20};  ///< delay fan-out writes to coalesce frames
 
   // backends (selected by presence)
   std::string mongo_url;
