@@ -284,6 +284,16 @@ std::string map_text(const std::map<std::string, std::uint64_t>& m) {
   return out.empty() ? "none" : out;
 }
 
+void report_without_deliveries(Report& r, const char* scenario) {
+  r.str("scenario", scenario);
+  r.null("deliveries_per_s");
+  add_latency(r, "", LatencyHistogram{});
+  r.null("lost");
+  r.null("duplicated");
+  r.null("reordered");
+  r.null("server_cpu_ns_per_delivery");
+}
+
 void add_latency(Report& r, const std::string& prefix, const LatencyHistogram& h) {
   if (h.count() == 0) {
     for (const char* k : {"p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms"}) r.null(prefix + k);

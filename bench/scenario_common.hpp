@@ -81,6 +81,9 @@ std::string map_json(const std::map<std::string, std::uint64_t>& m);
 std::string map_text(const std::map<std::string, std::uint64_t>& m);
 
 void add_latency(Report& r, const std::string& prefix, const LatencyHistogram& h);
+/// The keys every --json report has, set to null for a scenario that makes no deliveries
+/// (limit, idle, connect): "scenario", then deliveries, latency, loss and CPU per delivery.
+void report_without_deliveries(Report& r, const char* scenario);
 
 std::string latency_text(const LatencyHistogram& h);
 

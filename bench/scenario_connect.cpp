@@ -183,13 +183,7 @@ int run_connect(const Options& o, Report& r) {
   std::optional<double> cpu_per;
   if (s0.server && s1.server && ok) cpu_per = static_cast<double>(*s1.server - *s0.server) / static_cast<double>(ok);
 
-  r.str("scenario", "connect");
-  r.null("deliveries_per_s");
-  add_latency(r, "", LatencyHistogram{});
-  r.null("lost");
-  r.null("duplicated");
-  r.null("reordered");
-  r.null("server_cpu_ns_per_delivery");
+  report_without_deliveries(r, "connect");
   r.null("rss_bytes_per_connection");
   r.num("connects_per_s", static_cast<double>(ok) / secs);
   r.integer("connects", static_cast<long long>(ok));

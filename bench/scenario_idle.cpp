@@ -217,13 +217,7 @@ int run_idle(const Options& o, Report& r) {
   if (s0.server && s1.server && open_after_settle) {
     cpu_per_connect = static_cast<double>(*s1.server - *s0.server) / static_cast<double>(open_after_settle);
   }
-  r.str("scenario", "idle");
-  r.null("deliveries_per_s");
-  add_latency(r, "", LatencyHistogram{});
-  r.null("lost");
-  r.null("duplicated");
-  r.null("reordered");
-  r.null("server_cpu_ns_per_delivery");
+  report_without_deliveries(r, "idle");
   r.num("rss_bytes_per_connection", per_conn);
   r.integer("connections", static_cast<long long>(n));
   r.integer("connections_requested", static_cast<long long>(requested));

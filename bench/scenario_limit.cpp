@@ -218,13 +218,7 @@ int run_limit(const Options& o, Report& r) {
   }
   for (const int fd : rx.fds) ::close(fd);
 
-  r.str("scenario", "limit");
-  r.null("deliveries_per_s");
-  add_latency(r, "", LatencyHistogram{});
-  r.null("lost");
-  r.null("duplicated");
-  r.null("reordered");
-  r.null("server_cpu_ns_per_delivery");
+  report_without_deliveries(r, "limit");
   r.null("rss_bytes_per_connection");
   r.integer("sockets", static_cast<long long>(n));
   r.integer("frame_bytes", static_cast<long long>(fb));
