@@ -40,8 +40,7 @@ struct Fixture {
                            }};
 };
 
-asio::awaitable<void> submit_all(MessagePipeline& p, std::vector<store::Message> drafts,
-                                 std::vector<PostResult>& out) {
+asio::awaitable<void> submit_all(MessagePipeline& p, std::vector<store::Message> drafts, std::vector<PostResult>& out) {
   for (auto& d : drafts) out.push_back(co_await p.submit(std::move(d)));
 }
 
