@@ -7,6 +7,7 @@
 // Because one thread does all three steps, publication order equals sequence order
 // and a message is never published before it is stored.
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -46,10 +47,9 @@ class MessagePipeline {
     auto boxed = std::make_unique<store::Message>(std::move(m));
     auto initiate = [this](auto handler, std::unique_ptr<store::Message> msg) {
       auto h = std::make_shared<decltype(handler)>(std::move(handler));
-      enqueue(std::move(*msg), [h](std::exception_ptr e, PostResult r) {
-        auto home = boost::asio::get_associated_executor(*h);
-        boost::asio::dispatch(home, [h, e, r = std::move(r)]() mutable { std::move (*h)(e, std::move(r)); });
-      });
+      boost::asio::any_io_executor home = boost::asio::get_associated_executor(*h);
+      enqueue(std::move(*msg), std::move(home),
+              [h](std::exception_ptr e, PostResult r) { std::move (*h)(e, std::move(r)); });
     };
     return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void(std::exception_ptr, PostResult)>(
         std::move(initiate), boost::asio::use_awaitable, std::move(boxed));
@@ -61,12 +61,14 @@ class MessagePipeline {
   std::uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
 
  private:
+  /// Resumes the sender; must run on `home`.
   using Completion = std::function<void(std::exception_ptr, PostResult)>;
   struct Pending {
     store::Message message;
+    boost::asio::any_io_executor home;
     Completion done;
   };
-  void enqueue(store::Message m, Completion done);
+  void enqueue(store::Message m, boost::asio::any_io_executor home, Completion done);
   void write_batch(store::Store& s);
 
   store::StoreWorker& store_;
