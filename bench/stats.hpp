@@ -44,6 +44,9 @@ class LatencyHistogram {
   /// to [min, max]. percentile(0) is min(), percentile(100) is max(). 0 when empty.
   std::uint64_t percentile(double p) const;
 
+  /// How many values bucket `b` (< kBucketCount) holds.
+  std::uint64_t bucket_count_at(std::size_t b) const { return buckets_[b]; }
+
   /// Bucket arithmetic, exposed for the tests.
   static std::size_t bucket_of(std::uint64_t ns);
   static std::uint64_t bucket_low(std::size_t bucket);   ///< smallest value in the bucket
