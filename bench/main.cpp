@@ -25,6 +25,11 @@ Scenarios
   fanout   N read-only viewers and S signed-in senders in one room; the senders share
            R messages/s. Measures deliveries/s, send->viewer latency, loss,
            duplication and reordering per viewer, server CPU per delivery.
+  rooms    The fanout load spread over many rooms (default 1,000 rooms, 18,000 viewers,
+           1,000 senders, 2,000 msg/s in all); every figure of fanout, per room.
+  ingress  Senders as fast as their window allows (no schedule), one viewer by default:
+           messages/s accepted, stored (acknowledged after commit, and checked against
+           the server's chatorbit_messages_stored_total) and delivered.
   limit    The physical reference: the cost of writing a small frame to N loopback
            TCP sockets, one frame per send() and K frames per send()/writev().
            No server involved.
@@ -60,10 +65,11 @@ Common options
   --quiet                       no progress lines on stderr
   -h, --help
 
-fanout
-  --viewers N (100)  --senders S (1)  --rate R msg/s for all senders (10)
-  --duration SECONDS of sending (10)  --window W unacknowledged messages per sender
-  (32)  --pad P extra characters per message (0)  --drain S longest wait for the
+fanout, rooms, ingress
+  --viewers N (100)  --senders S (1)  --rate R msg/s for all senders (10; ingress has
+  no rate)  --rooms R (1) viewers and senders dealt round-robin over R rooms
+  --accounts A (16) accounts the senders share  --duration SECONDS of sending (10)
+  --window W unacknowledged messages per sender (32)  --pad P extra characters per message (0)  --drain S longest wait for the
   last deliveries (10)  --read-interval-us U  poll the sockets at most every U µs
   (0): several frames per read, so a cheaper client, at the price of latencies
   overstated by up to U; for runs where the client would otherwise be the limit
@@ -132,6 +138,7 @@ Options parse(int argc, char** argv) {
       {"rate", [&](const std::string& v) { o.rate = to_double("rate", v); }},
       {"duration", [&](const std::string& v) { o.duration = to_double("duration", v); }},
       {"window", [&](const std::string& v) { o.window = to_int("window", v); }},
+      {"accounts", [&](const std::string& v) { o.accounts = to_int("accounts", v); }},
       {"pad", [&](const std::string& v) { o.pad = to_int("pad", v); }},
       {"drain", [&](const std::string& v) { o.drain = to_double("drain", v); }},
       {"read-interval-us", [&](const std::string& v) { o.read_interval_us = to_double("read-interval-us", v); }},
@@ -171,6 +178,17 @@ Options parse(int argc, char** argv) {
       {"no-verify-accept", [&] { o.verify_accept = false; }},
       {"delayed-ack", [&] { o.delayed_ack = true; }},
   };
+  // The scenario first, wherever it stands: its defaults come before the options.
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (!a.starts_with("--")) {
+      o.scenario = a;
+      break;
+    }
+    if (a.find('=') == std::string::npos && valued.contains(a.substr(2))) ++i;
+  }
+  chatorbit::bench::scenario_defaults(o);
+  o.scenario.clear();
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help" || a == "help") {
@@ -203,7 +221,7 @@ Options parse(int argc, char** argv) {
     }
     v->second(value);
   }
-  if (o.scenario.empty()) usage_error("no scenario (fanout, limit, idle or connect)");
+  if (o.scenario.empty()) usage_error("no scenario (fanout, rooms, ingress, limit, idle or connect)");
   return o;
 }
 
@@ -220,6 +238,10 @@ int main(int argc, char** argv) {
   try {
     if (o.scenario == "fanout") {
       rc = chatorbit::bench::run_fanout(o, r);
+    } else if (o.scenario == "rooms") {
+      rc = chatorbit::bench::run_rooms(o, r);
+    } else if (o.scenario == "ingress") {
+      rc = chatorbit::bench::run_ingress(o, r);
     } else if (o.scenario == "limit") {
       rc = chatorbit::bench::run_limit(o, r);
     } else if (o.scenario == "idle") {

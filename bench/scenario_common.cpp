@@ -11,9 +11,11 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 namespace chatorbit::bench {
 
@@ -259,6 +261,26 @@ std::optional<std::string> register_and_login(const Url& http, const std::string
   auto token = json_string_field(r2.body, "token");
   if (!token) err = "POST /login: no token in " + r2.body.substr(0, 200);
   return token;
+}
+
+std::optional<double> scrape_metric(const Url& http, const std::string& name) {
+  const auto res = http_request(http, "GET", "/metrics", "");
+  if (res.status != 200) return std::nullopt;
+  const std::string prefix = name + " ";
+  std::size_t pos = 0;
+  while (pos < res.body.size()) {
+    std::size_t eol = res.body.find('\n', pos);
+    if (eol == std::string::npos) eol = res.body.size();
+    const std::string_view line(res.body.data() + pos, eol - pos);
+    if (line.starts_with(prefix)) {
+      const std::string value(line.substr(prefix.size()));
+      char* end = nullptr;
+      const double v = std::strtod(value.c_str(), &end);
+      if (end != value.c_str()) return v;
+    }
+    pos = eol + 1;
+  }
+  return std::nullopt;
 }
 
 std::string end_key(const char* role, const ConnEnd& e) {

@@ -71,6 +71,9 @@ Target prepare_target(const Options& o, std::uint64_t connections);
 
 std::string default_room();
 
+/// A counter or gauge without labels from the server's GET /metrics, if it answers.
+std::optional<double> scrape_metric(const Url& http, const std::string& name);
+
 /// Registers a fresh account and logs it in; the token, or nullopt with `err` set.
 std::optional<std::string> register_and_login(const Url& http, const std::string& tag, std::string& err);
 

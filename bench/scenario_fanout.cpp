@@ -1,4 +1,8 @@
-// The fanout scenario: viewers in one room, senders at a fixed rate, delivery latency.
+// The chat-load scenarios, one engine with three faces:
+// - fanout: viewers in one room, senders at a fixed rate; delivery latency and integrity.
+// - rooms: the same spread over many rooms (viewers and senders dealt round-robin).
+// - ingress: senders as fast as their window of unacknowledged messages allows; what the
+//   server accepts, stores and delivers per second.
 
 #include "scenario_common.hpp"
 
@@ -34,16 +38,28 @@ std::uint64_t parse_u64_at(const char* p, const char* end) {
   return v;
 }
 
+/// Per room, for the drain: every open viewer of a room must hold every message its
+/// senders had acknowledged. Relaxed counters, written by the workers.
+struct RoomPub {
+  std::atomic<std::uint64_t> acked{0}, viewers_open{0}, unique{0};
+};
+
 struct FanoutShared {
-  explicit FanoutShared(const Options& opts) : o(opts) {}
+  FanoutShared(const Options& opts, bool closed) : o(opts), closed_loop(closed) {}
   const Options& o;
+  const bool closed_loop;  ///< ingress: no schedule, only the window holds senders back
   Target target;
-  std::string viewer_target;
+  std::vector<std::string> viewer_targets;  // by room
   std::vector<std::string> sender_targets;  // by global sender id
+  std::unique_ptr<RoomPub[]> rooms;
+  std::uint32_t room_count = 1;
   double per_sender_rate = 0;
   std::uint64_t sender_spacing_ns = 0;  // between consecutive senders' first messages
   std::atomic<int> phase{kConnect};
   std::atomic<std::uint64_t> t0{0};
+
+  std::uint32_t room_of_viewer(std::uint32_t index) const { return index % room_count; }
+  std::uint32_t room_of_sender(std::uint32_t gid) const { return gid % room_count; }
 };
 
 /// What a worker publishes for the main thread (relaxed; read for progress and to
@@ -52,7 +68,7 @@ struct FanoutPub {
   std::atomic<std::uint64_t> viewers_open{0}, viewers_failed{0}, viewers_closed{0};
   std::atomic<std::uint64_t> senders_open{0}, senders_failed{0}, senders_closed{0};
   std::atomic<std::uint64_t> sent{0}, acked{0}, in_flight{0}, errors{0};
-  std::atomic<std::uint64_t> deliveries{0}, open_unique{0};
+  std::atomic<std::uint64_t> deliveries{0};
 };
 
 class FanoutWorker final : public ConnHandler {
@@ -62,6 +78,7 @@ class FanoutWorker final : public ConnHandler {
 
   struct Viewer {
     std::uint32_t index = 0;  // global
+    std::uint32_t room = 0;
     std::uint32_t conn = 0;
     bool opened = false;
     bool ended = false;
@@ -70,6 +87,7 @@ class FanoutWorker final : public ConnHandler {
   };
   struct Sender {
     std::uint32_t gid = 0;
+    std::uint32_t room = 0;
     std::uint32_t conn = 0;
     bool opened = false;
     bool ended = false;
@@ -90,11 +108,13 @@ class FanoutWorker final : public ConnHandler {
   void add_viewer(std::uint32_t index) {
     Viewer v;
     v.index = index;
+    v.room = sh_.room_of_viewer(index);
     viewers.push_back(std::move(v));
   }
   void add_sender(std::uint32_t gid) {
     senders.emplace_back();
     senders.back().gid = gid;
+    senders.back().room = sh_.room_of_sender(gid);
   }
 
   void run() {
@@ -145,7 +165,7 @@ class FanoutWorker final : public ConnHandler {
   void start(std::uint32_t tag) {
     const bool is_sender = tag & kSenderBit;
     const std::uint32_t i = tag & ~kSenderBit;
-    const std::string& target = is_sender ? sh_.sender_targets[senders[i].gid] : sh_.viewer_target;
+    const std::string& target = is_sender ? sh_.sender_targets[senders[i].gid] : sh_.viewer_targets[viewers[i].room];
     const std::uint64_t index = is_sender ? senders[i].gid : static_cast<std::uint64_t>(viewers[i].index) + 1000;
     const auto id = loop_.open(sh_.target.spec(target, index, tag));
     if (!id) {
@@ -179,6 +199,7 @@ class FanoutWorker final : public ConnHandler {
     } else {
       viewers[tag].opened = true;
       ++viewers_open_;
+      sh_.rooms[viewers[tag].room].viewers_open.fetch_add(1, std::memory_order_relaxed);
     }
   }
 
@@ -203,7 +224,9 @@ class FanoutWorker final : public ConnHandler {
       if (e.was_open) {
         --viewers_open_;
         ++viewers_closed_;
-        open_unique_ -= v.seq.unique();
+        RoomPub& rp = sh_.rooms[v.room];
+        rp.viewers_open.fetch_sub(1, std::memory_order_relaxed);
+        rp.unique.fetch_sub(v.seq.unique(), std::memory_order_relaxed);
       } else {
         ++viewers_failed_;
       }
@@ -256,7 +279,7 @@ class FanoutWorker final : public ConnHandler {
     ++deliveries;
     const auto verdict = v.seq.on_receive(bc.sender, bc.counter);
     if (verdict == SequenceChecker::Verdict::in_order || verdict == SequenceChecker::Verdict::reordered) {
-      ++open_unique_;
+      sh_.rooms[v.room].unique.fetch_add(1, std::memory_order_relaxed);
       latency.record(now > bc.send_ns ? now - bc.send_ns : 0);
     }
   }
@@ -265,10 +288,15 @@ class FanoutWorker final : public ConnHandler {
     if (payload.starts_with("{\"type\":\"ack\"")) {
       const auto cid = json_string_field(payload, "cid");
       if (!cid) return;
-      const std::uint64_t counter = parse_u64_at(cid->data(), cid->data() + cid->size());
+      // "<sender>.<counter>": senders of one room may share an account, and the server
+      // deduplicates cids per room and account.
+      const auto dot = cid->find('.');
+      if (dot == std::string::npos) return;
+      const std::uint64_t counter = parse_u64_at(cid->data() + dot + 1, cid->data() + cid->size());
       if (payload.find("\"duplicate\":true") != std::string_view::npos) ++s.dup_acks;
       if (s.acked.insert(s.gid, counter)) {
         ++s.acked_n;
+        sh_.rooms[s.room].acked.fetch_add(1, std::memory_order_relaxed);
         if (s.in_flight) --s.in_flight;
         if (counter + kRing > s.next) ack_latency.record(now - s.sent_at[counter % kRing]);
       }
@@ -294,8 +322,9 @@ class FanoutWorker final : public ConnHandler {
         continue;
       }
       const double elapsed = static_cast<double>(now - start);
-      const auto due = static_cast<std::uint64_t>(elapsed * rate / 1e9) + 1;
+      const std::uint64_t due = sh_.closed_loop ? UINT64_MAX : static_cast<std::uint64_t>(elapsed * rate / 1e9) + 1;
       while (s.next < due && s.in_flight < window) send_one(s);
+      if (sh_.closed_loop) continue;
       if (s.next < due) {
         const double behind = elapsed - static_cast<double>(s.next) / rate * 1e9;
         s.max_behind_ns = std::max(s.max_behind_ns, static_cast<std::uint64_t>(std::max(0.0, behind)));
@@ -313,6 +342,8 @@ class FanoutWorker final : public ConnHandler {
     frame_.assign("{\"type\":\"message\",\"content\":\"");
     frame_ += make_bench_content(s.gid, counter, at, static_cast<std::size_t>(sh_.o.pad));
     frame_ += "\",\"cid\":\"";
+    frame_ += std::to_string(s.gid);
+    frame_ += '.';
     frame_ += std::to_string(counter);
     frame_ += "\"}";
     s.sent_at[counter % kRing] = at;
@@ -339,7 +370,6 @@ class FanoutWorker final : public ConnHandler {
     pub.in_flight.store(in_flight, std::memory_order_relaxed);
     pub.errors.store(errors, std::memory_order_relaxed);
     pub.deliveries.store(deliveries, std::memory_order_relaxed);
-    pub.open_unique.store(open_unique_, std::memory_order_relaxed);
   }
 
   FanoutShared& sh_;
@@ -350,14 +380,13 @@ class FanoutWorker final : public ConnHandler {
   std::uint64_t viewers_open_ = 0, viewers_failed_ = 0, viewers_closed_ = 0;
   std::uint64_t senders_open_ = 0, senders_failed_ = 0, senders_closed_ = 0;
   std::uint64_t sent_ = 0;
-  std::uint64_t open_unique_ = 0;
   std::string frame_;
 };
 
 struct FanoutTotals {
   std::uint64_t viewers_open = 0, viewers_failed = 0, viewers_closed = 0;
   std::uint64_t senders_open = 0, senders_failed = 0, senders_closed = 0;
-  std::uint64_t sent = 0, acked = 0, in_flight = 0, errors = 0, deliveries = 0, open_unique = 0;
+  std::uint64_t sent = 0, acked = 0, in_flight = 0, errors = 0, deliveries = 0;
 };
 
 FanoutTotals sum(const std::vector<std::unique_ptr<FanoutWorker>>& workers) {
@@ -375,17 +404,39 @@ FanoutTotals sum(const std::vector<std::unique_ptr<FanoutWorker>>& workers) {
     t.in_flight += p.in_flight.load(std::memory_order_relaxed);
     t.errors += p.errors.load(std::memory_order_relaxed);
     t.deliveries += p.deliveries.load(std::memory_order_relaxed);
-    t.open_unique += p.open_unique.load(std::memory_order_relaxed);
   }
   return t;
 }
 
-}  // namespace
-
-int run_fanout(const Options& o, Report& r) {
-  if (o.viewers < 0 || o.senders < 1 || !(o.rate > 0) || !(o.duration > 0) || o.threads < 1) {
-    throw std::runtime_error("fanout needs --viewers >= 0, --senders >= 1, --rate > 0, --duration > 0, --threads >= 1");
+/// Deliveries still owed: per room, open viewers x acknowledged messages, minus what
+/// those viewers hold.
+std::uint64_t missing_deliveries(const FanoutShared& sh) {
+  std::uint64_t missing = 0;
+  for (std::uint32_t i = 0; i < sh.room_count; ++i) {
+    const RoomPub& rp = sh.rooms[i];
+    const std::uint64_t want =
+        rp.viewers_open.load(std::memory_order_relaxed) * rp.acked.load(std::memory_order_relaxed);
+    const std::uint64_t have = rp.unique.load(std::memory_order_relaxed);
+    missing += want - std::min(want, have);
   }
+  return missing;
+}
+
+bool all_delivered(const FanoutShared& sh) { return missing_deliveries(sh) == 0; }
+
+enum class Load { fanout, rooms, ingress };
+
+int run_chat_load(const Options& o, Report& r, Load kind) {
+  const char* const name = kind == Load::fanout ? "fanout" : kind == Load::rooms ? "rooms" : "ingress";
+  const bool closed_loop = kind == Load::ingress;
+  if (o.viewers < 0 || o.senders < 1 || !(closed_loop || o.rate > 0) || !(o.duration > 0) || o.threads < 1 ||
+      o.rooms < 1 || o.accounts < 1) {
+    throw std::runtime_error(
+        fmt("%s needs --viewers >= 0, --senders >= 1, --rate > 0, --duration > 0, --threads >= 1, "
+            "--rooms >= 1, --accounts >= 1",
+            name));
+  }
+  if (o.rooms > o.senders) throw std::runtime_error("--rooms must not exceed --senders: every room needs a sender");
   if (o.window < 1 || o.window > 4000) throw std::runtime_error("--window must be 1..4000");
   if (o.pad < 0 || o.pad > 400) throw std::runtime_error("--pad must be 0..400 (content is at most 500 characters)");
   const std::uint64_t total = static_cast<std::uint64_t>(o.viewers) + static_cast<std::uint64_t>(o.senders);
@@ -396,24 +447,40 @@ int run_fanout(const Options& o, Report& r) {
             "hard limit (ulimit -Hn)",
             static_cast<unsigned long long>(nofile), static_cast<unsigned long long>(total)));
   }
-  FanoutShared sh(o);
+  FanoutShared sh(o, closed_loop);
   sh.target = prepare_target(o, total);
   const std::string room = o.room.empty() ? default_room() : o.room;
+  sh.room_count = static_cast<std::uint32_t>(o.rooms);
+  sh.rooms = std::make_unique<RoomPub[]>(sh.room_count);
+  auto room_id = [&](std::uint32_t i) { return o.rooms == 1 ? room : room + "-" + std::to_string(i); };
   const int viewer_protocol = o.protocol == 2 ? 2 : 1;
-  sh.viewer_target = sh.target.with_query("room_id=" + room + (viewer_protocol == 2 ? "&v=2" : ""));
-  sh.per_sender_rate = o.rate / o.senders;
-  sh.sender_spacing_ns = static_cast<std::uint64_t>(1e9 / o.rate);
-
-  progress(o, fmt("fanout: room %s, %d viewers (v%d), %d senders, %.1f msg/s for %.1f s, server pid %ld", room.c_str(),
-                  o.viewers, viewer_protocol, o.senders, o.rate, o.duration, sh.target.pid));
-  const std::string run_tag = fmt("%ld-%llu", static_cast<long>(getpid()), mono_ns() / 1000ULL);
-  for (int i = 0; i < o.senders; ++i) {
-    std::string err;
-    const auto token = register_and_login(sh.target.http, run_tag + "-" + std::to_string(i), err);
-    if (!token) throw std::runtime_error("sender " + std::to_string(i) + ": " + err);
-    sh.sender_targets.push_back(sh.target.with_query("room_id=" + room + "&v=2&token=" + *token));
-    if (o.senders > 4 && (i + 1) % 10 == 0) progress(o, fmt("fanout: %d/%d senders logged in", i + 1, o.senders));
+  for (std::uint32_t i = 0; i < sh.room_count; ++i) {
+    sh.viewer_targets.push_back(sh.target.with_query("room_id=" + room_id(i) + (viewer_protocol == 2 ? "&v=2" : "")));
   }
+  sh.per_sender_rate = o.rate / o.senders;
+  sh.sender_spacing_ns = closed_loop ? 0 : static_cast<std::uint64_t>(1e9 / o.rate);
+
+  progress(o, fmt("%s: %d room(s) %s, %d viewers (v%d), %d senders, %s for %.1f s, server pid %ld", name, o.rooms,
+                  room.c_str(), o.viewers, viewer_protocol, o.senders,
+                  closed_loop ? fmt("window %d", o.window).c_str() : fmt("%.1f msg/s", o.rate).c_str(), o.duration,
+                  sh.target.pid));
+  // Accounts are few (each costs a password hash on the server); senders share them.
+  const std::string run_tag = fmt("%ld-%llu", static_cast<long>(getpid()), mono_ns() / 1000ULL);
+  const int accounts = std::min(o.accounts, o.senders);
+  std::vector<std::string> tokens;
+  for (int i = 0; i < accounts; ++i) {
+    std::string err;
+    auto token = register_and_login(sh.target.http, run_tag + "-" + std::to_string(i), err);
+    if (!token) throw std::runtime_error("account " + std::to_string(i) + ": " + err);
+    tokens.push_back(std::move(*token));
+    if (accounts > 4 && (i + 1) % 10 == 0) progress(o, fmt("%s: %d/%d accounts logged in", name, i + 1, accounts));
+  }
+  for (int g = 0; g < o.senders; ++g) {
+    const auto gid = static_cast<std::uint32_t>(g);
+    sh.sender_targets.push_back(sh.target.with_query("room_id=" + room_id(sh.room_of_sender(gid)) +
+                                                     "&v=2&token=" + tokens[static_cast<std::size_t>(g % accounts)]));
+  }
+  const auto stored_before = scrape_metric(sh.target.http, "chatorbit_messages_stored_total");
 
   std::vector<std::unique_ptr<FanoutWorker>> workers;
   for (int t = 0; t < o.threads; ++t) workers.push_back(std::make_unique<FanoutWorker>(sh));
@@ -437,8 +504,8 @@ int run_fanout(const Options& o, Report& r) {
         t.viewers_open + t.viewers_failed + t.viewers_closed + t.senders_open + t.senders_failed + t.senders_closed;
     const std::uint64_t now = mono_ns();
     if (now - last_print >= 1'000'000'000ULL || done == total) {
-      progress(o, fmt("fanout connecting %5.1fs: viewers %llu/%d open, %llu failed; senders %llu/%d open, %llu failed",
-                      to_s(now - c0), static_cast<unsigned long long>(t.viewers_open), o.viewers,
+      progress(o, fmt("%s connecting %5.1fs: viewers %llu/%d open, %llu failed; senders %llu/%d open, %llu failed",
+                      name, to_s(now - c0), static_cast<unsigned long long>(t.viewers_open), o.viewers,
                       static_cast<unsigned long long>(t.viewers_failed + t.viewers_closed),
                       static_cast<unsigned long long>(t.senders_open), o.senders,
                       static_cast<unsigned long long>(t.senders_failed + t.senders_closed)));
@@ -446,7 +513,7 @@ int run_fanout(const Options& o, Report& r) {
     }
     if (done == total || g_interrupted) break;
     if (to_s(now - c0) > o.connect_timeout) {
-      progress(o, "fanout: connect timeout; measuring with what is open");
+      progress(o, fmt("%s: connect timeout; measuring with what is open", name));
       break;
     }
   }
@@ -472,9 +539,9 @@ int run_fanout(const Options& o, Report& r) {
     const CpuSnap now = CpuSnap::take(sh.target.pid);
     t = sum(workers);
     const double dt = to_s(now.wall - prev.wall);
-    progress(o, fmt("fanout %5.1fs: viewers %llu open (%llu closed), senders %llu; sent %llu acked %llu in flight %llu "
+    progress(o, fmt("%s %5.1fs: viewers %llu open (%llu closed), senders %llu; sent %llu acked %llu in flight %llu "
                     "errors %llu; deliveries %llu (%.0f/s); server cpu %s",
-                    to_s(now.wall - s0.wall), static_cast<unsigned long long>(t.viewers_open),
+                    name, to_s(now.wall - s0.wall), static_cast<unsigned long long>(t.viewers_open),
                     static_cast<unsigned long long>(t.viewers_closed), static_cast<unsigned long long>(t.senders_open),
                     static_cast<unsigned long long>(t.sent), static_cast<unsigned long long>(t.acked),
                     static_cast<unsigned long long>(t.in_flight), static_cast<unsigned long long>(t.errors),
@@ -485,7 +552,7 @@ int run_fanout(const Options& o, Report& r) {
     prev_deliveries = t.deliveries;
     if (now.wall - s0.wall >= run_ns || g_interrupted) break;
     if (t.senders_open == 0) {
-      progress(o, "fanout: every sender's connection has closed; stopping");
+      progress(o, fmt("%s: every sender's connection has closed; stopping", name));
       break;
     }
   }
@@ -501,23 +568,23 @@ int run_fanout(const Options& o, Report& r) {
     sleep_ms(10);
     t = sum(workers);
     const std::uint64_t now = mono_ns();
-    if (t.in_flight == 0 && t.open_unique >= t.viewers_open * t.acked) break;
+    if (t.in_flight == 0 && all_delivered(sh)) break;
     if (t.deliveries != last.deliveries || t.acked != last.acked) last_change = now;
     last = t;
     if (now - last_change > 2'000'000'000ULL || to_s(now - t_end) > o.drain || g_interrupted) {
-      progress(o, fmt("fanout: drain ended with %llu messages unacknowledged and %llu deliveries missing",
+      progress(o, fmt("%s: drain ended with %llu messages unacknowledged and %llu deliveries missing", name,
                       static_cast<unsigned long long>(t.in_flight),
-                      static_cast<unsigned long long>(t.viewers_open * t.acked -
-                                                      std::min(t.open_unique, t.viewers_open * t.acked))));
+                      static_cast<unsigned long long>(missing_deliveries(sh))));
       break;
     }
   }
   const CpuSnap s1 = CpuSnap::take(sh.target.pid);
   const auto server_rss = proc_rss_bytes(sh.target.pid);
+  const auto stored_after = scrape_metric(sh.target.http, "chatorbit_messages_stored_total");
   stop();
 
   // Tally.
-  CounterSet expected;
+  std::vector<CounterSet> expected(sh.room_count);  // by room: what its senders had acknowledged
   LatencyHistogram latency, ack_latency;
   std::map<std::string, std::uint64_t> error_codes, ends;
   std::uint64_t deliveries = 0, foreign = 0, seq_gaps = 0, seq_backwards = 0, sent = 0, dup_acks = 0;
@@ -525,7 +592,7 @@ int run_fanout(const Options& o, Report& r) {
   LoopCounters lc;
   for (const auto& w : workers) {
     for (const auto& s : w->senders) {
-      expected.merge(s.acked);
+      expected[s.room].merge(s.acked);
       sent += s.next;
       dup_acks += s.dup_acks;
       max_behind = std::max(max_behind, s.max_behind_ns);
@@ -543,12 +610,18 @@ int run_fanout(const Options& o, Report& r) {
     lc.frames_in += w->counters.frames_in;
     lc.pings += w->counters.pings;
   }
+  std::uint64_t acked = 0;
+  for (const auto& e : expected) acked += e.size();
   DeliveryTotals dt;
+  double expected_per_s = 0;  // deliveries per second the schedule asks for (fanout, rooms)
+  std::vector<std::uint32_t> senders_in_room(sh.room_count, 0);
+  for (int g = 0; g < o.senders; ++g) ++senders_in_room[sh.room_of_sender(static_cast<std::uint32_t>(g))];
   for (const auto& w : workers) {
     for (const auto& v : w->viewers) {
       if (!v.opened) continue;
       ++viewers_ever_open;
-      dt.add(v.seq, expected);
+      dt.add(v.seq, expected[v.room]);
+      expected_per_s += sh.per_sender_rate * senders_in_room[v.room];
     }
   }
   const double run_s = to_s(t_end - s0.wall);
@@ -561,7 +634,7 @@ int run_fanout(const Options& o, Report& r) {
   const double bench_ns_per_delivery =
       deliveries ? static_cast<double>(s1.self - s0.self) / static_cast<double>(deliveries) : NAN;
 
-  r.str("scenario", "fanout");
+  r.str("scenario", name);
   r.num("deliveries_per_s", deliveries_per_s);
   add_latency(r, "", latency);
   r.integer("lost", static_cast<long long>(dt.lost));
@@ -569,10 +642,26 @@ int run_fanout(const Options& o, Report& r) {
   r.integer("reordered", static_cast<long long>(dt.reordered));
   r.num("server_cpu_ns_per_delivery", server_ns_per_delivery);
   r.null("rss_bytes_per_connection");
+  if (closed_loop) {
+    // Acknowledged means stored: the server acks a message after its transaction commits.
+    r.num("messages_per_s", static_cast<double>(at_end.acked) / run_s);
+    r.num("server_cpu_ns_per_message",
+          s0.server && s1.server && acked
+              ? std::optional<double>(static_cast<double>(*s1.server - *s0.server) / static_cast<double>(acked))
+              : std::nullopt);
+    r.integer("window", o.window);
+  }
+  r.num("stored", stored_before && stored_after ? std::optional<double>(*stored_after - *stored_before) : std::nullopt);
   r.str("room", room);
+  r.integer("rooms", o.rooms);
   r.integer("viewers", o.viewers);
   r.integer("senders", o.senders);
-  r.num("rate", o.rate);
+  r.integer("accounts", accounts);
+  if (closed_loop) {
+    r.null("rate");
+  } else {
+    r.num("rate", o.rate);
+  }
   r.num("duration_s", run_s);
   r.num("measured_s", measured_s);
   r.integer("threads", o.threads);
@@ -584,13 +673,13 @@ int run_fanout(const Options& o, Report& r) {
   r.integer("senders_open", static_cast<long long>(at_end.senders_open));
   r.num("connect_s", connect_s);
   r.integer("sent", static_cast<long long>(sent));
-  r.integer("acked", static_cast<long long>(expected.size()));
+  r.integer("acked", static_cast<long long>(acked));
   r.integer("send_errors", static_cast<long long>(t.errors));
   r.raw("error_codes", map_json(error_codes));
   r.integer("duplicate_acks", static_cast<long long>(dup_acks));
   r.num("sender_max_behind_ms", to_ms(max_behind));
   r.integer("deliveries", static_cast<long long>(deliveries));
-  r.num("expected_deliveries_per_s", o.rate * static_cast<double>(viewers_ever_open));
+  r.num("expected_deliveries_per_s", closed_loop ? std::nullopt : std::optional<double>(expected_per_s));
   r.integer("unexpected", static_cast<long long>(dt.unexpected));
   r.integer("viewers_with_loss", static_cast<long long>(dt.viewers_with_loss));
   r.integer("seq_gaps", static_cast<long long>(seq_gaps));
@@ -606,13 +695,20 @@ int run_fanout(const Options& o, Report& r) {
   r.num("frames_per_read", lc.reads ? static_cast<double>(lc.frames_in) / static_cast<double>(lc.reads) : NAN);
   r.raw("connection_ends", map_json(ends));
 
-  r.line(fmt("fanout: %llu viewers, %d senders, %.1f msg/s for %.1f s (room %s)",
-             static_cast<unsigned long long>(viewers_ever_open), o.senders, o.rate, run_s, room.c_str()));
+  r.line(fmt("%s: %llu viewers, %d senders in %d room(s), %s for %.1f s (room %s)", name,
+             static_cast<unsigned long long>(viewers_ever_open), o.senders, o.rooms,
+             closed_loop ? fmt("window %d", o.window).c_str() : fmt("%.1f msg/s", o.rate).c_str(), run_s,
+             room.c_str()));
+  if (closed_loop) {
+    r.line(fmt("  accepted and stored %.0f messages/s (acked during sending); stored counter %s",
+               static_cast<double>(at_end.acked) / run_s,
+               stored_before && stored_after ? fmt("+%.0f", *stored_after - *stored_before).c_str() : "n/a"));
+  }
   r.line(fmt("  sent %llu, acked %llu, send errors %llu (%s), sender max behind schedule %.1f ms",
-             static_cast<unsigned long long>(sent), static_cast<unsigned long long>(expected.size()),
+             static_cast<unsigned long long>(sent), static_cast<unsigned long long>(acked),
              static_cast<unsigned long long>(t.errors), map_text(error_codes).c_str(), to_ms(max_behind)));
-  r.line(fmt("  deliveries %llu: %.0f/s during sending (expected %.0f/s)", static_cast<unsigned long long>(deliveries),
-             deliveries_per_s, o.rate * static_cast<double>(viewers_ever_open)));
+  r.line(fmt("  deliveries %llu: %.0f/s during sending (expected %s)", static_cast<unsigned long long>(deliveries),
+             deliveries_per_s, closed_loop ? "as many as acked" : fmt("%.0f/s", expected_per_s).c_str()));
   r.line("  latency send->viewer: " + latency_text(latency));
   r.line("  latency send->ack:    " + latency_text(ack_latency));
   r.line(
@@ -628,5 +724,25 @@ int run_fanout(const Options& o, Report& r) {
   r.line("  connection ends: " + map_text(ends));
   return 0;
 }
+
+}  // namespace
+
+void scenario_defaults(Options& o) {
+  if (o.scenario == "rooms") {
+    // 1,000 rooms of 18 viewers and one sender: 19,000 connections, under this machine's
+    // open-file limit of 20,000; two messages per second in each room.
+    o.rooms = 1000;
+    o.viewers = 18000;
+    o.senders = 1000;
+    o.rate = 2000;
+  } else if (o.scenario == "ingress") {
+    o.viewers = 1;
+    o.senders = 64;
+  }
+}
+
+int run_fanout(const Options& o, Report& r) { return run_chat_load(o, r, Load::fanout); }
+int run_rooms(const Options& o, Report& r) { return run_chat_load(o, r, Load::rooms); }
+int run_ingress(const Options& o, Report& r) { return run_chat_load(o, r, Load::ingress); }
 
 }  // namespace chatorbit::bench

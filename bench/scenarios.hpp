@@ -1,5 +1,5 @@
 #pragma once
-// The scenarios of chatorbit-bench (fanout, limit, idle, connect) and what they share:
+// The scenarios of chatorbit-bench (fanout, rooms, ingress, limit, idle, connect) and what they share:
 // options, the report, and the /proc probes of the server process.
 
 #include <atomic>
@@ -16,12 +16,13 @@ struct Options {
   std::string url = "ws://127.0.0.1:8080";
   std::string http_url;  ///< where /register and /login are; default: the host and port of url
   std::string room;      ///< default: a fresh "bench-<pid>-<time>"
-  // fanout
+  // fanout, rooms, ingress (defaults for rooms and ingress: scenario_defaults())
   int viewers = 100;
   int senders = 1;
   double rate = 10.0;      ///< messages per second, all senders together
   double duration = 10.0;  ///< seconds of sending (fanout), connecting (connect), or each probe (limit)
   int window = 32;         ///< unacknowledged messages per sender
+  int accounts = 16;       ///< signed-in accounts the senders share (each costs a password hash)
   int pad = 0;             ///< extra content characters per message
   double drain = 10.0;     ///< at most this long to wait for the last deliveries
   /// Poll the sockets at most once per this many microseconds (0: as soon as data is
@@ -38,9 +39,9 @@ struct Options {
   double handshake_timeout = 15.0;
   double settle = 1.0;  ///< pause between connecting and measuring
   bool verify_accept = true;
+  int rooms = 1;  ///< rooms the viewers and senders are dealt over, round-robin (also idle)
   // idle
   int connections = 1000;
-  int rooms = 1;
   double hold = 0.0;
   // connect
   std::string close_mode = "rst";  ///< rst, graceful or drop
@@ -82,7 +83,13 @@ class Report {
 /// Set by SIGINT/SIGTERM: scenarios stop early and still report.
 extern std::atomic<bool> g_interrupted;
 
+/// Sets the defaults that differ by scenario (rooms: 1,000 rooms; ingress: 64 senders and
+/// one viewer), before the command line's options are applied.
+void scenario_defaults(Options& o);
+
 int run_fanout(const Options& o, Report& r);
+int run_rooms(const Options& o, Report& r);
+int run_ingress(const Options& o, Report& r);
 int run_limit(const Options& o, Report& r);
 int run_idle(const Options& o, Report& r);
 int run_connect(const Options& o, Report& r);
