@@ -6,12 +6,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "chart.hpp"
 #include "scenarios.hpp"
 
 namespace {
@@ -62,6 +65,9 @@ Common options
                                 server's unacknowledged frames then fill its socket
                                 buffers: it changes what is measured
   --json                        print one JSON object on stdout (summary to stderr)
+  --out FILE.json               also write that JSON object to FILE.json and, for the
+                                scenarios that time something, the latency histogram
+                                chart to FILE.svg beside it
   --quiet                       no progress lines on stderr
   -h, --help
 
@@ -103,6 +109,28 @@ p999_ms, max_ms, mean_ms, lost, duplicated, reordered, server_cpu_ns_per_deliver
 rss_bytes_per_connection (null where a scenario does not measure it), plus the
 scenario's own.
 )";
+
+bool write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << text;
+  f.close();
+  if (!f) std::fprintf(stderr, "chatorbit-bench: cannot write %s\n", path.c_str());
+  return static_cast<bool>(f);
+}
+
+/// --out: the JSON report, and the chart beside it when the scenario timed anything.
+bool write_outputs(const Options& o, const Report& r) {
+  bool ok = write_file(o.out, r.json() + "\n");
+  if (r.charts.empty()) return ok;
+  std::vector<chatorbit::bench::ChartSeries> series;
+  for (const auto& [label, h] : r.charts) series.push_back({label, &h});
+  const std::string base = o.out.ends_with(".json") ? o.out.substr(0, o.out.size() - 5) : o.out;
+  // The summary's first line says what ran (scenario, counts, rate, duration).
+  std::string title = r.lines.empty() ? "chatorbit-bench " + o.scenario : r.lines.front();
+  title = title.substr(0, title.find(" (room "));
+  ok = write_file(base + ".svg", chatorbit::bench::latency_chart_svg(title, series)) && ok;
+  return ok;
+}
 
 void on_signal(int) {
   if (chatorbit::bench::g_interrupted.exchange(true)) std::_Exit(130);  // a second ^C
@@ -159,6 +187,7 @@ Options parse(int argc, char** argv) {
       {"sender-cpu", [&](const std::string& v) { o.sender_cpu = to_int("sender-cpu", v); }},
       {"receiver-cpu", [&](const std::string& v) { o.receiver_cpu = to_int("receiver-cpu", v); }},
       {"server-pid", [&](const std::string& v) { o.server_pid = to_int("server-pid", v); }},
+      {"out", [&](const std::string& v) { o.out = v; }},
       {"coalesce",
        [&](const std::string& v) {
          o.coalesce.clear();
@@ -268,5 +297,6 @@ int main(int argc, char** argv) {
   }
   if (o.json) std::printf("%s\n", r.json().c_str());
   std::fflush(stdout);
+  if (!o.out.empty() && !write_outputs(o, r)) return rc ? rc : 1;
   return rc;
 }

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = ROOT / "build" / "chatorbit"
 BENCH = ROOT / "build" / "chatorbit-bench"
-OUT_DIR = ROOT / "bench" / "out"
+OUT_DIR = ROOT / "bench" / "results"  # each scenario's JSON and latency chart (SVG)
 RESULTS = ROOT / "bench" / "RESULTS.md"
 SERVER_ENV = {
     "CHATORBIT_THREADS": "1",  # one loop: the server is pinned to one core
@@ -66,8 +66,13 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_bench(args: list[str], server: Server | None) -> tuple[str, dict]:
-    cmd = ["taskset", "-c", "1", str(BENCH), *args, "--json", "--quiet"]
+def slug(name: str) -> str:
+    return name.replace(" ", "-")
+
+
+def run_bench(name: str, args: list[str], server: Server | None) -> tuple[str, dict]:
+    out = OUT_DIR / f"{slug(name)}.json"
+    cmd = ["taskset", "-c", "1", str(BENCH), *args, "--json", "--quiet", "--out", str(out)]
     if server:
         cmd[4:4] = ["--url", f"ws://127.0.0.1:{server.port}", "--server-pid", str(server.proc.pid)]
     shown = " ".join(["chatorbit-bench", *args])
@@ -105,7 +110,7 @@ def main() -> int:
     OUT_DIR.mkdir(exist_ok=True)
     results = []
 
-    shown, limit = run_bench(["limit", "--sockets", "1000", "--frame-bytes", "120", "--coalesce", "1,4,32",
+    shown, limit = run_bench("limit", ["limit", "--sockets", "1000", "--frame-bytes", "120", "--coalesce", "1,4,32",
                               "--duration", "2", "--sender-cpu", "0", "--receiver-cpu", "1"], None)
     results.append(("limit", shown, limit))
 
@@ -115,11 +120,14 @@ def main() -> int:
         ("fanout 10k", ["fanout", "--viewers", "10000", "--senders", "4", "--rate", "100", "--duration", "20"]),
         ("idle", ["idle", "--connections", str(max_idle)]),
         ("connect", ["connect", "--duration", "10"]),
+        ("rooms", ["rooms", "--rooms", "1000", "--viewers", "18000", "--senders", "1000", "--rate", "2000",
+                   "--duration", "20"]),
+        ("ingress", ["ingress", "--senders", "64", "--viewers", "1", "--window", "32", "--duration", "15"]),
     ]
     for name, args in scenarios:
         server = Server()  # a fresh server each: memory figures need one
         try:
-            shown, data = run_bench(args, server)
+            shown, data = run_bench(name, args, server)
             results.append((name, shown, data))
         except Exception as e:  # noqa: BLE001 - a failed scenario is reported, not fatal
             results.append((name, " ".join(args), {"error": str(e)}))
@@ -159,7 +167,11 @@ def write_markdown(results):
                              f"{fmt(probe.get('ns_per_frame'), 0)} |")
             lines += ["", "```json", json.dumps(d), "```", ""]
             continue
-        keys = ["deliveries_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "lost", "duplicated", "reordered",
+        chart = OUT_DIR / f"{slug(name)}.svg"
+        if chart.exists():
+            lines += [f"Latency distribution: [{chart.relative_to(RESULTS.parent)}]"
+                      f"({chart.relative_to(RESULTS.parent)})", ""]
+        keys = ["messages_per_s", "stored", "deliveries_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "lost", "duplicated", "reordered",
                 "server_cpu_ns_per_delivery", "server_cpu_percent", "frames_per_read", "rss_bytes_per_connection",
                 "connects_per_s", "connections"]
         lines += ["| figure | value |", "|---|---|"]

@@ -190,6 +190,7 @@ int run_connect(const Options& o, Report& r) {
   r.integer("failures", static_cast<long long>(failed));
   r.num("duration_s", secs);
   add_latency(r, "connect_", latency);
+  r.chart("connect -> welcome", latency);
   r.num("server_cpu_ns_per_connect", cpu_per);
   r.num("server_cpu_percent", cpu_share(s0, s1) ? std::optional<double>(*cpu_share(s0, s1) * 100) : std::nullopt);
   r.num("bench_cpu_ns_per_connect", ok ? static_cast<double>(s1.self - s0.self) / static_cast<double>(ok) : NAN);

@@ -637,6 +637,8 @@ int run_chat_load(const Options& o, Report& r, Load kind) {
   r.str("scenario", name);
   r.num("deliveries_per_s", deliveries_per_s);
   add_latency(r, "", latency);
+  r.chart("send -> viewer", latency);
+  r.chart("send -> ack", ack_latency);
   r.integer("lost", static_cast<long long>(dt.lost));
   r.integer("duplicated", static_cast<long long>(dt.duplicated));
   r.integer("reordered", static_cast<long long>(dt.reordered));

@@ -233,6 +233,7 @@ int run_idle(const Options& o, Report& r) {
   r.num("hold_s", o.hold);
   r.num("server_cpu_ns_per_connect", cpu_per_connect);
   add_latency(r, "connect_", latency);
+  r.chart("connect", latency);
   r.integer("pings_answered", static_cast<long long>(pings));
   r.integer("source_addresses", static_cast<long long>(std::max<std::size_t>(1, target.sources.size())));
   r.integer("nofile_limit", static_cast<long long>(nofile));

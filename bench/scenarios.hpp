@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "stats.hpp"
+
 namespace chatorbit::bench {
 
 struct Options {
@@ -55,6 +57,7 @@ struct Options {
   long server_pid = -1;  ///< -1: find the process listening on the URL's port; 0: none
   bool json = false;
   bool quiet = false;
+  std::string out;  ///< write the JSON here too, and the latency chart beside it (.svg)
 };
 
 /// One flat JSON object, in insertion order, plus the human-readable summary.
@@ -71,6 +74,10 @@ class Report {
   /// A line of the human-readable summary.
   void line(std::string s) { lines.push_back(std::move(s)); }
   std::vector<std::string> lines;
+
+  /// A latency distribution for the chart (the first one gets the percentile markers).
+  void chart(std::string label, const LatencyHistogram& h) { charts.emplace_back(std::move(label), h); }
+  std::vector<std::pair<std::string, LatencyHistogram>> charts;
 
   static std::string quote(const std::string& s);
   static std::string number(double v);
