@@ -12,9 +12,10 @@
 #include <thread>
 #include <vector>
 
+#include "client_loop.hpp"
+#include "http_client.hpp"
 #include "scenarios.hpp"
 #include "stats.hpp"
-#include "ws_client.hpp"
 
 namespace chatorbit::bench::detail {
 

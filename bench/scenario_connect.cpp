@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "client_loop.hpp"
+
 namespace chatorbit::bench {
 
 using namespace detail;

@@ -23,6 +23,9 @@
 #include <thread>
 #include <vector>
 
+#include "client_loop.hpp"
+#include "http_client.hpp"
+
 namespace chatorbit::bench {
 
 using namespace detail;

@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "client_loop.hpp"
+
 namespace chatorbit::bench {
 
 using namespace detail;
