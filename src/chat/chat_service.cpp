@@ -267,11 +267,22 @@ asio::awaitable<void> ChatService::resume(std::shared_ptr<ws::Connection> conn, 
 // ---------------------------------------------------------------------------------
 // Frames from clients
 
+// A connection's frames are handled one at a time, in order, but a chat message only
+// waits for its admission: once it is in the pipeline the next frame is taken, up to
+// kMaxInPipeline messages per connection. The pipeline keeps their order (numbers,
+// storage, publication and acks), and a busy sender's messages then share batches
+// instead of costing a store round trip each. Any other frame (history, join, ping,
+// a malformed one) waits until the connection's earlier messages are stored, so its
+// reply comes after their acks, as if everything had been handled one by one.
+namespace {
+constexpr std::uint32_t kMaxInPipeline = 32;
+}  // namespace
+
 void ChatService::on_text(Session& s, std::string text) {
   if (s.busy) {
-    // One frame at a time per connection keeps a sender's messages in order. Frames
-    // beyond a bounded backlog are refused, not buffered without end (and a client that
-    // also ignores the refusals fills its send queue and is dropped as too slow).
+    // Frames beyond a bounded backlog are refused, not buffered without end (and a
+    // client that also ignores the refusals fills its send queue and is dropped as too
+    // slow).
     if (s.inbox.size() >= 64) {
       s.conn->send_text(error_json("rate_limited", "too many frames in flight; wait for replies", 100));
       return;
@@ -289,14 +300,26 @@ void ChatService::on_binary(Session& s) {
 
 asio::awaitable<void> ChatService::process(std::shared_ptr<ws::Connection> conn, std::string text) {
   for (;;) {
+    Next next = Next::go_on;
     try {
-      co_await handle_frame(conn, std::move(text));
+      next = co_await handle_frame(conn, text);
     } catch (const std::exception& e) {
       log::error("ws_frame_failed", {{"what", e.what()}});
       if (alive(conn)) conn->send_text(error_json("internal", "the server could not handle this frame"));
     }
     Session* s = alive(conn);
     if (!s) co_return;
+    // Paused sessions stay busy (frames keep going to the inbox); on_stored() resumes them.
+    if (next == Next::after_stored_ones) {
+      s->inbox.insert(s->inbox.begin(), std::move(text));
+      s->paused = true;
+      s->barrier = true;
+      co_return;
+    }
+    if (s->in_pipeline >= kMaxInPipeline) {
+      s->paused = true;
+      co_return;
+    }
     if (s->inbox.empty()) {
       s->busy = false;
       co_return;
@@ -306,14 +329,18 @@ asio::awaitable<void> ChatService::process(std::shared_ptr<ws::Connection> conn,
   }
 }
 
-asio::awaitable<void> ChatService::handle_frame(std::shared_ptr<ws::Connection> conn, std::string text) {
+asio::awaitable<ChatService::Next> ChatService::handle_frame(std::shared_ptr<ws::Connection> conn,
+                                                             const std::string& text) {
+  Session* s = alive(conn);
+  if (!s) co_return Next::go_on;
   boost::system::error_code ec;
   boost::json::parse_options opts;
   opts.max_depth = 16;
   const auto value = boost::json::parse(text, ec, {}, opts);
   if (ec || !value.is_object()) {
+    if (s->in_pipeline) co_return Next::after_stored_ones;
     conn->send_text(error_json("invalid", "frames must be JSON objects"));
-    co_return;
+    co_return Next::go_on;
   }
   const auto& obj = value.as_object();
   auto string_field = [&](std::string_view name, bool& bad) -> std::optional<std::string> {
@@ -330,12 +357,12 @@ asio::awaitable<void> ChatService::handle_frame(std::shared_ptr<ws::Connection> 
   const auto room = string_field("room_id", bad);
   const auto content = string_field("content", bad);
   const auto cid = string_field("cid", bad).value_or("");
+  const bool plain_message = type == "message" && !bad && (!room || *room == s->room);
+  if (s->in_pipeline && !plain_message) co_return Next::after_stored_ones;
   if (bad) {
     conn->send_text(error_json("invalid", "type, room_id, content and cid must be strings", {}, cid));
-    co_return;
+    co_return Next::go_on;
   }
-  Session* s = alive(conn);
-  if (!s) co_return;
 
   if (type == "ping") {
     conn->send_text(R"({"type":"pong"})");
@@ -352,27 +379,28 @@ asio::awaitable<void> ChatService::handle_frame(std::shared_ptr<ws::Connection> 
   } else if (type == "join") {
     if (!room) {
       conn->send_text(error_json("invalid", "room_id is required"));
-      co_return;
+      co_return Next::go_on;
     }
     co_await switch_room(conn, *room);
   } else if (type == "message") {
     if (cid.size() > 64) {
       conn->send_text(error_json("invalid", "cid must be at most 64 characters"));
-      co_return;
+      co_return Next::go_on;
     }
     if (room && *room != s->room) {
-      if (!co_await switch_room(conn, *room)) co_return;
+      if (!co_await switch_room(conn, *room)) co_return Next::go_on;
       // The original moved the connection and posted; a bare move has no content.
-      if (!content) co_return;
+      if (!content) co_return Next::go_on;
     }
     if (!content) {
       conn->send_text(error_json("invalid", "content is required", {}, cid));
-      co_return;
+      co_return Next::go_on;
     }
     co_await post_message(conn, *content, cid);
   } else {
     conn->send_text(error_json("invalid", "unknown frame type", {}, cid));
   }
+  co_return Next::go_on;
 }
 
 asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> conn, std::string content,
@@ -417,20 +445,35 @@ asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> 
   m.content = std::move(checked.content);
   m.timestamp_ns = d_.clock.unix_nanos();
   m.cid = cid;
-  PostResult result;
-  try {
-    result = co_await d_.pipeline.submit(std::move(m));
-  } catch (const std::exception&) {
-    if (alive(conn))
-      conn->send_text(error_json("internal", "the message could not be stored; it was not sent", {}, cid));
-    co_return;
-  }
-  s = alive(conn);
-  if (s && s->version == 2 && !cid.empty()) {
+  // Not awaited: process() takes the next frame while this one is stored (see on_text).
+  ++s->in_pipeline;
+  const auto home = co_await asio::this_coro::executor;
+  auto done = [this, conn, cid](std::exception_ptr error, PostResult result) { on_stored(conn, cid, error, result); };
+  d_.pipeline.enqueue(std::move(m), home, std::move(done));
+}
+
+void ChatService::on_stored(const std::shared_ptr<ws::Connection>& conn, const std::string& cid,
+                            std::exception_ptr error, const PostResult& result) {
+  Session* s = alive(conn);
+  if (!s) return;
+  --s->in_pipeline;
+  if (error) {
+    conn->send_text(error_json("internal", "the message could not be stored; it was not sent", {}, cid));
+  } else if (s->version == 2 && !cid.empty()) {
     boost::json::object ack{
         {"type", "ack"}, {"cid", cid}, {"id", result.id}, {"seq", result.seq}, {"duplicate", result.duplicate}};
     conn->send_text(json_line(ack));
   }
+  if (!s->paused || (s->barrier ? s->in_pipeline > 0 : s->in_pipeline >= kMaxInPipeline)) return;
+  s->paused = false;
+  s->barrier = false;
+  if (s->inbox.empty()) {
+    s->busy = false;
+    return;
+  }
+  std::string text = std::move(s->inbox.front());
+  s->inbox.erase(s->inbox.begin());
+  asio::co_spawn(d_.loops.loop(s->loop), process(conn, std::move(text)), asio::detached);
 }
 
 asio::awaitable<bool> ChatService::switch_room(std::shared_ptr<ws::Connection> conn, std::string raw_room) {

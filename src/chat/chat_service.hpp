@@ -83,8 +83,16 @@ class ChatService final : public SessionEvents {
   std::optional<http::Response> check_handshake(const http::Request& req, const UpgradeInfo& info, Admitted& out);
   boost::asio::awaitable<void> handshake(boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer,
                                          http::Request req, UpgradeInfo info);
+  /// What process() does after a frame.
+  enum class Next : std::uint8_t {
+    go_on,              ///< take the next frame
+    after_stored_ones,  ///< hand the frame back: it must wait until this session's earlier messages are stored
+  };
   boost::asio::awaitable<void> process(std::shared_ptr<ws::Connection> conn, std::string text);
-  boost::asio::awaitable<void> handle_frame(std::shared_ptr<ws::Connection> conn, std::string text);
+  boost::asio::awaitable<Next> handle_frame(std::shared_ptr<ws::Connection> conn, const std::string& text);
+  /// A message of `conn` left the pipeline: its ack (or error), and the frames that waited for it.
+  void on_stored(const std::shared_ptr<ws::Connection>& conn, const std::string& cid, std::exception_ptr error,
+                 const PostResult& result);
   boost::asio::awaitable<void> post_message(std::shared_ptr<ws::Connection> conn, std::string content, std::string cid);
   boost::asio::awaitable<bool> switch_room(std::shared_ptr<ws::Connection> conn, std::string raw_room);
   boost::asio::awaitable<void> send_history(std::shared_ptr<ws::Connection> conn, std::optional<std::uint64_t> before,

@@ -35,9 +35,12 @@ struct Session {
   std::string client_ip;
   std::string room;  ///< empty until joined
   int version = 1;
-  std::size_t room_index = 0;  ///< position in the loop's member list of `room`
-  bool busy = false;           ///< a frame of this session is being processed
-  bool resuming = false;       ///< live frames are held until the resumed history is sent
+  std::size_t room_index = 0;     ///< position in the loop's member list of `room`
+  bool busy = false;              ///< frames go to the inbox: one is being processed, or the session is paused
+  bool paused = false;            ///< waiting for stored messages before the next frame (see ChatService)
+  bool barrier = false;           ///< paused until every message in the pipeline is stored
+  std::uint32_t in_pipeline = 0;  ///< messages of this session accepted but not yet stored
+  bool resuming = false;          ///< live frames are held until the resumed history is sent
   std::vector<std::string> inbox;
   std::vector<std::pair<std::uint64_t, ws::Frame>> held;
   std::int64_t last_ping_ms = 0;

@@ -55,20 +55,25 @@ class MessagePipeline {
         std::move(initiate), boost::asio::use_awaitable, std::move(boxed));
   }
 
+  /// Resumes the sender; runs on the `home` executor given to enqueue().
+  using Completion = std::function<void(std::exception_ptr, PostResult)>;
+
+  /// The callback form of submit(): `done` runs on `home` once `m` is stored (or the
+  /// batch failed). Messages enqueued one after another are numbered, stored, published
+  /// and completed in that order.
+  void enqueue(store::Message m, boost::asio::any_io_executor home, Completion done);
+
   /// Messages stored so far (for metrics).
   std::uint64_t stored() const { return stored_.load(std::memory_order_relaxed); }
   /// Batches written so far (for metrics).
   std::uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
 
  private:
-  /// Resumes the sender; must run on `home`.
-  using Completion = std::function<void(std::exception_ptr, PostResult)>;
   struct Pending {
     store::Message message;
     boost::asio::any_io_executor home;
     Completion done;
   };
-  void enqueue(store::Message m, boost::asio::any_io_executor home, Completion done);
   void write_batch(store::Store& s);
 
   store::StoreWorker& store_;

@@ -8,13 +8,18 @@
 #include <memory>
 
 #include "core/offload.hpp"
+#include "core/thread_policy.hpp"
 #include "store/store.hpp"
 
 namespace chatorbit::store {
 
 class StoreWorker {
  public:
-  explicit StoreWorker(std::unique_ptr<Store> store) : store_(std::move(store)) {}
+  explicit StoreWorker(std::unique_ptr<Store> store) : store_(std::move(store)) {
+    // The store thread yields to the event loops: batches then gather while a loop
+    // works instead of the store thread taking the core at every hand-off.
+    boost::asio::post(pool_, [] { run_as_batch_thread(); });
+  }
   ~StoreWorker() { pool_.join(); }
   StoreWorker(const StoreWorker&) = delete;
   StoreWorker& operator=(const StoreWorker&) = delete;
