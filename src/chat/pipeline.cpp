@@ -34,17 +34,22 @@ void MessagePipeline::write_batch(store::Store& s) {
   try {
     // Resends: a cid already stored (or earlier in this batch) is acknowledged with the
     // original id and seq, and stored nothing.
-    std::map<std::tuple<std::string, std::string, std::string>, std::size_t> seen;
+    std::vector<store::CidKey> keys;
+    keys.reserve(batch.size());
+    for (const auto& p : batch) keys.push_back({p.message.room_id, p.message.user_id, p.message.cid});
+    const auto stored = s.find_by_cids(keys);
+    std::map<std::tuple<std::string_view, std::string_view, std::string_view>, std::size_t> seen;
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      auto& m = batch[i].message;
+      const auto& m = batch[i].message;
       if (!m.cid.empty()) {
-        const auto key = std::make_tuple(m.room_id, m.user_id, m.cid);
+        const auto key =
+            std::make_tuple(std::string_view(m.room_id), std::string_view(m.user_id), std::string_view(m.cid));
         if (auto it = seen.find(key); it != seen.end()) {
           results[i].second = {batch[it->second].message.id, 0, true};
           continue;
         }
-        if (auto existing = s.find_by_cid(m.room_id, m.user_id, m.cid)) {
-          results[i].second = {existing->id, existing->seq, true};
+        if (stored[i]) {
+          results[i].second = {stored[i]->id, stored[i]->seq, true};
           continue;
         }
         seen.emplace(key, i);

@@ -53,6 +53,13 @@ struct Message {
   bool deleted = false;
 };
 
+/// What identifies a resend: the same client id from the same user in the same room.
+struct CidKey {
+  std::string_view room_id;
+  std::string_view user_id;
+  std::string_view cid;
+};
+
 /// One moderation action, for the audit log. room_id is empty for global actions.
 struct ModerationAction {
   std::string id;
@@ -116,9 +123,11 @@ class Store {
                                        std::optional<std::uint64_t> before_seq) = 0;
   /// The highest seq stored for the room (0 if none): sequences resume after a restart.
   virtual std::uint64_t max_seq(std::string_view room_id) = 0;
-  /// A message previously stored with this (room, user, cid), for idempotent resends.
-  virtual std::optional<Message> find_by_cid(std::string_view room_id, std::string_view user_id,
-                                             std::string_view cid) = 0;
+  /// For each key, the message previously stored with that (room, user, cid), for
+  /// idempotent resends; result[i] answers keys[i]. An empty cid never matches. Asked
+  /// once per batch of the message pipeline, so a backend answers all keys in one
+  /// read transaction or query.
+  virtual std::vector<std::optional<Message>> find_by_cids(std::span<const CidKey> keys) = 0;
   /// Marks a message deleted; false if no such message in that room (or already deleted).
   virtual bool delete_message(std::string_view room_id, std::string_view message_id) = 0;
   /// Marks the user's newest `limit` messages in the room deleted; returns their ids.

@@ -322,13 +322,22 @@ TEST_P(StoreConformance, FindByCidMatchesRoomUserAndCid) {
   store().append_messages(std::vector<Message>{sent, make_message("general", 2, "u2", "hi", "cid-1"),
                                                make_message("general", 3, "u1"), make_message("general", 4, "u1")});
 
-  const auto found = store().find_by_cid("general", "u1", "cid-1");
-  ASSERT_TRUE(found.has_value());
-  EXPECT_EQ(fields(*found), fields(sent));
-  EXPECT_EQ(store().find_by_cid("general", "u2", "cid-1")->seq, 2u);
-  EXPECT_FALSE(store().find_by_cid("general", "u1", "cid-2").has_value());
-  EXPECT_FALSE(store().find_by_cid("random", "u1", "cid-1").has_value());
-  EXPECT_FALSE(store().find_by_cid("general", "u3", "cid-1").has_value());
+  const std::vector<CidKey> keys{{"general", "u1", "cid-2"}, {"general", "u1", "cid-1"}, {"general", "u2", "cid-1"},
+                                 {"random", "u1", "cid-1"},  {"general", "u3", "cid-1"}, {"general", "u1", ""},
+                                 {"general", "u1", "cid-1"}};
+  const auto found = store().find_by_cids(keys);
+  ASSERT_EQ(found.size(), keys.size());
+  EXPECT_FALSE(found[0].has_value());
+  ASSERT_TRUE(found[1].has_value());
+  EXPECT_EQ(fields(*found[1]), fields(sent));
+  ASSERT_TRUE(found[2].has_value());
+  EXPECT_EQ(found[2]->seq, 2u);
+  EXPECT_FALSE(found[3].has_value());
+  EXPECT_FALSE(found[4].has_value());
+  EXPECT_FALSE(found[5].has_value()) << "an empty cid never matches";
+  ASSERT_TRUE(found[6].has_value()) << "a key asked twice is answered twice";
+  EXPECT_EQ(found[6]->seq, 1u);
+  EXPECT_TRUE(store().find_by_cids({}).empty());
 }
 
 TEST_P(StoreConformance, DeleteMessageOnlyOnceAndOnlyInItsRoom) {
@@ -477,7 +486,8 @@ TEST_P(StoreConformance, UnicodeRoundTripsByteExact) {
   ASSERT_EQ(page.size(), 1u);
   EXPECT_EQ(fields(page[0]), fields(m));
   EXPECT_EQ(page[0].content.size(), content.size());
-  ASSERT_TRUE(store().find_by_cid(m.room_id, "u1", m.cid).has_value());
+  const std::vector<CidKey> key{{m.room_id, "u1", m.cid}};
+  ASSERT_TRUE(store().find_by_cids(key).at(0).has_value());
 
   User u = make_user(1,
                      "\xC3\xBC"
@@ -494,7 +504,8 @@ TEST_P(StoreConformance, SqlAndQueryMetacharactersAreStoredVerbatim) {
   const auto page = store().history("general", 10, std::nullopt);
   ASSERT_EQ(page.size(), 1u);
   EXPECT_EQ(page[0].content, content);
-  EXPECT_TRUE(store().find_by_cid("general", "u1", "x'; --").has_value());
+  const std::vector<CidKey> key{{"general", "u1", "x'; --"}};
+  EXPECT_TRUE(store().find_by_cids(key).at(0).has_value());
 
   ASSERT_TRUE(store().create_user(make_user(1, "o'brien+tag@example.com")));
   EXPECT_TRUE(store().find_user_by_email("O'Brien+tag@example.com").has_value());

@@ -4,12 +4,16 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <utility>
 
 namespace chatorbit::store {
 namespace {
+
+// How often WalCheckpointer moves the log into the database file.
+constexpr std::chrono::milliseconds kCheckpointInterval{200};
 
 // Schema migrations, oldest first: step i brings the database to version i + 1. Only
 // ever append a step; never edit one that has shipped, since a database records which
@@ -251,6 +255,9 @@ void configure(sqlite3* db) {
   if (file != nullptr && file[0] != '\0') {
     const std::string mode = query_text(db, "PRAGMA journal_mode = WAL");
     if (mode != "wal") throw StoreError("sqlite: cannot enable WAL journal mode (got '" + mode + "')");
+    // Checkpoints belong to WalCheckpointer; this is only its fallback.
+    const std::string fallback = "PRAGMA wal_autocheckpoint = " + std::to_string(WalCheckpointer::kWriterFallbackPages);
+    exec(db, fallback, "set wal_autocheckpoint");
   }
 }
 
@@ -439,7 +446,12 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& path) {
   try {
     configure(db.get());
     sqlite_detail::apply_migrations(db.get(), kMigrations);
-    return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(db)));
+    std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db)));
+    const char* file = sqlite3_db_filename(store->db_.get(), "main");
+    if (file != nullptr && file[0] != '\0') {
+      store->checkpointer_ = std::make_unique<WalCheckpointer>(file, kCheckpointInterval);
+    }
+    return store;
   } catch (const StoreError& e) {
     throw StoreError(where + e.what());
   }
@@ -563,14 +575,21 @@ std::uint64_t SqliteStore::max_seq(std::string_view room_id) {
   return q.step() ? static_cast<std::uint64_t>(q.int64(0)) : 0;
 }
 
-std::optional<Message> SqliteStore::find_by_cid(std::string_view room_id, std::string_view user_id,
-                                                std::string_view cid) {
+std::vector<std::optional<Message>> SqliteStore::find_by_cids(std::span<const CidKey> keys) {
+  std::vector<std::optional<Message>> found(keys.size());
   // An empty cid means "the client gave none": such messages are never duplicates.
-  if (cid.empty()) return std::nullopt;
-  Query q(stmts_->find_by_cid);
-  q.bind(room_id).bind(user_id).bind(cid);
-  if (!q.step()) return std::nullopt;
-  return read_message(q);
+  if (std::none_of(keys.begin(), keys.end(), [](const CidKey& k) { return !k.cid.empty(); })) return found;
+  // One transaction for the whole batch: outside one, every SELECT takes and drops the
+  // file locks on its own (two fcntl calls per message in the ingress profile).
+  Transaction tx(stmts_->begin, stmts_->commit);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i].cid.empty()) continue;
+    Query q(stmts_->find_by_cid);
+    q.bind(keys[i].room_id).bind(keys[i].user_id).bind(keys[i].cid);
+    if (q.step()) found[i] = read_message(q);
+  }
+  tx.commit();
+  return found;
 }
 
 bool SqliteStore::delete_message(std::string_view room_id, std::string_view message_id) {

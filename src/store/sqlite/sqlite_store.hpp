@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "store/sqlite/wal_checkpointer.hpp"
 #include "store/store.hpp"
 
 struct sqlite3;
@@ -36,8 +37,8 @@ namespace chatorbit::store {
 ///  - append_messages runs in one BEGIN IMMEDIATE transaction: a duplicate (room_id, seq),
 ///    a duplicate non-empty (room_id, user_id, cid) or a seq above INT64_MAX rolls the
 ///    whole batch back and throws StoreError. An empty batch does nothing.
-///  - find_by_cid never matches an empty cid, and does return a since-deleted message
-///    (deleted = true), so a resend of it is not stored again.
+///  - find_by_cids does return a since-deleted message (deleted = true), so a resend of
+///    it is not stored again; it reads in one transaction (one lock, not one per key).
 ///  - purge_user_messages and clear_room only count messages not already deleted;
 ///    purge returns ids newest first.
 ///  - active_revocations deletes the expired rows; ties in moderation_log's time are
@@ -78,7 +79,7 @@ class SqliteStore final : public Store {
   void append_messages(std::span<const Message> batch) override;
   std::vector<Message> history(std::string_view room_id, int limit, std::optional<std::uint64_t> before_seq) override;
   std::uint64_t max_seq(std::string_view room_id) override;
-  std::optional<Message> find_by_cid(std::string_view room_id, std::string_view user_id, std::string_view cid) override;
+  std::vector<std::optional<Message>> find_by_cids(std::span<const CidKey> keys) override;
   bool delete_message(std::string_view room_id, std::string_view message_id) override;
   std::vector<std::string> purge_user_messages(std::string_view room_id, std::string_view user_id, int limit) override;
   std::int64_t clear_room(std::string_view room_id) override;
@@ -103,6 +104,8 @@ class SqliteStore final : public Store {
   DbHandle db_;
   // Declared after db_, so the statements are finalized before the connection closes.
   std::unique_ptr<Statements> stmts_;
+  // File databases only; stopped before the writer's connection closes.
+  std::unique_ptr<WalCheckpointer> checkpointer_;
 };
 
 namespace sqlite_detail {

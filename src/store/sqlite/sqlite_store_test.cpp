@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "store/store_conformance.hpp"
@@ -162,6 +164,26 @@ TEST(SqliteStore, FileDatabaseUsesWal) {
   EXPECT_EQ(RawDb(path).rows("PRAGMA journal_mode"), (Strings{"wal"}));
 }
 
+TEST(SqliteStore, CommittedPagesReachTheDatabaseFileWithoutTheWriterCheckpointing) {
+  const std::string path = scratch().new_file();
+  auto store = SqliteStore::open(path);
+  const auto size_before = std::filesystem::file_size(path);
+  // ~2.5 MB of messages: several hundred WAL pages, far below the writer's own fallback
+  // threshold, so only the background checkpointer can move them into the file.
+  std::vector<Message> batch;
+  for (std::uint64_t seq = 1; seq <= 2000; ++seq) {
+    batch.push_back(make_message("general", seq));
+    batch.back().content.append(1200, 'x');
+  }
+  store->append_messages(batch);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::filesystem::file_size(path) < size_before + 2'000'000 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GE(std::filesystem::file_size(path), size_before + 2'000'000);
+  EXPECT_EQ(history_seqs(*store, "general").size(), 100u);  // history_seqs reads one page of 100
+}
+
 TEST(SqliteStore, OpenInMissingDirectoryThrows) {
   const std::string path = (scratch().path() / "no-such-dir" / "chat.db").string();
   const std::string error = open_error(path);
@@ -279,10 +301,12 @@ TEST(SqliteStore, FindByCidReturnsDeletedMessageButNeverMatchesEmptyCid) {
   auto store = SqliteStore::open(":memory:");
   store->append_messages(std::vector<Message>{make_message("general", 1, "c1"), make_message("general", 2)});
   ASSERT_TRUE(store->delete_message("general", make_message("general", 1).id));
-  const auto found = store->find_by_cid("general", "u1", "c1");
-  ASSERT_TRUE(found.has_value());
-  EXPECT_TRUE(found->deleted);
-  EXPECT_FALSE(store->find_by_cid("general", "u1", "").has_value());
+  const std::vector<CidKey> keys{{"general", "u1", "c1"}, {"general", "u1", ""}};
+  const auto found = store->find_by_cids(keys);
+  ASSERT_EQ(found.size(), 2u);
+  ASSERT_TRUE(found[0].has_value());
+  EXPECT_TRUE(found[0]->deleted);
+  EXPECT_FALSE(found[1].has_value());
 }
 
 TEST(SqliteStore, PurgeReturnsIdsNewestFirst) {
