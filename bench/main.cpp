@@ -30,9 +30,10 @@ Scenarios
            duplication and reordering per viewer, server CPU per delivery.
   rooms    The fanout load spread over many rooms (default 1,000 rooms, 18,000 viewers,
            1,000 senders, 2,000 msg/s in all); every figure of fanout, per room.
-  ingress  Senders as fast as their window allows (no schedule), one viewer by default:
-           messages/s accepted, stored (acknowledged after commit, and checked against
-           the server's chatorbit_messages_stored_total) and delivered.
+  ingress  Senders as fast as their window allows (no schedule); by default 64 rooms
+           of one sender and one viewer. Messages/s accepted, stored (acknowledged
+           after commit, and checked against the server's
+           chatorbit_messages_stored_total) and delivered.
   limit    The physical reference: the cost of writing a small frame to N loopback
            TCP sockets, one frame per send() and K frames per send()/writev().
            No server involved.

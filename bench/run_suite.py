@@ -122,7 +122,8 @@ def main() -> int:
         ("connect", ["connect", "--duration", "10"]),
         ("rooms", ["rooms", "--rooms", "1000", "--viewers", "18000", "--senders", "1000", "--rate", "2000",
                    "--duration", "20"]),
-        ("ingress", ["ingress", "--senders", "64", "--viewers", "1", "--window", "32", "--duration", "15"]),
+        ("ingress", ["ingress", "--rooms", "64", "--senders", "64", "--viewers", "64", "--window", "32",
+                     "--duration", "15"]),
     ]
     for name, args in scenarios:
         server = Server()  # a fresh server each: memory figures need one

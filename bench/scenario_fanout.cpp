@@ -741,7 +741,11 @@ void scenario_defaults(Options& o) {
     o.senders = 1000;
     o.rate = 2000;
   } else if (o.scenario == "ingress") {
-    o.viewers = 1;
+    // A room per sender with one viewer in it: each message is stored once and
+    // delivered twice (the viewer and the sender's own echo), so what is measured is
+    // the path of a message, not a fan-out.
+    o.rooms = 64;
+    o.viewers = 64;
     o.senders = 64;
   }
 }

@@ -90,8 +90,8 @@ class Report {
 /// Set by SIGINT/SIGTERM: scenarios stop early and still report.
 extern std::atomic<bool> g_interrupted;
 
-/// Sets the defaults that differ by scenario (rooms: 1,000 rooms; ingress: 64 senders and
-/// one viewer), before the command line's options are applied.
+/// Sets the defaults that differ by scenario (rooms: 1,000 rooms; ingress: 64 rooms of one
+/// sender and one viewer), before the command line's options are applied.
 void scenario_defaults(Options& o);
 
 int run_fanout(const Options& o, Report& r);
