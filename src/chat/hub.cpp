@@ -42,9 +42,13 @@ struct Hub::Loop {
   std::vector<char> buffer = std::vector<char>(64 * 1024);  ///< shared by every read on this loop
   std::unordered_map<ws::Connection*, std::unique_ptr<Session>> sessions;
   std::unordered_map<std::string, std::vector<Session*>> rooms;
+  /// Connections with frames to write, in the order they got them; the ones before
+  /// dirty_head are written already (see flush_slice()).
   std::vector<std::shared_ptr<ws::Connection>> dirty;
-  bool flush_posted = false;  ///< a flush at the end of this turn is queued
-  bool flush_armed = false;   ///< a delayed flush (flush_interval) is pending
+  std::size_t dirty_head = 0;
+  bool flushing = false;      ///< a pass over `dirty` is under way: newcomers join it
+  bool flush_posted = false;  ///< a pass at the end of this turn is queued
+  bool flush_armed = false;   ///< a delayed pass (flush_interval) is pending
   bool in_delivery = false;   ///< inside deliver(): frames may wait for the delayed flush
   std::atomic<std::uint64_t> delivered{0};
   asio::steady_timer timer;
@@ -262,7 +266,7 @@ void Hub::on_dirty(ws::Connection& c) {
   }
   Loop& loop = *per_loop_[s->loop];
   loop.dirty.push_back(s->conn);
-  if (loop.flush_posted) return;
+  if (loop.flushing || loop.flush_posted) return;
   if (loop.in_delivery && limits_.flush_interval.count() > 0) {
     // Fan-out frames wait up to flush_interval so that the next messages join them in
     // the same write: at a few messages per second per room, each write otherwise
@@ -272,7 +276,7 @@ void Hub::on_dirty(ws::Connection& c) {
     loop.flush_timer.expires_after(limits_.flush_interval);
     loop.flush_timer.async_wait([this, &loop](boost::system::error_code ec) {
       loop.flush_armed = false;
-      if (!ec) flush_dirty(loop);
+      if (!ec) start_flush(loop);
     });
     return;
   }
@@ -281,14 +285,38 @@ void Hub::on_dirty(ws::Connection& c) {
   // connection however many frames it got.
   asio::post(loop.ctx, [this, &loop] {
     loop.flush_posted = false;
-    flush_dirty(loop);
+    start_flush(loop);
   });
 }
 
-void Hub::flush_dirty(Loop& loop) {
-  auto dirty = std::move(loop.dirty);
-  loop.dirty.clear();
-  for (auto& conn : dirty) conn->flush();
+void Hub::start_flush(Loop& loop) {
+  if (loop.flushing) return;
+  loop.flushing = true;
+  flush_slice(loop);
+}
+
+void Hub::flush_slice(Loop& loop) {
+  // A pass over 10,000 viewers is ~100 ms of write() calls on one core. Written in one
+  // go, it would hold back everything else on the loop for that long: senders' frames,
+  // acks, the next publication. In slices, with the loop's other work between them,
+  // only the writes wait; and connections that become dirty meanwhile join the end of
+  // this pass, so under load every connection is written once per pass, round-robin.
+  const std::size_t end = std::min(loop.dirty.size(), loop.dirty_head + kFlushSlice);
+  while (loop.dirty_head < end) {
+    const auto conn = std::move(loop.dirty[loop.dirty_head++]);
+    conn->flush();
+  }
+  if (loop.dirty_head == loop.dirty.size()) {
+    loop.dirty.clear();
+    loop.dirty_head = 0;
+    loop.flushing = false;
+    return;
+  }
+  if (loop.dirty_head >= kFlushSlice * 16 && loop.dirty_head * 2 >= loop.dirty.size()) {
+    loop.dirty.erase(loop.dirty.begin(), loop.dirty.begin() + static_cast<std::ptrdiff_t>(loop.dirty_head));
+    loop.dirty_head = 0;
+  }
+  asio::post(loop.ctx, [this, &loop] { flush_slice(loop); });
 }
 
 void Hub::schedule_sweep(Loop& loop) {

@@ -122,7 +122,10 @@ class Hub final : public ws::ConnectionHandler {
   struct Loop;
   void deliver(Loop& loop, const Delivery& d);
   void sweep(Loop& loop);
-  void flush_dirty(Loop& loop);
+  void start_flush(Loop& loop);
+  void flush_slice(Loop& loop);
+  /// Connections written per handler of a flush pass (see flush_slice()).
+  static constexpr std::size_t kFlushSlice = 64;
   void schedule_sweep(Loop& loop);
   void node_subscribe(const std::string& room);
   void node_unsubscribe(const std::string& room);
