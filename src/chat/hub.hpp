@@ -122,7 +122,9 @@ class Hub final : public ws::ConnectionHandler {
   struct Loop;
   void deliver(Loop& loop, const Delivery& d);
   void sweep(Loop& loop);
-  void start_flush(Loop& loop);
+  void arm_flush(Loop& loop, std::chrono::steady_clock::duration delay);
+  void post_flush(Loop& loop);
+  void start_pass(Loop& loop);
   void flush_slice(Loop& loop);
   /// Connections written per handler of a flush pass (see flush_slice()).
   static constexpr std::size_t kFlushSlice = 64;
