@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import resource
@@ -110,9 +111,15 @@ def main() -> int:
     OUT_DIR.mkdir(exist_ok=True)
     results = []
 
-    shown, limit = run_bench("limit", ["limit", "--sockets", "1000", "--frame-bytes", "120", "--coalesce", "1,4,32",
+    shown, limit = run_bench("limit", ["limit", "--sockets", "1000", "--frame-bytes", "120", "--coalesce", "1,2,4,10,32",
                               "--duration", "2", "--sender-cpu", "0", "--receiver-cpu", "1"], None)
     results.append(("limit", shown, limit))
+    # The per-send cost grows with the number of sockets (the kernel's per-socket state
+    # stops fitting in cache): a second probe near the size of the large runs.
+    shown, limit = run_bench("limit 9k", ["limit", "--sockets", "9000", "--frame-bytes", "120", "--coalesce",
+                                          "1,2,4,10,32", "--duration", "2", "--sender-cpu", "0", "--receiver-cpu", "1"],
+                             None)
+    results.append(("limit 9k", shown, limit))
 
     max_idle = min(100_000, nofile_hard() - 200)
     scenarios = [
@@ -142,6 +149,36 @@ def main() -> int:
     return 0
 
 
+def probe_at(probes: list[dict], k: float) -> float:
+    """The probe's CPU per frame at k frames per write: the cost of one send() interpolated
+    linearly in k between the measured coalescings (clamped to the measured range), / k."""
+    points = sorted((p["coalesce"], p["cpu_ns_per_frame"] * p["coalesce"]) for p in probes)
+    if k <= points[0][0]:
+        return points[0][1] / k
+    for (k0, c0), (k1, c1) in zip(points, points[1:]):
+        if k <= k1:
+            return (c0 + (c1 - c0) * (k - k0) / (k1 - k0)) / k
+    return points[-1][1] / k
+
+
+def probe_beside(d: dict, limits: list[dict]) -> str | None:
+    """For fan-out scenarios: the server's CPU per delivery next to the limit probe at the
+    same coalescing (frames per client read stands for frames per server write), from the
+    probe whose socket count is nearest the scenario's connection count."""
+    fpr, ns = d.get("frames_per_read"), d.get("server_cpu_ns_per_delivery")
+    if d.get("scenario") not in ("fanout", "rooms") or not fpr or not ns:
+        return None
+    conns = (d.get("viewers") or 0) + (d.get("senders") or 0)
+    usable = [x for x in limits if any(p.get("mode") == "send" for p in x.get("limit", []))]
+    if not usable or not conns:
+        return None
+    ref = min(usable, key=lambda x: abs(math.log(x["sockets"] / conns)))
+    probe = probe_at([p for p in ref["limit"] if p.get("mode") == "send"], fpr)
+    return (f"Server CPU per delivery {ns:,.0f} ns at {fpr:.1f} frames per read; the `limit` probe of this run "
+            f"({ref['sockets']:,} sockets) at {fpr:.1f} frames per send: {probe:,.0f} ns per frame: "
+            f"**{ns / probe:.2f}x** the probe.")
+
+
 def write_markdown(results):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -154,12 +191,13 @@ def write_markdown(results):
         "Each scenario ran against a fresh server. Figures are from this run only.",
         "",
     ]
+    limits = [d for n, _, d in results if n.startswith("limit")]
     for name, command, d in results:
         lines += [f"## {name}", "", f"`{command}`", ""]
         if "error" in d:
             lines += ["Failed: " + d["error"].splitlines()[0], ""]
             continue
-        if name == "limit":
+        if name.startswith("limit"):
             lines += [f"{d.get('sockets')} loopback sockets, {d.get('frame_bytes')}-byte frames; CPU time of the "
                       "writing thread per frame.", "",
                       "| frames per write | call | CPU ns per frame | wall ns per frame |", "|---|---|---|---|"]
@@ -175,6 +213,9 @@ def write_markdown(results):
         keys = ["messages_per_s", "stored", "deliveries_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "lost", "duplicated", "reordered",
                 "server_cpu_ns_per_delivery", "server_cpu_percent", "frames_per_read", "rss_bytes_per_connection",
                 "connects_per_s", "connections"]
+        beside = probe_beside(d, limits)
+        if beside:
+            lines += [beside, ""]
         lines += ["| figure | value |", "|---|---|"]
         for k in keys:
             if k in d and d[k] is not None:
