@@ -2,7 +2,7 @@
 """The standard benchmark suite (./dev bench): starts chatorbit pinned to core 0, runs
 chatorbit-bench pinned to core 1, and writes bench/RESULTS.md with every figure, the
 command that produced it, the date, the machine, and the `limit` reference measured in
-the same run. Takes about 5 minutes on the 2-core development machine."""
+the same run. Takes under 3 minutes on the 2-core development machine."""
 from __future__ import annotations
 
 import datetime
