@@ -198,6 +198,13 @@ void progress(const Options& o, const std::string& line) {
   if (!o.quiet) std::fprintf(stderr, "%s\n", line.c_str());
 }
 
+void sleep_until_tick(std::uint64_t start, int tick, std::uint64_t limit_ns) {
+  const std::uint64_t wake =
+      start + std::min<std::uint64_t>(static_cast<std::uint64_t>(tick) * 1'000'000'000ULL, limit_ns);
+  while (mono_ns() < wake && !g_interrupted)
+    sleep_ms(std::max<int>(1, static_cast<int>((wake - mono_ns()) / 1'000'000)));
+}
+
 std::uint64_t self_cpu_ns() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);

@@ -30,6 +30,10 @@ inline double to_s(std::uint64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 inline void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
+/// Sleeps until `tick` seconds after `start`, or `limit_ns` after it if that comes first,
+/// or until interrupted: the pace of a scenario's progress lines.
+void sleep_until_tick(std::uint64_t start, int tick, std::uint64_t limit_ns);
+
 /// CPU time of this process (user + system), in nanoseconds.
 std::uint64_t self_cpu_ns();
 

@@ -153,10 +153,7 @@ int run_connect(const Options& o, Report& r) {
   CpuSnap prev = s0;
   std::uint64_t prev_ok = 0;
   for (int tick = 1;; ++tick) {
-    const std::uint64_t wake =
-        s0.wall + std::min<std::uint64_t>(static_cast<std::uint64_t>(tick) * 1'000'000'000ULL, run_ns);
-    while (mono_ns() < wake && !g_interrupted)
-      sleep_ms(std::max<int>(1, static_cast<int>((wake - mono_ns()) / 1'000'000)));
+    sleep_until_tick(s0.wall, tick, run_ns);
     const CpuSnap now = CpuSnap::take(target.pid);
     const auto [ok, failed] = totals();
     progress(o, fmt("connect %5.1fs: %llu connects (%.0f/s), %llu failed; server cpu %s", to_s(now.wall - s0.wall),
