@@ -49,10 +49,12 @@ struct Hub::Loop {
   std::size_t pass_head = 0;
   std::vector<std::shared_ptr<ws::Connection>> next;
   bool flushing = false;      ///< a pass is under way
-  bool urgent = false;        ///< `next` holds a frame that must not wait for flush_interval
   bool flush_posted = false;  ///< a pass at the end of this turn is queued
   bool flush_armed = false;   ///< a delayed pass (flush_interval) is pending
   std::chrono::steady_clock::time_point pass_started{};
+  /// Connections with a reply queued this turn: written at its end, outside the passes.
+  std::vector<std::shared_ptr<ws::Connection>> replies;
+  bool replies_posted = false;
   bool in_delivery = false;  ///< inside deliver(): frames may wait for the delayed flush
   std::uint64_t added = 0;   ///< sessions added so far (spreads their ping clocks)
   std::atomic<std::uint64_t> delivered{0};
@@ -271,26 +273,39 @@ void Hub::on_closed(ws::Connection& c) {
   });
 }
 
-void Hub::on_dirty(ws::Connection& c) {
+void Hub::on_dirty(ws::Connection& c, bool first) {
   auto* s = static_cast<Session*>(c.user_data);
   if (!s) {
-    c.flush();
+    if (first) c.flush();
     return;
   }
   Loop& loop = *per_loop_[s->loop];
-  loop.next.push_back(s->conn);
-  // Fan-out frames may wait up to flush_interval so that the next messages join them in
-  // the same write: at a few messages per second per room, each write otherwise carries
-  // one frame, and the system call is nearly all of a delivery's cost. Anything else
-  // (acks, errors, replies) leaves at the end of this turn of the loop.
-  const bool can_wait = loop.in_delivery && limits_.flush_interval.count() > 0;
-  if (!can_wait) loop.urgent = true;
-  if (loop.flushing || loop.flush_posted) return;  // the running pass schedules the next one
-  if (can_wait) {
-    arm_flush(loop, limits_.flush_interval);
-  } else {
-    post_flush(loop);
+  if (loop.in_delivery) {
+    // Fan-out frames go out in passes, which start at most every flush_interval so that
+    // the next messages join them in the same write: at a few messages per second per
+    // room, each write otherwise carries one frame, and the system call is nearly all of
+    // a delivery's cost.
+    if (!first) return;  // listed already
+    loop.next.push_back(s->conn);
+    if (loop.flushing || loop.flush_posted || loop.flush_armed) return;  // a pass is due
+    if (limits_.flush_interval.count() > 0) {
+      arm_flush(loop, limits_.flush_interval);
+    } else {
+      post_flush(loop);
+    }
+    return;
   }
+  // Anything else (acks, errors, replies) leaves at the end of this turn of the loop, with
+  // whatever fan-out frames that one connection had waiting; the others keep waiting.
+  loop.replies.push_back(s->conn);
+  if (loop.replies_posted) return;
+  loop.replies_posted = true;
+  asio::post(loop.ctx, [&loop] {
+    loop.replies_posted = false;
+    const auto replies = std::move(loop.replies);
+    loop.replies.clear();
+    for (const auto& conn : replies) conn->flush();  // a second entry for one connection finds nothing queued
+  });
 }
 
 void Hub::arm_flush(Loop& loop, std::chrono::steady_clock::duration delay) {
@@ -315,7 +330,6 @@ void Hub::post_flush(Loop& loop) {
 void Hub::start_pass(Loop& loop) {
   if (loop.flushing || loop.next.empty()) return;
   loop.flushing = true;
-  loop.urgent = false;
   loop.pass_started = std::chrono::steady_clock::now();
   loop.pass.swap(loop.next);
   loop.pass_head = 0;
@@ -339,11 +353,10 @@ void Hub::flush_slice(Loop& loop) {
   loop.pass.clear();
   loop.flushing = false;
   if (loop.next.empty()) return;
-  // Passes start at most every flush_interval (unless something urgent waits): a loop
-  // with time to spare keeps coalescing, a saturated one writes pass after pass, each
-  // connection once per pass.
+  // Passes start at most every flush_interval: a loop with time to spare keeps
+  // coalescing, a saturated one writes pass after pass, each connection once per pass.
   const auto since = std::chrono::steady_clock::now() - loop.pass_started;
-  if (loop.urgent || since >= limits_.flush_interval) {
+  if (since >= limits_.flush_interval) {
     post_flush(loop);
   } else {
     arm_flush(loop, limits_.flush_interval - since);

@@ -115,7 +115,7 @@ class Hub final : public ws::ConnectionHandler {
   void on_text(ws::Connection& c, std::string text) override;
   void on_binary(ws::Connection& c, std::string data) override;
   void on_closed(ws::Connection& c) override;
-  void on_dirty(ws::Connection& c) override;
+  void on_dirty(ws::Connection& c, bool first) override;
 
  private:
   struct Delivery;

@@ -135,9 +135,10 @@ void Connection::send_text(std::string_view text) {
 }
 
 void Connection::mark_dirty() {
-  if (dirty_ || waiting_writable_) return;
+  if (waiting_writable_) return;  // the writable wait flushes everything queued
+  const bool first = !dirty_;
   dirty_ = true;
-  handler_.on_dirty(*this);
+  handler_.on_dirty(*this, first);
 }
 
 void Connection::flush() {

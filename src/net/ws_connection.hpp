@@ -32,8 +32,10 @@ class ConnectionHandler {
   virtual void on_binary(Connection& c, std::string data) = 0;
   /// The connection is gone (closed by either side or failed); called exactly once.
   virtual void on_closed(Connection& c) = 0;
-  /// The connection has frames queued and wants a flush at the end of this loop turn.
-  virtual void on_dirty(Connection& c) = 0;
+  /// A frame was queued. `first`: the queue had nothing waiting for a flush before (the
+  /// connection wants one); otherwise a flush is already due and the call only lets the
+  /// owner hurry it (e.g. an ack queued behind fan-out frames that may wait).
+  virtual void on_dirty(Connection& c, bool first) = 0;
 };
 
 using Frame = std::shared_ptr<const std::string>;

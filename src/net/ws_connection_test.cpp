@@ -24,8 +24,8 @@ struct RecordingHandler : ConnectionHandler {
   void on_text(Connection&, std::string t) override { texts.push_back(std::move(t)); }
   void on_binary(Connection&, std::string) override {}
   void on_closed(Connection&) override { closed = true; }
-  void on_dirty(Connection& c) override {
-    asio::post(ctx, [conn = c.shared_from_this()] { conn->flush(); });
+  void on_dirty(Connection& c, bool first) override {
+    if (first) asio::post(ctx, [conn = c.shared_from_this()] { conn->flush(); });
   }
 };
 
