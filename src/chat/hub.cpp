@@ -55,8 +55,10 @@ struct Hub::Loop {
   /// Connections with a reply queued this turn: written at its end, outside the passes.
   std::vector<std::shared_ptr<ws::Connection>> replies;
   bool replies_posted = false;
-  bool in_delivery = false;  ///< inside deliver(): frames may wait for the delayed flush
-  std::uint64_t added = 0;   ///< sessions added so far (spreads their ping clocks)
+  /// Frames queued now may wait for the next flush pass: broadcasts (deliver()) and the
+  /// sweep's pings. Replies to one client (everything else) may not.
+  bool batchable = false;
+  std::uint64_t added = 0;  ///< sessions added so far (spreads their ping clocks)
   std::atomic<std::uint64_t> delivered{0};
   asio::steady_timer timer;
   asio::steady_timer flush_timer;
@@ -229,15 +231,15 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
     s.conn->send(f);
     ++delivered;
   };
+  loop.batchable = true;
   if (d.global) {
     for (auto& [conn, s] : loop.sessions) hand_over(*s);
   } else if (const auto it = loop.rooms.find(d.room); it != loop.rooms.end()) {
     // Index loop: a kick can reorder this vector only via a posted cleanup, never here.
     auto& members = it->second;
-    loop.in_delivery = d.kind == 'M';
     for (std::size_t i = 0; i < members.size(); ++i) hand_over(*members[i]);
-    loop.in_delivery = false;
   }
+  loop.batchable = false;
   // Written only by this loop's thread: no shared cache line per delivery.
   loop.delivered.store(loop.delivered.load(std::memory_order_relaxed) + delivered, std::memory_order_relaxed);
 }
@@ -280,7 +282,7 @@ void Hub::on_dirty(ws::Connection& c, bool first) {
     return;
   }
   Loop& loop = *per_loop_[s->loop];
-  if (loop.in_delivery) {
+  if (loop.batchable) {
     // Fan-out frames go out in passes, which start at most every flush_interval so that
     // the next messages join them in the same write: at a few messages per second per
     // room, each write otherwise carries one frame, and the system call is nearly all of
@@ -389,7 +391,12 @@ void Hub::sweep(Loop& loop) {
       continue;
     }
     if (now - s->last_ping_ms >= ping_ms) {
+      // With the connection's next pass, not at once: a ping written on its own would
+      // also take the viewer's waiting frames out of turn, and put it last in the next
+      // pass (up to two passes between its writes).
+      loop.batchable = true;
       conn->send(ping);
+      loop.batchable = false;
       s->last_ping_ms = now;
     }
     if (!s->room.empty() && now - s->last_presence_ms >= refresh_ms && now - conn->last_activity_ms() < drop_ms) {
