@@ -8,6 +8,9 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <optional>
+#include <string>
+
 #include "chat/util.hpp"
 #include "chat/wire.hpp"
 #include "core/log.hpp"
@@ -275,7 +278,21 @@ asio::awaitable<void> ChatService::resume(std::shared_ptr<ws::Connection> conn, 
 // a malformed one) waits until the connection's earlier messages are stored, so its
 // reply comes after their acks, as if everything had been handled one by one.
 namespace {
+
 constexpr std::uint32_t kMaxInPipeline = 32;
+
+/// The session's next waiting frame; none if the inbox is empty (the session is then no
+/// longer busy).
+std::optional<std::string> next_frame(Session& s) {
+  if (s.inbox.empty()) {
+    s.busy = false;
+    return std::nullopt;
+  }
+  std::string text = std::move(s.inbox.front());
+  s.inbox.erase(s.inbox.begin());
+  return text;
+}
+
 }  // namespace
 
 void ChatService::on_text(Session& s, std::string text) {
@@ -320,12 +337,9 @@ asio::awaitable<void> ChatService::process(std::shared_ptr<ws::Connection> conn,
       s->paused = true;
       co_return;
     }
-    if (s->inbox.empty()) {
-      s->busy = false;
-      co_return;
-    }
-    text = std::move(s->inbox.front());
-    s->inbox.erase(s->inbox.begin());
+    auto more = next_frame(*s);
+    if (!more) co_return;
+    text = std::move(*more);
   }
 }
 
@@ -467,13 +481,9 @@ void ChatService::on_stored(const std::shared_ptr<ws::Connection>& conn, const s
   if (!s->paused || (s->barrier ? s->in_pipeline > 0 : s->in_pipeline >= kMaxInPipeline)) return;
   s->paused = false;
   s->barrier = false;
-  if (s->inbox.empty()) {
-    s->busy = false;
-    return;
+  if (auto text = next_frame(*s)) {
+    asio::co_spawn(d_.loops.loop(s->loop), process(conn, std::move(*text)), asio::detached);
   }
-  std::string text = std::move(s->inbox.front());
-  s->inbox.erase(s->inbox.begin());
-  asio::co_spawn(d_.loops.loop(s->loop), process(conn, std::move(text)), asio::detached);
 }
 
 asio::awaitable<bool> ChatService::switch_room(std::shared_ptr<ws::Connection> conn, std::string raw_room) {
