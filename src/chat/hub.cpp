@@ -55,9 +55,6 @@ struct Hub::Loop {
   /// Connections with a reply queued this turn: written at its end, outside the passes.
   std::vector<std::shared_ptr<ws::Connection>> replies;
   bool replies_posted = false;
-  /// Frames queued now may wait for the next flush pass: broadcasts (deliver()) and the
-  /// sweep's pings. Replies to one client (everything else) may not.
-  bool batchable = false;
   std::uint64_t added = 0;  ///< sessions added so far (spreads their ping clocks)
   std::atomic<std::uint64_t> delivered{0};
   asio::steady_timer timer;
@@ -228,10 +225,9 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
       s.held.emplace_back(d.seq, f);
       return;
     }
-    s.conn->send(f);
+    if (s.conn->queue(f)) list_for_pass(loop, s.conn);
     ++delivered;
   };
-  loop.batchable = true;
   if (d.global) {
     for (auto& [conn, s] : loop.sessions) hand_over(*s);
   } else if (const auto it = loop.rooms.find(d.room); it != loop.rooms.end()) {
@@ -239,7 +235,6 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
     auto& members = it->second;
     for (std::size_t i = 0; i < members.size(); ++i) hand_over(*members[i]);
   }
-  loop.batchable = false;
   // Written only by this loop's thread: no shared cache line per delivery.
   loop.delivered.store(loop.delivered.load(std::memory_order_relaxed) + delivered, std::memory_order_relaxed);
 }
@@ -276,38 +271,40 @@ void Hub::on_closed(ws::Connection& c) {
 }
 
 void Hub::on_dirty(ws::Connection& c, bool first) {
+  // Only replies to one client (acks, errors, pongs, history) come here: broadcasts are
+  // queued with Connection::queue() and listed for a pass directly (list_for_pass()).
   auto* s = static_cast<Session*>(c.user_data);
   if (!s) {
     if (first) c.flush();
     return;
   }
+  // A reply leaves at the end of this turn of the loop, with whatever that one connection
+  // had waiting for its pass; the others keep waiting.
   Loop& loop = *per_loop_[s->loop];
-  if (loop.batchable) {
-    // Fan-out frames go out in passes, which start at most every flush_interval so that
-    // the next messages join them in the same write: at a few messages per second per
-    // room, each write otherwise carries one frame, and the system call is nearly all of
-    // a delivery's cost.
-    if (!first) return;  // listed already
-    loop.next.push_back(s->conn);
-    if (loop.flushing || loop.flush_posted || loop.flush_armed) return;  // a pass is due
-    if (limits_.flush_interval.count() > 0) {
-      arm_flush(loop, limits_.flush_interval);
-    } else {
-      post_flush(loop);
-    }
-    return;
-  }
-  // Anything else (acks, errors, replies) leaves at the end of this turn of the loop, with
-  // whatever fan-out frames that one connection had waiting; the others keep waiting.
   loop.replies.push_back(s->conn);
   if (loop.replies_posted) return;
   loop.replies_posted = true;
   asio::post(loop.ctx, [&loop] {
     loop.replies_posted = false;
-    const auto replies = std::move(loop.replies);
+    // By index: a flush never queues a reply, but a second entry for one connection
+    // just finds nothing left to write.
+    for (std::size_t i = 0; i < loop.replies.size(); ++i) loop.replies[i]->flush();
     loop.replies.clear();
-    for (const auto& conn : replies) conn->flush();  // a second entry for one connection finds nothing queued
   });
+}
+
+void Hub::list_for_pass(Loop& loop, const std::shared_ptr<ws::Connection>& conn) {
+  // Broadcast frames go out in passes, which start at most every flush_interval so that
+  // the next messages join them in the same write: at a few messages per second per
+  // room, each write otherwise carries one frame, and the system call is nearly all of a
+  // delivery's cost.
+  loop.next.push_back(conn);
+  if (loop.flushing || loop.flush_posted || loop.flush_armed) return;  // a pass is due
+  if (limits_.flush_interval.count() > 0) {
+    arm_flush(loop, limits_.flush_interval);
+  } else {
+    post_flush(loop);
+  }
 }
 
 void Hub::arm_flush(Loop& loop, std::chrono::steady_clock::duration delay) {
@@ -394,9 +391,7 @@ void Hub::sweep(Loop& loop) {
       // With the connection's next pass, not at once: a ping written on its own would
       // also take the viewer's waiting frames out of turn, and put it last in the next
       // pass (up to two passes between its writes).
-      loop.batchable = true;
-      conn->send(ping);
-      loop.batchable = false;
+      if (conn->queue(ping)) list_for_pass(loop, s->conn);
       s->last_ping_ms = now;
     }
     if (!s->room.empty() && now - s->last_presence_ms >= refresh_ms && now - conn->last_activity_ms() < drop_ms) {

@@ -122,6 +122,8 @@ class Hub final : public ws::ConnectionHandler {
   struct Loop;
   void deliver(Loop& loop, const Delivery& d);
   void sweep(Loop& loop);
+  /// Puts a connection with broadcast frames queued on the next flush pass.
+  void list_for_pass(Loop& loop, const std::shared_ptr<ws::Connection>& conn);
   void arm_flush(Loop& loop, std::chrono::steady_clock::duration delay);
   void post_flush(Loop& loop);
   void start_pass(Loop& loop);

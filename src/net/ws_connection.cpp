@@ -113,8 +113,8 @@ void Connection::handle_events() {
   }
 }
 
-void Connection::send(const Frame& frame) {
-  if (state_ != State::open) return;
+bool Connection::append(const Frame& frame) {
+  if (state_ != State::open) return false;
   if (queued_bytes_ + frame->size() > max_queue_bytes_) {
     // This viewer cannot keep up: drop what it has not read, tell it why, and go.
     // Nobody else waits for it. A frame already partly on the wire must be finished,
@@ -123,22 +123,28 @@ void Connection::send(const Frame& frame) {
     queue_.resize(keep);
     queued_bytes_ = keep ? queue_.front()->size() - head_offset_ : 0;
     close(close_code::slow_consumer, "too slow");
-    return;
+    return false;
   }
   queue_.push_back(frame);
   queued_bytes_ += frame->size();
-  mark_dirty();
+  return true;
+}
+
+void Connection::send(const Frame& frame) {
+  if (!append(frame) || waiting_writable_) return;  // the writable wait flushes everything queued
+  const bool first = !dirty_;
+  dirty_ = true;
+  handler_.on_dirty(*this, first);
+}
+
+bool Connection::queue(const Frame& frame) {
+  if (!append(frame) || waiting_writable_ || dirty_) return false;
+  dirty_ = true;
+  return true;
 }
 
 void Connection::send_text(std::string_view text) {
   send(std::make_shared<const std::string>(make_frame(Opcode::text, text)));
-}
-
-void Connection::mark_dirty() {
-  if (waiting_writable_) return;  // the writable wait flushes everything queued
-  const bool first = !dirty_;
-  dirty_ = true;
-  handler_.on_dirty(*this, first);
 }
 
 void Connection::flush() {

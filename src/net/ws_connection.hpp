@@ -54,9 +54,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// Starts reading; `leftover` are bytes that arrived with the upgrade request.
   void start(std::string_view leftover);
 
-  /// Queues an already framed message (see ws::make_frame); it leaves at the next flush.
-  /// A viewer whose queue would exceed max_queue_bytes is closed with 4008.
+  /// Queues an already framed message (see ws::make_frame) and tells the handler
+  /// (on_dirty); it leaves at the next flush. A viewer whose queue would exceed
+  /// max_queue_bytes is closed with 4008.
   void send(const Frame& frame);
+  /// Queues like send() but tells nobody: for broadcasts, whose owner schedules the
+  /// flush itself. True if the connection now wants a flush it did not want before.
+  bool queue(const Frame& frame);
   /// Frames `text` as a text message and queues it.
   void send_text(std::string_view text);
   /// Sends as much of the queue as the socket takes now, without blocking.
@@ -81,7 +85,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_readable();
   void handle_events();
   void finish(bool graceful);
-  void mark_dirty();
+  /// Appends `frame` unless the connection is no longer open or would overflow (it is
+  /// then closed as too slow); false if nothing was queued.
+  bool append(const Frame& frame);
 
   boost::asio::ip::tcp::socket socket_;
   ConnectionHandler& handler_;
