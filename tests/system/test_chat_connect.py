@@ -78,12 +78,9 @@ def test_unsupported_websocket_version_is_refused(server):
 
 def test_raw_handshake_accepts_version_13(server, api: Api):
     token, me = api.new_user()
-    ws = RawWs(server, token=token, room=unique_room(), v=2)
-    try:
+    with RawWs(server, token=token, room=unique_room(), v=2) as ws:
         w = ws.recv_json(skip=("presence",))
         assert (w["type"], w["user_id"]) == ("welcome", me["id"])
-    finally:
-        ws.close()
 
 
 def test_foreign_origin_is_refused(start_server):

@@ -102,66 +102,50 @@ def test_invalid_error_in_v1(server, api: Api):
 def test_invalid_utf8_in_text_frame_closes_1007(server, api: Api):
     token, _ = api.new_user()
     room = unique_room()
-    ws = RawWs(server, token=token, room=room, v=2)
-    try:
+    with RawWs(server, token=token, room=room, v=2) as ws:
         ws.send_frame(OP_TEXT, b'{"content":"bad \xff\xfe byte"}')
         assert ws.recv_close()[0] == 1007
-    finally:
-        ws.close()
     assert api.get(f"/chat/history/{room}").json() == []
 
 
 def test_overlong_utf8_encoding_closes_1007(server, api: Api):
     token, _ = api.new_user()
-    ws = RawWs(server, token=token, room=unique_room(), v=2)
-    try:
+    with RawWs(server, token=token, room=unique_room(), v=2) as ws:
         ws.send_frame(OP_TEXT, b'{"content":"\xc0\xaf"}')  # overlong "/"
         assert ws.recv_close()[0] == 1007
-    finally:
-        ws.close()
 
 
 def test_utf16_surrogate_in_utf8_closes_1007(server, api: Api):
     token, _ = api.new_user()
-    ws = RawWs(server, token=token, room=unique_room(), v=2)
-    try:
+    with RawWs(server, token=token, room=unique_room(), v=2) as ws:
         ws.send_frame(OP_TEXT, b'{"content":"\xed\xa0\x80"}')
         assert ws.recv_close()[0] == 1007
-    finally:
-        ws.close()
 
 
 def test_invalid_utf8_in_binary_frame_is_invalid(server, api: Api):
     token, _ = api.new_user()
     room = unique_room()
-    ws = RawWs(server, token=token, room=room, v=2)
-    try:
+    with RawWs(server, token=token, room=room, v=2) as ws:
         ws.send_frame(OP_BINARY, b'{"content":"bad \xff byte"}')
         assert ws.recv_json()["code"] == "invalid"
         ws.send_json({"content": "after"})
         assert ws.recv_json()["content"] == "after"
-    finally:
-        ws.close()
 
 
 def test_lone_surrogate_escape_in_json_is_invalid(server, api: Api):
     token, _ = api.new_user()
     room = unique_room()
-    ws = RawWs(server, token=token, room=room, v=2)
-    try:
+    with RawWs(server, token=token, room=room, v=2) as ws:
         ws.send_text('{"content":"half \\ud800 pair"}')
         assert ws.recv_json()["code"] == "invalid"
         ws.send_json({"content": "after"})
         assert ws.recv_json()["content"] == "after"
-    finally:
-        ws.close()
     assert [m["content"] for m in api.get(f"/chat/history/{room}").json()] == ["after"]
 
 
 def test_fragmented_message_is_reassembled(server, api: Api):
     token, _ = api.new_user()
-    ws = RawWs(server, token=token, room=unique_room(), v=2)
-    try:
+    with RawWs(server, token=token, room=unique_room(), v=2) as ws:
         data = json.dumps({"content": "in three parts"}).encode()
         ws.send_frame(OP_TEXT, data[:5], fin=False)
         ws.send_frame(OP_PING, b"mid")  # control frames may come between fragments
@@ -177,14 +161,11 @@ def test_fragmented_message_is_reassembled(server, api: Api):
                 continue
             assert obj["content"] == "in three parts"
             break
-    finally:
-        ws.close()
 
 
 def test_client_ping_is_answered_with_pong(server, api: Api):
     token, _ = api.new_user()
-    ws = RawWs(server, token=token, room=unique_room(), v=2)
-    try:
+    with RawWs(server, token=token, room=unique_room(), v=2) as ws:
         ws.send_frame(OP_PING, b"are you there")
         while True:
             fin, op, payload = ws.recv_frame()
@@ -192,28 +173,20 @@ def test_client_ping_is_answered_with_pong(server, api: Api):
                 continue
             assert (op, payload) == (OP_PONG, b"are you there")
             break
-    finally:
-        ws.close()
 
 
 def test_unmasked_client_frame_closes_1002(server, api: Api):
     token, _ = api.new_user()
-    ws = RawWs(server, token=token, room=unique_room(), v=2)
-    try:
+    with RawWs(server, token=token, room=unique_room(), v=2) as ws:
         ws.send_frame(OP_TEXT, b'{"content":"naked"}', mask=False)
         assert ws.recv_close()[0] == 1002
-    finally:
-        ws.close()
 
 
 def test_reserved_opcode_closes_1002(server, api: Api):
     token, _ = api.new_user()
-    ws = RawWs(server, token=token, room=unique_room(), v=2)
-    try:
+    with RawWs(server, token=token, room=unique_room(), v=2) as ws:
         ws.send_frame(0x3, b"what is this")
         assert ws.recv_close()[0] == 1002
-    finally:
-        ws.close()
 
 
 def test_client_close_is_echoed(server, api: Api):

@@ -132,38 +132,29 @@ def _frame_of(n: int) -> bytes:
 
 def test_frame_at_the_limit_is_read(server, api: Api):
     token, _ = api.new_user()
-    ws = RawWs(server, token=token, room=unique_room(), v=2)
-    try:
+    with RawWs(server, token=token, room=unique_room(), v=2) as ws:
         ws.send_frame(OP_TEXT, _frame_of(65536))
         err = ws.recv_json()
         assert (err["type"], err["code"]) == ("error", "too_long")
         ws.send_json({"type": "message", "content": "small"})
         assert ws.recv_json()["content"] == "small"
-    finally:
-        ws.close()
 
 
 def test_frame_over_the_limit_closes_1009(server, api: Api):
     token, _ = api.new_user()
-    ws = RawWs(server, token=token, room=unique_room(), v=2)
-    try:
+    with RawWs(server, token=token, room=unique_room(), v=2) as ws:
         try:
             ws.send_frame(OP_TEXT, _frame_of(65537))
         except OSError:
             pass  # the server may stop reading once it has seen the header
         assert ws.recv_close()[0] == 1009
-    finally:
-        ws.close()
 
 
 def test_oversized_frame_header_closes_1009_without_the_payload(server, api: Api):
     token, _ = api.new_user()
-    ws = RawWs(server, token=token, room=unique_room(), v=2)
-    try:
+    with RawWs(server, token=token, room=unique_room(), v=2) as ws:
         ws.sock.sendall(RawWs.frame(OP_TEXT, b'{"content":"', declared_len=10 * 1024 * 1024))
         assert ws.recv_close()[0] == 1009
-    finally:
-        ws.close()
 
 
 def test_frame_limit_is_configurable(start_server):

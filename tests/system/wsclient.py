@@ -430,4 +430,4 @@ class RawWs:
         return self
 
     def __exit__(self, *exc):
-        self.sock.close()
+        self.close()
