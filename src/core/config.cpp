@@ -147,7 +147,8 @@ const std::vector<Setting>& settings() {
          c.ws_max_frame_bytes = static_cast<std::size_t>(parse_int(v, n, 128, 16ll << 20));
        }},
       {"CHATORBIT_WS_MAX_QUEUE_BYTES", "ws-max-queue-bytes", "1048576",
-       "bytes waiting to be sent to one viewer before it is dropped as too slow (close 4008)",
+       "bytes that may wait for a viewer whose connection takes no more; beyond, it is dropped as too slow (close "
+       "4008)",
        [](Config& c, const std::string& v, const std::string& n) {
          c.ws_max_queue_bytes = static_cast<std::size_t>(parse_int(v, n, 4096, 1ll << 30));
        }},

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cerrno>
@@ -41,7 +42,7 @@ Connection::Connection(asio::ip::tcp::socket socket, ConnectionHandler& handler,
   socket_.non_blocking(true, ec);
 }
 
-Connection::~Connection() = default;
+Connection::~Connection() { leave_stream(false); }
 
 void Connection::start(std::string_view leftover) {
   if (!leftover.empty()) {
@@ -115,18 +116,12 @@ void Connection::handle_events() {
 
 bool Connection::append(const Frame& frame) {
   if (state_ != State::open) return false;
-  if (queued_bytes_ + frame->size() > max_queue_bytes_) {
-    // This viewer cannot keep up: drop what it has not read, tell it why, and go.
-    // Nobody else waits for it. A frame already partly on the wire must be finished,
-    // or the close frame would be read as the rest of its payload.
-    const std::size_t keep = head_offset_ > 0 ? 1 : 0;
-    queue_.resize(keep);
-    queued_bytes_ = keep ? queue_.front()->size() - head_offset_ : 0;
-    close(close_code::slow_consumer, "too slow");
+  if (waiting_writable_ && queued_bytes() + frame->size() > max_queue_bytes_) {
+    drop_as_slow();  // its socket takes no more and it is this far behind: nobody waits for it
     return false;
   }
-  queue_.push_back(frame);
-  queued_bytes_ += frame->size();
+  queue_.push_back(Own{frame, stream_ ? stream_->end() : 0});
+  own_bytes_ += frame->size();
   return true;
 }
 
@@ -147,20 +142,94 @@ void Connection::send_text(std::string_view text) {
   send(std::make_shared<const std::string>(make_frame(Opcode::text, text)));
 }
 
+std::size_t Connection::queued_bytes() const {
+  const std::size_t behind =
+      stream_ ? static_cast<std::size_t>(stream_->offset(stream_->end()) - stream_->offset(cursor_)) : 0;
+  return own_bytes_ + behind - head_offset_;
+}
+
+void Connection::subscribe(std::shared_ptr<Stream> stream) {
+  leave_stream(true);
+  if (state_ != State::open || !stream) return;
+  stream_ = std::move(stream);
+  cursor_ = stream_->subscribe();
+}
+
+void Connection::unsubscribe() { leave_stream(true); }
+
+void Connection::leave_stream(bool keep) {
+  if (!stream_) return;
+  if (keep && cursor_ < stream_->end()) {
+    // The stream's frames join the own queue where they stand, so nothing changes order.
+    std::vector<Own> merged;
+    std::size_t q = 0;
+    for (std::uint64_t pos = cursor_; pos < stream_->end(); ++pos) {
+      for (; q < queue_.size() && queue_[q].at <= pos; ++q) merged.push_back(Own{std::move(queue_[q].frame), 0});
+      merged.push_back(Own{stream_->frame_at(pos), 0});
+      own_bytes_ += stream_->at(pos).size();
+    }
+    for (; q < queue_.size(); ++q) merged.push_back(Own{std::move(queue_[q].frame), 0});
+    queue_ = std::move(merged);
+  } else {
+    for (auto& own : queue_) own.at = 0;
+  }
+  stream_->unsubscribe(cursor_);
+  stream_.reset();
+  cursor_ = 0;
+}
+
+void Connection::drop_as_slow() {
+  // Drop what it has not read, tell it why, and go. A frame already partly on the wire
+  // must be finished, or the close frame would be read as the rest of its payload.
+  std::vector<Own> keep;
+  if (head_offset_ > 0) {
+    if (!queue_.empty() && (!stream_ || queue_.front().at <= cursor_)) {
+      keep.push_back(Own{queue_.front().frame, 0});
+    } else {
+      keep.push_back(Own{stream_->frame_at(cursor_), 0});
+    }
+  }
+  leave_stream(false);
+  queue_ = std::move(keep);
+  own_bytes_ = queue_.empty() ? 0 : queue_.front().frame->size();
+  close(close_code::slow_consumer, "too slow");
+}
+
 void Connection::flush() {
   dirty_ = false;
-  if (state_ == State::closed || waiting_writable_) return;
-  while (!queue_.empty()) {
-    // One writev for as many queued frames as fit: this is where coalescing pays.
+  if (state_ == State::closed) return;
+  if (waiting_writable_) {
+    // Only a connection whose socket is full falls behind its stream.
+    if (state_ == State::open && queued_bytes() > max_queue_bytes_) drop_as_slow();
+    return;
+  }
+  for (;;) {
+    // One send for as many waiting frames as fit: this is where coalescing pays. The
+    // own frames go before the stream frame they were queued ahead of.
     std::array<iovec, 64> iov;
     std::size_t count = 0;
-    for (; count < iov.size() && count < queue_.size(); ++count) {
-      const auto& f = *queue_[count];
+    std::size_t q = 0;
+    std::uint64_t pos = cursor_;
+    const std::uint64_t end = stream_ ? stream_->end() : 0;
+    while (count < iov.size()) {
+      const std::string* f = nullptr;
+      if (q < queue_.size() && queue_[q].at <= pos) {
+        f = queue_[q++].frame.get();
+      } else if (pos < end) {
+        f = &stream_->at(pos++);
+      } else {
+        break;
+      }
       const std::size_t skip = count == 0 ? head_offset_ : 0;
-      iov[count].iov_base = const_cast<char*>(f.data() + skip);
-      iov[count].iov_len = f.size() - skip;
+      iov[count].iov_base = const_cast<char*>(f->data() + skip);
+      iov[count].iov_len = f->size() - skip;
+      ++count;
     }
-    const ssize_t n = ::writev(socket_.native_handle(), iov.data(), static_cast<int>(count));
+    if (count == 0) break;
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
       if (errno == EINTR) continue;
       waiting_writable_ = true;
@@ -178,21 +247,7 @@ void Connection::flush() {
       finish(false);
       return;
     }
-    std::size_t sent = static_cast<std::size_t>(n);
-    queued_bytes_ -= sent;
-    std::size_t done = 0;
-    while (done < queue_.size() && sent > 0) {
-      const std::size_t left = queue_[done]->size() - head_offset_;
-      if (sent >= left) {
-        sent -= left;
-        head_offset_ = 0;
-        ++done;
-      } else {
-        head_offset_ += sent;
-        sent = 0;
-      }
-    }
-    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
+    consume(static_cast<std::size_t>(n));
   }
   if (queue_.capacity() > 64) queue_.shrink_to_fit();  // nothing idle keeps a big queue
   if (state_ == State::closing && !half_closed_) {
@@ -204,11 +259,41 @@ void Connection::flush() {
   }
 }
 
+void Connection::consume(std::size_t sent) {
+  // The same walk as flush(): own frames before the stream frame they were queued ahead of.
+  std::size_t left = sent + head_offset_;
+  head_offset_ = 0;
+  std::size_t q = 0;
+  std::uint64_t pos = cursor_;
+  while (left > 0) {
+    const bool own = q < queue_.size() && queue_[q].at <= pos;
+    const std::size_t size = own ? queue_[q].frame->size() : stream_->at(pos).size();
+    if (left < size) {
+      head_offset_ = left;
+      break;
+    }
+    left -= size;
+    if (own) {
+      own_bytes_ -= size;
+      ++q;
+    } else {
+      ++pos;
+    }
+  }
+  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(q));
+  if (pos != cursor_) {
+    stream_->advance(cursor_, pos);
+    cursor_ = pos;
+  }
+}
+
 void Connection::close(std::uint16_t code, std::string_view reason) {
   if (state_ != State::open) return;
+  // What the stream had for it still goes out, then nothing more.
+  leave_stream(true);
   auto frame = std::make_shared<const std::string>(make_close_frame(code, reason));
-  queue_.push_back(frame);
-  queued_bytes_ += frame->size();
+  own_bytes_ += frame->size();
+  queue_.push_back(Own{std::move(frame), 0});
   state_ = State::closing;
   dirty_ = false;
   flush();
@@ -222,9 +307,11 @@ void Connection::finish(bool graceful) {
   boost::system::error_code ec;
   if (graceful) socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
+  leave_stream(false);
   queue_.clear();
   queue_.shrink_to_fit();
-  queued_bytes_ = 0;
+  own_bytes_ = 0;
+  head_offset_ = 0;
   handler_.on_closed(*this);
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 // One WebSocket connection after the upgrade, on the data path the server owns:
 // reads are readiness-driven into the loop's shared buffer (an idle connection holds
-// no read buffer), frames are parsed by ws::FrameReader, and writes gather queued
-// frames (shared, already framed, unmasked) into one send per flush.
+// no read buffer), frames are parsed by ws::FrameReader, and writes gather waiting
+// frames (shared, already framed, unmasked) into one send per flush: the connection's
+// own frames and those of the ws::Stream it follows, in the order they were queued.
 //
 // Threading: a connection belongs to one event loop; every method must be called on
 // that loop's thread. Lifetime: shared_ptr, held by its owner's registry and by
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "net/ws_frame.hpp"
+#include "net/ws_stream.hpp"
 
 namespace chatorbit::ws {
 
@@ -38,8 +40,6 @@ class ConnectionHandler {
   virtual void on_dirty(Connection& c, bool first) = 0;
 };
 
-using Frame = std::shared_ptr<const std::string>;
-
 struct ConnectionLimits {
   std::size_t max_message_bytes = 64 * 1024;
   std::size_t max_queue_bytes = 1024 * 1024;
@@ -55,16 +55,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start(std::string_view leftover);
 
   /// Queues an already framed message (see ws::make_frame) and tells the handler
-  /// (on_dirty); it leaves at the next flush. A viewer whose queue would exceed
-  /// max_queue_bytes is closed with 4008.
+  /// (on_dirty); it leaves at the next flush. A viewer whose socket takes no more and
+  /// whose backlog would exceed max_queue_bytes is closed with 4008.
   void send(const Frame& frame);
   /// Queues like send() but tells nobody: for broadcasts, whose owner schedules the
   /// flush itself. True if the connection now wants a flush it did not want before.
   bool queue(const Frame& frame);
   /// Frames `text` as a text message and queues it.
   void send_text(std::string_view text);
-  /// Sends as much of the queue as the socket takes now, without blocking.
+  /// Sends as much of what waits as the socket takes now, without blocking. While the
+  /// socket takes nothing, checks instead that no more than max_queue_bytes wait (the
+  /// stream grows without asking); a viewer further behind is closed with 4008.
   void flush();
+
+  /// Follows `stream` from its end on (leaving the one it followed): its frames are
+  /// written with this connection's own, in the order the two were queued. Nobody is
+  /// told when the stream grows: its owner schedules the flushes.
+  void subscribe(std::shared_ptr<Stream> stream);
+  /// Stops following the stream; its frames not yet written still are.
+  void unsubscribe();
+  /// Something waits to be written.
+  bool pending() const { return !queue_.empty() || (stream_ && cursor_ < stream_->end()); }
   /// Queues a close frame, then closes the socket once it is sent (or soon after).
   void close(std::uint16_t code, std::string_view reason);
   /// Drops the connection at once, without a close frame.
@@ -74,7 +85,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// When the close frame was sent and the socket half-closed (0 if not closing).
   std::int64_t closing_since_ms() const { return closing_since_ms_; }
   std::int64_t last_activity_ms() const { return last_activity_ms_; }
-  std::size_t queued_bytes() const { return queued_bytes_; }
+  /// Bytes waiting to be written: its own frames and the stream's not yet written.
+  std::size_t queued_bytes() const;
 
   /// Set by the owner: arbitrary per-connection data (the chat session).
   void* user_data = nullptr;
@@ -88,14 +100,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// Appends `frame` unless the connection is no longer open or would overflow (it is
   /// then closed as too slow); false if nothing was queued.
   bool append(const Frame& frame);
+  /// Closes with 4008, dropping what waits except a frame already partly sent.
+  void drop_as_slow();
+  /// Takes `sent` bytes off the front of what waits.
+  void consume(std::size_t sent);
+  /// Stops following the stream; with `keep`, its unwritten frames join the own queue.
+  void leave_stream(bool keep);
+
+  /// A frame of this connection's own, written before stream frame `at` (see flush()).
+  struct Own {
+    Frame frame;
+    std::uint64_t at;
+  };
 
   boost::asio::ip::tcp::socket socket_;
   ConnectionHandler& handler_;
   std::vector<char>& loop_buffer_;
   FrameReader reader_;
-  std::vector<Frame> queue_;
-  std::size_t head_offset_ = 0;  ///< bytes of queue_.front() already sent
-  std::size_t queued_bytes_ = 0;
+  std::vector<Own> queue_;
+  std::shared_ptr<Stream> stream_;
+  std::uint64_t cursor_ = 0;     ///< next frame of stream_ to write
+  std::size_t head_offset_ = 0;  ///< bytes of the first waiting frame already sent
+  std::size_t own_bytes_ = 0;    ///< bytes of queue_
   std::size_t max_queue_bytes_;
   std::int64_t last_activity_ms_ = 0;
   State state_ = State::open;

@@ -132,6 +132,114 @@ TEST(WsConnection, QueuedFramesLeaveInOrderAndWhole) {
   EXPECT_FALSE(conn->open());
 }
 
+Frame text_frame(const std::string& text) {
+  return std::make_shared<const std::string>(make_frame(Opcode::text, text));
+}
+
+std::vector<std::string> texts_of(const std::vector<std::pair<int, std::string>>& frames) {
+  std::vector<std::string> out;
+  for (const auto& [op, payload] : frames) {
+    if (op == 0x1) out.push_back(payload);
+  }
+  return out;
+}
+
+TEST(WsStream, OwnAndStreamFramesLeaveInTheOrderTheyWereQueued) {
+  Pair p;
+  RecordingHandler h(p.ctx);
+  std::vector<char> loop_buffer(65536);
+  auto stream = std::make_shared<Stream>();
+  stream->push(text_frame("before subscribing"));  // not for this connection
+  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{}, loop_buffer);
+  conn->start({});
+  conn->send_text("own 0");
+  conn->subscribe(stream);
+  EXPECT_EQ(stream->push(text_frame("stream 0")), 1u);
+  stream->push(text_frame("stream 1"));
+  conn->send_text("own 1");
+  conn->send_text("own 2");
+  stream->push(text_frame("stream 2"));
+  conn->flush();
+  stream->push(text_frame("stream 3"));
+  conn->send_text("own 3");
+  conn->close(close_code::normal, "bye");
+  stream->push(text_frame("after close"));  // it left the stream when it closed
+  const auto frames = parse_frames(drain_client(p, h));
+  EXPECT_EQ(texts_of(frames), (std::vector<std::string>{"own 0", "stream 0", "stream 1", "own 1", "own 2", "stream 2",
+                                                        "stream 3", "own 3"}));
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames.back().first, 0x8);
+  EXPECT_EQ(stream->subscribers(), 0u);
+  EXPECT_EQ(stream->retained(), 0u);
+}
+
+TEST(WsStream, KeepsAFrameUntilEverySubscriberHasWrittenIt) {
+  Pair a;
+  Pair b;
+  RecordingHandler ha(a.ctx);
+  RecordingHandler hb(b.ctx);
+  std::vector<char> loop_buffer(65536);
+  auto stream = std::make_shared<Stream>();
+  auto ca = std::make_shared<Connection>(std::move(a.server), ha, ConnectionLimits{}, loop_buffer);
+  auto cb = std::make_shared<Connection>(std::move(b.server), hb, ConnectionLimits{}, loop_buffer);
+  ca->subscribe(stream);
+  cb->subscribe(stream);
+  EXPECT_EQ(stream->push(text_frame("one")), 2u);
+  stream->push(text_frame("two"));
+  EXPECT_TRUE(ca->pending());
+  EXPECT_EQ(ca->queued_bytes(), 2 * text_frame("one").get()->size());
+  ca->flush();
+  EXPECT_FALSE(ca->pending());
+  EXPECT_EQ(stream->retained(), 2u) << "the second subscriber has not written them";
+  cb->flush();
+  EXPECT_EQ(stream->retained(), 0u);
+  stream->push(text_frame("three"));
+  cb->unsubscribe();  // keeps "three" for cb, but the stream no longer waits for it
+  EXPECT_EQ(stream->retained(), 1u);
+  EXPECT_TRUE(cb->pending());
+  ca.reset();  // a connection destroyed while following lets go of its frames too
+  EXPECT_EQ(stream->retained(), 0u);
+  EXPECT_EQ(stream->subscribers(), 0u);
+  EXPECT_EQ(stream->push(text_frame("nobody")), 0u);
+  EXPECT_EQ(stream->retained(), 0u);
+  cb->close(close_code::normal, {});
+  EXPECT_EQ(texts_of(parse_frames(drain_client(b, hb))), (std::vector<std::string>{"one", "two", "three"}));
+}
+
+TEST(WsStream, AFollowerThatStopsReadingIsDroppedWith4008AndLetsGoOfTheStream) {
+  Pair p;
+  RecordingHandler h(p.ctx);
+  std::vector<char> loop_buffer(65536);
+  auto stream = std::make_shared<Stream>();
+  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{65536, 16 * 1024}, loop_buffer);
+  conn->start({});
+  conn->subscribe(stream);
+  const auto frame = text_frame(std::string(1000, 'x'));
+  int pushed = 0;
+  // The client never reads: the kernel buffers fill, then the stream runs ahead of it.
+  while (!h.closed && conn->open() && pushed < 100000) {
+    stream->push(frame);
+    ++pushed;
+    if (pushed % 4 == 0) conn->flush();  // what a pass over the room does
+    EXPECT_LE(stream->retained(), 16u + 8u) << "the stream kept more than one backlog for it";
+    if (pushed % 8 == 0) {
+      p.ctx.poll();
+      p.ctx.restart();
+    }
+  }
+  EXPECT_FALSE(conn->open()) << "the follower was never dropped after " << pushed << " frames";
+  EXPECT_EQ(stream->subscribers(), 0u);
+  EXPECT_EQ(stream->retained(), 0u);
+  const auto frames = parse_frames(drain_client(p, h));
+  ASSERT_FALSE(frames.empty());
+  for (std::size_t i = 0; i + 1 < frames.size(); ++i) EXPECT_EQ(frames[i].second, std::string(1000, 'x'));
+  const auto& last = frames.back();
+  ASSERT_EQ(last.first, 0x8) << "the last frame is a close frame, after whole frames only";
+  ASSERT_GE(last.second.size(), 2u);
+  const int code = (static_cast<unsigned char>(last.second[0]) << 8) | static_cast<unsigned char>(last.second[1]);
+  EXPECT_EQ(code, close_code::slow_consumer);
+}
+
 TEST(WsConnection, AcceptKeyMatchesRfc6455Example) {
   // RFC 6455 section 1.3.
   EXPECT_EQ(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
