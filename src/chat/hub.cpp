@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
 
+#include <array>
 #include <charconv>
 
 #include "chat/wire.hpp"
@@ -35,16 +36,31 @@ struct Hub::Delivery {
   std::string kick_json;  ///< the error frame they receive first
 };
 
+/// A room's share on one loop: its members there, and the frames they all receive.
+struct Hub::LoopRoom {
+  std::vector<Session*> members;
+  /// One per protocol version: index version - 1.
+  std::array<std::shared_ptr<ws::Stream>, 2> streams{std::make_shared<ws::Stream>(), std::make_shared<ws::Stream>()};
+  std::size_t resuming = 0;  ///< members not yet following the streams (their resume is being sent)
+  bool listed = false;       ///< in the loop's next pass
+};
+
 struct Hub::Loop {
   Loop(std::size_t i, asio::io_context& c) : index(i), ctx(c), timer(c), flush_timer(c) {}
   std::size_t index;
   asio::io_context& ctx;
   std::vector<char> buffer = std::vector<char>(64 * 1024);  ///< shared by every read on this loop
   std::unordered_map<ws::Connection*, std::unique_ptr<Session>> sessions;
-  std::unordered_map<std::string, std::vector<Session*>> rooms;
-  // Writing happens in passes (see flush_slice()): `pass` is the one under way, its
-  // entries before pass_head written already; connections that become dirty meanwhile
-  // wait in `next` for the following pass.
+  std::unordered_map<std::string, std::shared_ptr<LoopRoom>> rooms;
+  // Writing happens in passes (see flush_slice()): over the rooms whose streams grew,
+  // member by member, then over single connections with frames of their own (pings).
+  // `pass_rooms`/`pass` are the pass under way, written up to room_head/member_head and
+  // pass_head; rooms and connections with frames queued meanwhile wait in `next_rooms`
+  // and `next` for the following pass.
+  std::vector<std::shared_ptr<LoopRoom>> pass_rooms;
+  std::size_t room_head = 0;
+  std::size_t member_head = 0;
+  std::vector<std::shared_ptr<LoopRoom>> next_rooms;
   std::vector<std::shared_ptr<ws::Connection>> pass;
   std::size_t pass_head = 0;
   std::vector<std::shared_ptr<ws::Connection>> next;
@@ -103,11 +119,24 @@ void Hub::join(Session& s, const std::string& room) {
   if (s.room == room) return;
   leave(s);
   Loop& loop = *per_loop_[s.loop];
-  auto& members = loop.rooms[room];
+  auto& r = loop.rooms[room];
+  if (!r) r = std::make_shared<LoopRoom>();
   s.room = room;
-  s.room_index = members.size();
-  members.push_back(&s);
+  s.room_index = r->members.size();
+  r->members.push_back(&s);
+  if (s.resuming) {
+    ++r->resuming;  // live frames are held for it until its resume is sent
+  } else {
+    follow_room(s);
+  }
   node_subscribe(room);
+}
+
+void Hub::follow_room(Session& s) {
+  Loop& loop = *per_loop_[s.loop];
+  const auto it = loop.rooms.find(s.room);
+  if (it == loop.rooms.end()) return;
+  s.conn->subscribe(it->second->streams[s.version == 1 ? 0 : 1]);
 }
 
 void Hub::leave(Session& s) {
@@ -115,15 +144,19 @@ void Hub::leave(Session& s) {
   Loop& loop = *per_loop_[s.loop];
   const auto it = loop.rooms.find(s.room);
   if (it != loop.rooms.end()) {
-    auto& members = it->second;
+    auto& members = it->second->members;
     // Swap-remove: O(1), order of members does not matter.
     if (s.room_index < members.size() && members[s.room_index] == &s) {
       members[s.room_index] = members.back();
       members[s.room_index]->room_index = s.room_index;
       members.pop_back();
     }
+    if (s.resuming) --it->second->resuming;
     if (members.empty()) loop.rooms.erase(it);
   }
+  // What the room's stream had for it still goes out (with its own frames, in order).
+  s.conn->unsubscribe();
+  if (s.conn->pending()) list_for_pass(loop, s.conn);
   node_unsubscribe(s.room);
   s.room.clear();
 }
@@ -144,12 +177,17 @@ void Hub::node_unsubscribe(const std::string& room) {
 }
 
 void Hub::release_held(Session& s, std::uint64_t after_seq) {
+  if (!s.resuming) return;
   s.resuming = false;
   for (auto& [seq, frame] : s.held) {
     if (seq == 0 || seq > after_seq) s.conn->send(frame);
   }
   s.held.clear();
   s.held.shrink_to_fit();
+  if (s.room.empty()) return;
+  Loop& loop = *per_loop_[s.loop];
+  if (const auto it = loop.rooms.find(s.room); it != loop.rooms.end()) --it->second->resuming;
+  follow_room(s);
 }
 
 void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::string> payload) {
@@ -214,26 +252,43 @@ void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::
 
 void Hub::deliver(Loop& loop, const Delivery& d) {
   std::uint64_t delivered = 0;
-  auto hand_over = [&](Session& s) {
-    const ws::Frame& f = s.version == 1 ? d.v1 : d.v2;
-    if (!d.kick_user.empty() && s.user_id == d.kick_user) {
-      if (events_) events_->on_kick(s, d.kick_json);
-      return;
-    }
-    if (!f) return;
-    if (s.resuming) {
-      s.held.emplace_back(d.seq, f);
-      return;
-    }
-    if (s.conn->queue(f)) list_for_pass(loop, s.conn);
-    ++delivered;
-  };
   if (d.global) {
-    for (auto& [conn, s] : loop.sessions) hand_over(*s);
+    // Rare (global bans): to every session, each on its own.
+    for (auto& [conn, s] : loop.sessions) {
+      if (!d.kick_user.empty() && s->user_id == d.kick_user) {
+        if (events_) events_->on_kick(*s, d.kick_json);
+        continue;
+      }
+      const ws::Frame& f = s->version == 1 ? d.v1 : d.v2;
+      if (!f) continue;
+      if (s->resuming) {
+        s->held.emplace_back(d.seq, f);
+      } else if (s->conn->queue(f)) {
+        list_for_pass(loop, s->conn);
+      }
+      ++delivered;
+    }
   } else if (const auto it = loop.rooms.find(d.room); it != loop.rooms.end()) {
-    // Index loop: a kick can reorder this vector only via a posted cleanup, never here.
-    auto& members = it->second;
-    for (std::size_t i = 0; i < members.size(); ++i) hand_over(*members[i]);
+    const auto room = it->second;  // a kick may empty the room and erase it from the map
+    if (!d.kick_user.empty() || room->resuming > 0) {
+      // Only the members the streams do not serve: the kicked, who are closed first (and
+      // so leave the streams), and those whose resume is being sent.
+      // Index loop: a kick can reorder this vector only via a posted cleanup, never here.
+      auto& members = room->members;
+      for (std::size_t i = 0; i < members.size(); ++i) {
+        Session& s = *members[i];
+        if (!d.kick_user.empty() && s.user_id == d.kick_user) {
+          if (events_) events_->on_kick(s, d.kick_json);
+        } else if (s.resuming) {
+          const ws::Frame& f = s.version == 1 ? d.v1 : d.v2;
+          if (f) s.held.emplace_back(d.seq, f);
+          if (f) ++delivered;
+        }
+      }
+    }
+    if (d.v1) delivered += room->streams[0]->push(d.v1);
+    if (d.v2) delivered += room->streams[1]->push(d.v2);
+    list_for_pass(loop, room);
   }
   // Written only by this loop's thread: no shared cache line per delivery.
   loop.delivered.store(loop.delivered.load(std::memory_order_relaxed) + delivered, std::memory_order_relaxed);
@@ -294,11 +349,22 @@ void Hub::on_dirty(ws::Connection& c, bool first) {
 }
 
 void Hub::list_for_pass(Loop& loop, const std::shared_ptr<ws::Connection>& conn) {
+  loop.next.push_back(conn);
+  pass_due(loop);
+}
+
+void Hub::list_for_pass(Loop& loop, const std::shared_ptr<LoopRoom>& room) {
+  if (room->listed) return;
+  room->listed = true;
+  loop.next_rooms.push_back(room);
+  pass_due(loop);
+}
+
+void Hub::pass_due(Loop& loop) {
   // Broadcast frames go out in passes, which start at most every flush_interval so that
   // the next messages join them in the same write: at a few messages per second per
   // room, each write otherwise carries one frame, and the system call is nearly all of a
   // delivery's cost.
-  loop.next.push_back(conn);
   if (loop.flushing || loop.flush_posted || loop.flush_armed) return;  // a pass is due
   if (limits_.flush_interval.count() > 0) {
     arm_flush(loop, limits_.flush_interval);
@@ -327,9 +393,13 @@ void Hub::post_flush(Loop& loop) {
 }
 
 void Hub::start_pass(Loop& loop) {
-  if (loop.flushing || loop.next.empty()) return;
+  if (loop.flushing || (loop.next.empty() && loop.next_rooms.empty())) return;
   loop.flushing = true;
   loop.pass_started = std::chrono::steady_clock::now();
+  loop.pass_rooms.swap(loop.next_rooms);
+  for (auto& r : loop.pass_rooms) r->listed = false;  // what they get from now on is for the next pass
+  loop.room_head = 0;
+  loop.member_head = 0;
   loop.pass.swap(loop.next);
   loop.pass_head = 0;
   flush_slice(loop);
@@ -340,18 +410,39 @@ void Hub::flush_slice(Loop& loop) {
   // go, it would hold back everything else on the loop for that long: senders' frames,
   // acks, the next publication. In slices, with the loop's other work between them,
   // only the writes wait.
-  const std::size_t end = std::min(loop.pass.size(), loop.pass_head + kFlushSlice);
-  while (loop.pass_head < end) {
+  std::size_t budget = kFlushSlice;
+  // Rooms first, so that a ping listed on its own joins its viewer's stream frames in
+  // the room's pass instead of taking them out of turn.
+  while (budget > 0 && loop.room_head < loop.pass_rooms.size()) {
+    // By index: a member closed here is removed by a posted handler, never during this
+    // loop, and a member moved by a removal between slices waits at most one pass.
+    auto& members = loop.pass_rooms[loop.room_head]->members;
+    while (budget > 0 && loop.member_head < members.size()) {
+      // Each member is two dependent cache misses away (session, then connection).
+      if (loop.member_head + 8 < members.size()) __builtin_prefetch(members[loop.member_head + 8]);
+      if (loop.member_head + 4 < members.size()) __builtin_prefetch(members[loop.member_head + 4]->conn.get());
+      ws::Connection& c = *members[loop.member_head++]->conn;
+      if (!c.pending()) continue;
+      c.flush();
+      --budget;
+    }
+    if (loop.member_head >= members.size()) {
+      ++loop.room_head;
+      loop.member_head = 0;
+    }
+  }
+  for (; budget > 0 && loop.pass_head < loop.pass.size(); --budget) {
     const auto conn = std::move(loop.pass[loop.pass_head++]);
     conn->flush();
   }
-  if (loop.pass_head < loop.pass.size()) {
+  if (loop.room_head < loop.pass_rooms.size() || loop.pass_head < loop.pass.size()) {
     asio::post(loop.ctx, [this, &loop] { flush_slice(loop); });
     return;
   }
+  loop.pass_rooms.clear();
   loop.pass.clear();
   loop.flushing = false;
-  if (loop.next.empty()) return;
+  if (loop.next.empty() && loop.next_rooms.empty()) return;
   // Passes start at most every flush_interval: a loop with time to spare keeps
   // coalescing, a saturated one writes pass after pass, each connection once per pass.
   const auto since = std::chrono::steady_clock::now() - loop.pass_started;

@@ -1,8 +1,9 @@
 #pragma once
 // The fan-out hub. Each event loop owns its WebSocket sessions and its share of each
 // room; a publication is turned into frames once per process (one shared buffer per
-// protocol version) and crosses to each loop once, where it is queued on every local
-// member; each connection's queue leaves in one send at the end of the loop turn.
+// protocol version) and crosses to each loop once, where it is appended to the room's
+// ws::Stream for that version: one append per loop, not one per member. Members write
+// what waits for them in passes over the room (see Hub::flush_slice()).
 //
 // Threading: on_publication() may be called from any thread. Everything else runs on
 // the loop that owns the session it touches (the `loop` argument or session.loop).
@@ -119,11 +120,17 @@ class Hub final : public ws::ConnectionHandler {
 
  private:
   struct Delivery;
+  struct LoopRoom;
   struct Loop;
   void deliver(Loop& loop, const Delivery& d);
   void sweep(Loop& loop);
-  /// Puts a connection with broadcast frames queued on the next flush pass.
+  /// Puts a connection with frames of its own queued (a ping) on the next flush pass.
   void list_for_pass(Loop& loop, const std::shared_ptr<ws::Connection>& conn);
+  /// Puts a room whose streams grew on the next flush pass.
+  void list_for_pass(Loop& loop, const std::shared_ptr<LoopRoom>& room);
+  void pass_due(Loop& loop);
+  /// The session starts receiving its room's stream (after a resume: once it is sent).
+  void follow_room(Session& s);
   void arm_flush(Loop& loop, std::chrono::steady_clock::duration delay);
   void post_flush(Loop& loop);
   void start_pass(Loop& loop);
