@@ -288,8 +288,14 @@ class RawWs:
 
     def __init__(self, server: Server, path: str | None = None, token: str | None = None,
                  room: str = "general", v: int | None = 2, extra_headers: dict | None = None,
-                 version: str = "13", timeout: float = TIMEOUT):
-        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+                 version: str = "13", timeout: float = TIMEOUT, rcvbuf: int | None = None):
+        if rcvbuf is None:
+            self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+        else:  # a small receive window, set before the handshake fixes it
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect(("127.0.0.1", server.port))
         if path is None:
             path = ws_url(server, token, room, v).split(f":{server.port}", 1)[1]
         key = base64.b64encode(os.urandom(16)).decode()
