@@ -279,10 +279,9 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
         Session& s = *members[i];
         if (!d.kick_user.empty() && s.user_id == d.kick_user) {
           if (events_) events_->on_kick(s, d.kick_json);
-        } else if (s.resuming) {
-          const ws::Frame& f = s.version == 1 ? d.v1 : d.v2;
-          if (f) s.held.emplace_back(d.seq, f);
-          if (f) ++delivered;
+        } else if (const ws::Frame& f = s.version == 1 ? d.v1 : d.v2; s.resuming && f) {
+          s.held.emplace_back(d.seq, f);
+          ++delivered;
         }
       }
     }

@@ -1,5 +1,6 @@
 """Chat over WebSocket: the original's v1 frames, v2 envelopes, acks, resume, rooms."""
 import json
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -222,6 +223,54 @@ def test_resume_replays_at_most_200(start_server):
         assert len(seqs) == 200
         assert seqs == list(range(seqs[0], seqs[0] + 200)), "oldest first, no gaps"
         c.assert_no_message()
+
+
+def test_resume_while_the_room_is_busy_has_no_gap_and_no_duplicate(start_server):
+    # Clients resume while messages are being stored and published: each gets its
+    # replay first, then the room's live messages, every seq once and in order from the
+    # first one it receives (the replay holds at most the newest 200).
+    s = start_server({"CHATORBIT_RATE_LIMIT": "100000/1s"})
+    api = Api(s)
+    room = unique_room()
+    posters, per_poster, window = 4, 500, 32
+    total = posters * per_poster
+    tokens = [api.new_user()[0] for _ in range(posters)]
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def post(token: str, name: str):
+        try:
+            with ChatClient(s, token, room, v=2) as sender:
+                for start in range(0, per_poster, window):  # the server's inbox takes 64
+                    for i in range(start, start + window):
+                        sender.send_message(f"{name} {i}", cid=f"{name}-{i}")
+                    for i in range(start, start + window):
+                        sender.recv_type("ack", cid=f"{name}-{i}")
+                    started.set()
+        except BaseException as e:  # reported by the main thread
+            failure.append(e)
+            started.set()
+
+    threads = [threading.Thread(target=post, args=(t, f"p{k}")) for k, t in enumerate(tokens)]
+    for t in threads:
+        t.start()
+    clients = []
+    try:
+        assert started.wait(30)
+        for _ in range(5):
+            clients.append(ChatClient(s, tokens[0], room, v=2, last_seq=0))
+            time.sleep(0.03)
+        for c in clients:
+            seqs = [c.recv_message()["seq"]]
+            while seqs[-1] < total:
+                seqs.append(c.recv_message()["seq"])
+            assert seqs == list(range(seqs[0], total + 1)), "a gap, a duplicate or live before replay"
+    finally:
+        for c in clients:
+            c.close()
+        for t in threads:
+            t.join(60)
+    assert not failure, failure
 
 
 def test_room_switch_by_room_id_in_a_frame(server, api: Api):
