@@ -46,7 +46,8 @@ struct Hub::LoopRoom {
 };
 
 struct Hub::Loop {
-  Loop(std::size_t i, asio::io_context& c) : index(i), ctx(c), timer(c), flush_timer(c) {}
+  Loop(std::size_t i, asio::io_context& c, bool io_uring)
+      : index(i), ctx(c), timer(c), flush_timer(c), batch(io_uring) {}
   std::size_t index;
   asio::io_context& ctx;
   std::vector<char> buffer = std::vector<char>(64 * 1024);  ///< shared by every read on this loop
@@ -75,11 +76,17 @@ struct Hub::Loop {
   std::atomic<std::uint64_t> delivered{0};
   asio::steady_timer timer;
   asio::steady_timer flush_timer;
+  net::SendBatch batch;  ///< the passes' writes, handed to the kernel together
 };
 
 Hub::Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits)
     : loops_(loops), engine_(engine), limits_(limits) {
-  for (std::size_t i = 0; i < loops_.size(); ++i) per_loop_.push_back(std::make_unique<Loop>(i, loops_.loop(i)));
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    per_loop_.push_back(std::make_unique<Loop>(i, loops_.loop(i), limits_.io_uring));
+    if (const auto& why = per_loop_.back()->batch.fallback_reason(); !why.empty() && i == 0) {
+      log::warn("io_uring_unavailable", {{"error", why}, {"fallback", "one sendmsg per connection"}});
+    }
+  }
 }
 
 Hub::~Hub() = default;
@@ -422,14 +429,21 @@ void Hub::flush_slice(Loop& loop) {
       if (loop.member_head + 4 < members.size()) __builtin_prefetch(members[loop.member_head + 4]->conn.get());
       ws::Connection& c = *members[loop.member_head++]->conn;
       if (!c.pending()) continue;
-      c.flush();
       --budget;
+      const std::size_t count = c.gather(loop.batch.next_iov());
+      if (count == 0) {
+        c.flush();  // its socket is full: flush() checks how far behind it is
+        continue;
+      }
+      loop.batch.add(c.native_handle(), count, &c);
+      if (loop.batch.full()) send_batch(loop);
     }
     if (loop.member_head >= members.size()) {
       ++loop.room_head;
       loop.member_head = 0;
     }
   }
+  send_batch(loop);  // before anything else may change what the connections gathered
   for (; budget > 0 && loop.pass_head < loop.pass.size(); --budget) {
     const auto conn = std::move(loop.pass[loop.pass_head++]);
     conn->flush();
@@ -450,6 +464,14 @@ void Hub::flush_slice(Loop& loop) {
   } else {
     arm_flush(loop, limits_.flush_interval - since);
   }
+}
+
+void Hub::send_batch(Loop& loop) {
+  // Members are removed only by posted handlers: every connection here is alive.
+  loop.batch.send([](void* tag, long result) {
+    auto& c = *static_cast<ws::Connection*>(tag);
+    if (c.sent(result)) c.flush();  // the rest of a partial write; a close it finishes
+  });
 }
 
 void Hub::schedule_sweep(Loop& loop) {

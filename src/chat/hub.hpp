@@ -21,6 +21,7 @@
 #include "core/config.hpp"
 #include "engine/engine.hpp"
 #include "net/event_loops.hpp"
+#include "net/send_batch.hpp"
 #include "net/ws_connection.hpp"
 
 namespace chatorbit::chat {
@@ -79,6 +80,8 @@ struct HubLimits {
   /// How long fan-out frames may wait so that several leave in one write (0: flush at
   /// the end of the loop turn). Frames sent directly to one client are not delayed.
   std::chrono::milliseconds flush_interval{0};
+  /// Fan-out passes hand their writes to the kernel in batches through io_uring.
+  bool io_uring = true;
 };
 
 class Hub final : public ws::ConnectionHandler {
@@ -135,6 +138,8 @@ class Hub final : public ws::ConnectionHandler {
   void post_flush(Loop& loop);
   void start_pass(Loop& loop);
   void flush_slice(Loop& loop);
+  /// Sends what the loop's batch holds and hands each connection its result.
+  static void send_batch(Loop& loop);
   /// Connections written per handler of a flush pass (see flush_slice()).
   static constexpr std::size_t kFlushSlice = 64;
   void schedule_sweep(Loop& loop);

@@ -170,6 +170,10 @@ const std::vector<Setting>& settings() {
        [](Config& c, const std::string& v, const std::string& n) {
          c.fanout_flush = std::chrono::milliseconds{parse_int(v, n, 0, 1000)};
        }},
+      {"CHATORBIT_IO_URING", "io-uring", "true",
+       "write fan-out through io_uring, up to 64 sockets per system call (false: one sendmsg each; also the "
+       "fallback where the kernel refuses io_uring)",
+       [](Config& c, const std::string& v, const std::string& n) { c.io_uring = parse_bool(v, n); }},
       {"MONGO_URL", "mongo-url", "", "MongoDB URL; selects the MongoDB store (not in this build yet)",
        string_setting(&Config::mongo_url)},
       {"REDIS_ADDR", "redis-addr", "", "Redis host:port; selects the Redis engine (not in this build yet)",

@@ -60,6 +60,7 @@ struct Config {
   std::chrono::seconds idle_drop{25};
   std::chrono::seconds presence_ttl{30};
   std::chrono::milliseconds fanout_flush{20};  ///< delay fan-out writes to coalesce frames
+  bool io_uring = true;                        ///< fan-out writes batched through io_uring
 
   // backends (selected by presence)
   std::string mongo_url;

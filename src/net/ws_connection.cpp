@@ -204,50 +204,15 @@ void Connection::flush() {
     return;
   }
   for (;;) {
-    // One send for as many waiting frames as fit: this is where coalescing pays. The
-    // own frames go before the stream frame they were queued ahead of.
+    // One send for as many waiting frames as fit: this is where coalescing pays.
     std::array<iovec, 64> iov;
-    std::size_t count = 0;
-    std::size_t q = 0;
-    std::uint64_t pos = cursor_;
-    const std::uint64_t end = stream_ ? stream_->end() : 0;
-    while (count < iov.size()) {
-      const std::string* f = nullptr;
-      if (q < queue_.size() && queue_[q].at <= pos) {
-        f = queue_[q++].frame.get();
-      } else if (pos < end) {
-        f = &stream_->at(pos++);
-      } else {
-        break;
-      }
-      const std::size_t skip = count == 0 ? head_offset_ : 0;
-      iov[count].iov_base = const_cast<char*>(f->data() + skip);
-      iov[count].iov_len = f->size() - skip;
-      ++count;
-    }
+    const std::size_t count = gather(iov);
     if (count == 0) break;
     msghdr msg{};
     msg.msg_iov = iov.data();
     msg.msg_iovlen = count;
     const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-      if (errno == EINTR) continue;
-      waiting_writable_ = true;
-      socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](boost::system::error_code wec) {
-        self->waiting_writable_ = false;
-        if (wec) {
-          if (wec != asio::error::operation_aborted) self->finish(false);
-          return;
-        }
-        self->flush();
-      });
-      return;
-    }
-    if (n < 0) {
-      finish(false);
-      return;
-    }
-    consume(static_cast<std::size_t>(n));
+    if (!sent(n < 0 ? -errno : n)) return;
   }
   if (queue_.capacity() > 64) queue_.shrink_to_fit();  // nothing idle keeps a big queue
   if (state_ == State::closing && !half_closed_) {
@@ -257,6 +222,52 @@ void Connection::flush() {
     socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
     arm_read();  // until the peer's EOF, or the owner's sweep gives up on it
   }
+}
+
+std::size_t Connection::gather(std::span<iovec> iov) const {
+  if (state_ == State::closed || waiting_writable_) return 0;
+  // The own frames go before the stream frame they were queued ahead of.
+  std::size_t count = 0;
+  std::size_t q = 0;
+  std::uint64_t pos = cursor_;
+  const std::uint64_t end = stream_ ? stream_->end() : 0;
+  while (count < iov.size()) {
+    const std::string* f = nullptr;
+    if (q < queue_.size() && queue_[q].at <= pos) {
+      f = queue_[q++].frame.get();
+    } else if (pos < end) {
+      f = &stream_->at(pos++);
+    } else {
+      break;
+    }
+    const std::size_t skip = count == 0 ? head_offset_ : 0;
+    iov[count].iov_base = const_cast<char*>(f->data() + skip);
+    iov[count].iov_len = f->size() - skip;
+    ++count;
+  }
+  return count;
+}
+
+bool Connection::sent(long n) {
+  if (n == -EINTR) return true;
+  if (n == -EAGAIN || n == -EWOULDBLOCK) {
+    waiting_writable_ = true;
+    socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](boost::system::error_code wec) {
+      self->waiting_writable_ = false;
+      if (wec) {
+        if (wec != asio::error::operation_aborted) self->finish(false);
+        return;
+      }
+      self->flush();
+    });
+    return false;
+  }
+  if (n < 0) {
+    finish(false);
+    return false;
+  }
+  consume(static_cast<std::size_t>(n));
+  return true;
 }
 
 void Connection::consume(std::size_t sent) {

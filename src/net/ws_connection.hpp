@@ -11,8 +11,11 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,6 +77,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void subscribe(std::shared_ptr<Stream> stream);
   /// Stops following the stream; its frames not yet written still are.
   void unsubscribe();
+  /// Writing through a batch (net::SendBatch), the steps of flush() apart: gather() fills
+  /// `iov` with what waits, in order, and returns how many buffers it used: 0 when
+  /// nothing waits or the socket is not to be written now (flush() then does what is
+  /// due). The batch's result (bytes sent, or -errno) goes to sent(), and the data must
+  /// not change in between. sent() returns true when the connection may be written again
+  /// at once: flush() then sends any remainder and finishes a close.
+  std::size_t gather(std::span<iovec> iov) const;
+  bool sent(long result);
+  int native_handle() { return socket_.native_handle(); }
   /// Something waits to be written.
   bool pending() const { return !queue_.empty() || (stream_ && cursor_ < stream_->end()); }
   /// Queues a close frame, then closes the socket once it is sent (or soon after).
