@@ -468,10 +468,7 @@ void Hub::flush_slice(Loop& loop) {
 
 void Hub::send_batch(Loop& loop) {
   // Members are removed only by posted handlers: every connection here is alive.
-  loop.batch.send([](void* tag, long result) {
-    auto& c = *static_cast<ws::Connection*>(tag);
-    if (c.sent(result)) c.flush();  // the rest of a partial write; a close it finishes
-  });
+  loop.batch.send([](void* tag, long result) { static_cast<ws::Connection*>(tag)->sent(result); });
 }
 
 void Hub::schedule_sweep(Loop& loop) {

@@ -212,9 +212,8 @@ void Connection::flush() {
     msg.msg_iov = iov.data();
     msg.msg_iovlen = count;
     const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (!sent(n < 0 ? -errno : n)) return;
+    if (!take_result(n < 0 ? -errno : n)) return;
   }
-  if (queue_.capacity() > 64) queue_.shrink_to_fit();  // nothing idle keeps a big queue
   if (state_ == State::closing && !half_closed_) {
     half_closed_ = true;
     closing_since_ms_ = steady_ms();
@@ -248,7 +247,12 @@ std::size_t Connection::gather(std::span<iovec> iov) const {
   return count;
 }
 
-bool Connection::sent(long n) {
+void Connection::sent(long result) {
+  // Most batched writes take everything: nothing is left to flush, no close to finish.
+  if (take_result(result) && (pending() || state_ == State::closing)) flush();
+}
+
+bool Connection::take_result(long n) {
   if (n == -EINTR) return true;
   if (n == -EAGAIN || n == -EWOULDBLOCK) {
     waiting_writable_ = true;
@@ -292,6 +296,7 @@ void Connection::consume(std::size_t sent) {
     }
   }
   queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(q));
+  if (queue_.capacity() > 64) queue_.shrink_to_fit();  // nothing idle keeps a big queue
   if (pos != cursor_) {
     stream_->advance(cursor_, pos);
     cursor_ = pos;

@@ -81,10 +81,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// `iov` with what waits, in order, and returns how many buffers it used: 0 when
   /// nothing waits or the socket is not to be written now (flush() then does what is
   /// due). The batch's result (bytes sent, or -errno) goes to sent(), and the data must
-  /// not change in between. sent() returns true when the connection may be written again
-  /// at once: flush() then sends any remainder and finishes a close.
+  /// not change in between; sent() writes any remainder and finishes a close itself.
   std::size_t gather(std::span<iovec> iov) const;
-  bool sent(long result);
+  void sent(long result);
   int native_handle() { return socket_.native_handle(); }
   /// Something waits to be written.
   bool pending() const { return !queue_.empty() || (stream_ && cursor_ < stream_->end()); }
@@ -116,6 +115,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void drop_as_slow();
   /// Takes `sent` bytes off the front of what waits.
   void consume(std::size_t sent);
+  /// Applies a send's result (bytes, or -errno); true if the socket may be written again
+  /// at once, false if the connection now waits for it or has failed.
+  bool take_result(long result);
   /// Stops following the stream; with `keep`, its unwritten frames join the own queue.
   void leave_stream(bool keep);
 
