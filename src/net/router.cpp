@@ -130,21 +130,25 @@ std::string_view Context::param(std::string_view name) const {
   return {};
 }
 
-std::optional<std::string> Context::query(std::string_view name) const {
-  std::string_view q = query_string;
-  while (!q.empty()) {
-    const auto amp = q.find('&');
-    const auto pair = q.substr(0, amp);
+QueryParam find_query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
     const auto eq = pair.find('=');
     const auto key = percent_decode(pair.substr(0, eq), true);
     if (key && *key == name) {
-      if (eq == std::string_view::npos) return std::string{};
-      return percent_decode(pair.substr(eq + 1), true);
+      if (eq == std::string_view::npos) return {true, std::string{}};
+      return {true, percent_decode(pair.substr(eq + 1), true)};
     }
     if (amp == std::string_view::npos) break;
-    q.remove_prefix(amp + 1);
+    query.remove_prefix(amp + 1);
   }
-  return std::nullopt;
+  return {};
+}
+
+std::optional<std::string> Context::query(std::string_view name) const {
+  auto found = find_query_param(query_string, name);
+  return found.present ? std::move(found.value) : std::nullopt;
 }
 
 std::optional<std::string> Context::cookie(std::string_view name) const {

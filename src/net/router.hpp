@@ -30,7 +30,8 @@ struct Context {
 
   /// A path parameter by name ("" if absent).
   std::string_view param(std::string_view name) const;
-  /// A decoded query parameter (first occurrence).
+  /// A decoded query parameter (first occurrence); nullopt if absent or malformed (see
+  /// find_query_param() to tell those apart).
   std::optional<std::string> query(std::string_view name) const;
   /// A cookie from the Cookie header.
   std::optional<std::string> cookie(std::string_view name) const;
@@ -69,5 +70,15 @@ class Router {
 
 /// Decodes %XX escapes (and '+' as space when `plus_is_space`); nullopt if malformed.
 std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space);
+
+/// A query parameter as the client sent it: absent, or present with its decoded value,
+/// or present but not decodable (`value` empty), so that callers can refuse `?x=%ZZ`
+/// instead of mistaking it for a missing `x`.
+struct QueryParam {
+  bool present = false;
+  std::optional<std::string> value;  ///< when present: the decoded value, nullopt if malformed
+};
+/// The first occurrence of `name` in the raw query string `query` (without the '?').
+QueryParam find_query_param(std::string_view query, std::string_view name);
 
 }  // namespace chatorbit::http
