@@ -83,6 +83,14 @@ struct Ban {
   std::int64_t expires_at_ms = 0;
 };
 
+/// Every token of `user_id` with an issue time (iat) before `not_before_s` is revoked.
+/// Kept until `expires_at_s`, after which such tokens have expired anyway. Unix seconds.
+struct TokenFloor {
+  std::string user_id;
+  std::int64_t not_before_s = 0;
+  std::int64_t expires_at_s = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -105,6 +113,11 @@ class Store {
   virtual void revoke_token(std::string_view jti, std::int64_t expires_at_s) = 0;
   /// Revocations still in force at `now_s`; expired ones may be deleted as a side effect.
   virtual std::vector<std::pair<std::string, std::int64_t>> active_revocations(std::int64_t now_s) = 0;
+  /// Revokes every token of the user issued before `floor.not_before_s` (a password
+  /// change); replaces an earlier floor of the same user.
+  virtual void put_token_floor(const TokenFloor& floor) = 0;
+  /// Floors still in force at `now_s` (expires_at_s > now_s); expired ones may be deleted.
+  virtual std::vector<TokenFloor> active_token_floors(std::int64_t now_s) = 0;
 
   // --- rooms -----------------------------------------------------------------------
   /// Creates the room if missing. True if it was created by this call.

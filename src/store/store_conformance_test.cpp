@@ -218,6 +218,27 @@ TEST_P(StoreConformance, RevokingTheSameTokenTwiceKeepsOneEntry) {
   EXPECT_EQ(store().active_revocations(1000).size(), 1u);
 }
 
+TEST_P(StoreConformance, TokenFloorsReplaceAndExpire) {
+  EXPECT_TRUE(store().active_token_floors(1000).empty());
+  store().put_token_floor({"user-a", 900, 1100});
+  store().put_token_floor({"user-b", 950, 1200});
+  store().put_token_floor({"user-a", 1050, 1300});  // a second change replaces the first
+
+  auto floors = store().active_token_floors(1000);
+  ASSERT_EQ(floors.size(), 2u);
+  std::sort(floors.begin(), floors.end(), [](const auto& x, const auto& y) { return x.user_id < y.user_id; });
+  EXPECT_EQ(floors[0].user_id, "user-a");
+  EXPECT_EQ(floors[0].not_before_s, 1050);
+  EXPECT_EQ(floors[0].expires_at_s, 1300);
+  EXPECT_EQ(floors[1].user_id, "user-b");
+  EXPECT_EQ(floors[1].not_before_s, 950);
+
+  floors = store().active_token_floors(1250);
+  ASSERT_EQ(floors.size(), 1u);
+  EXPECT_EQ(floors[0].user_id, "user-a");
+  EXPECT_TRUE(store().active_token_floors(1300).empty());
+}
+
 // --- rooms -----------------------------------------------------------------------------
 
 TEST_P(StoreConformance, EnsureRoomCreatesOnce) {

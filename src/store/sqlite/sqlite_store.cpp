@@ -89,7 +89,16 @@ CREATE TABLE revoked_tokens (
 ) STRICT, WITHOUT ROWID;
 )sql";
 
-constexpr std::array<std::string_view, 1> kMigrations = {kMigration1};
+// Password changes revoke a user's older tokens (store.hpp, TokenFloor).
+constexpr std::string_view kMigration2 = R"sql(
+CREATE TABLE token_floors (
+  user_id    TEXT PRIMARY KEY,
+  not_before INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+)sql";
+
+constexpr std::array<std::string_view, 2> kMigrations = {kMigration1, kMigration2};
 
 [[noreturn]] void fail(sqlite3* db, std::string_view context) {
   throw StoreError("sqlite: " + std::string(context) + ": " + sqlite3_errmsg(db));
@@ -379,6 +388,14 @@ struct SqliteStore::Statements {
                      "ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at"),
         delete_expired_revocations(db, "DELETE FROM revoked_tokens WHERE expires_at <= ?"),
         active_revocations(db, "SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > ? ORDER BY jti"),
+        put_token_floor(db,
+                        "INSERT INTO token_floors (user_id, not_before, expires_at) VALUES (?, ?, ?) "
+                        "ON CONFLICT (user_id) DO UPDATE SET not_before = excluded.not_before, "
+                        "expires_at = excluded.expires_at"),
+        delete_expired_floors(db, "DELETE FROM token_floors WHERE expires_at <= ?"),
+        active_token_floors(db,
+                            "SELECT user_id, not_before, expires_at FROM token_floors WHERE expires_at > ? "
+                            "ORDER BY user_id"),
         ensure_room(db,
                     "INSERT INTO rooms (room_id, created_at, slow_mode_seconds) VALUES (?, ?, 0) "
                     "ON CONFLICT (room_id) DO NOTHING"),
@@ -417,6 +434,7 @@ struct SqliteStore::Statements {
   Stmt begin, commit;
   Stmt insert_user, user_by_id, user_by_email, update_password, record_login, set_role;
   Stmt revoke_token, delete_expired_revocations, active_revocations;
+  Stmt put_token_floor, delete_expired_floors, active_token_floors;
   Stmt ensure_room, find_room, list_rooms, set_slow_mode;
   Stmt insert_message, history_latest, history_before, max_seq, find_by_cid, delete_message, purge_user, clear_room;
   Stmt insert_moderation, moderation_log;
@@ -511,6 +529,19 @@ std::vector<std::pair<std::string, std::int64_t>> SqliteStore::active_revocation
   Query q(stmts_->active_revocations);
   q.bind(now_s);
   while (q.step()) out.emplace_back(q.text(0), q.int64(1));
+  return out;
+}
+
+void SqliteStore::put_token_floor(const TokenFloor& floor) {
+  Query(stmts_->put_token_floor).bind(floor.user_id).bind(floor.not_before_s).bind(floor.expires_at_s).run();
+}
+
+std::vector<TokenFloor> SqliteStore::active_token_floors(std::int64_t now_s) {
+  Query(stmts_->delete_expired_floors).bind(now_s).run();
+  std::vector<TokenFloor> out;
+  Query q(stmts_->active_token_floors);
+  q.bind(now_s);
+  while (q.step()) out.push_back({q.text(0), q.int64(1), q.int64(2)});
   return out;
 }
 

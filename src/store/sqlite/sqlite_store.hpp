@@ -69,6 +69,8 @@ class SqliteStore final : public Store {
   bool set_role(std::string_view user_id, std::string_view role, std::int64_t now_ms) override;
 
   void revoke_token(std::string_view jti, std::int64_t expires_at_s) override;
+  void put_token_floor(const TokenFloor& floor) override;
+  std::vector<TokenFloor> active_token_floors(std::int64_t now_s) override;
   std::vector<std::pair<std::string, std::int64_t>> active_revocations(std::int64_t now_s) override;
 
   bool ensure_room(std::string_view room_id, std::int64_t now_ms) override;
