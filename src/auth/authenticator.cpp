@@ -11,7 +11,7 @@ std::optional<std::string> Authenticator::token_of(const http::Context& ctx) {
 std::optional<Claims> Authenticator::verify(std::string_view token) const {
   auto result = jwt_.verify(token);
   if (!result) return std::nullopt;
-  if (revocations_.is_revoked(result.claims->jti)) return std::nullopt;
+  if (revocations_.is_revoked(*result.claims)) return std::nullopt;
   return std::move(result.claims);
 }
 

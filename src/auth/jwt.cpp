@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <array>
 #include <limits>
 #include <new>
@@ -169,11 +170,13 @@ JwtCodec::JwtCodec(JwtConfig cfg, const Clock& clock, RandomSource& random)
   }
 }
 
-std::string JwtCodec::issue(const Identity& id) const {
+std::string JwtCodec::issue(const Identity& id, std::int64_t earliest_iat_s) const {
   // Fixed text rather than serialised JSON so the header is byte-for-byte what the spec says.
   static const std::string header = b64url_encode(R"({"alg":"HS256","typ":"JWT"})");
 
-  const std::int64_t iat = clock_->unix_seconds();
+  // Never more than the leeway ahead, so that the verifier's not-yet-valid check holds.
+  const std::int64_t now = clock_->unix_seconds();
+  const std::int64_t iat = std::clamp(earliest_iat_s, now, now + cfg_.leeway.count());
   json::object claims;
   claims["user_id"] = id.user_id;
   claims["email"] = id.email;

@@ -83,8 +83,11 @@ class JwtCodec {
 
   /// A signed token for `id`, valid from now for config().ttl. Claims: user_id, email, username,
   /// role, sub (= user_id), iss, aud, iat, nbf (= iat), exp (= iat + ttl), and jti (16 random
-  /// bytes, hex). Throws std::runtime_error only if OpenSSL fails to compute the HMAC.
-  std::string issue(const Identity& id) const;
+  /// bytes, hex). `earliest_iat_s` moves iat (and nbf, exp with it) up to that time, at
+  /// most the leeway ahead: a token issued in the second of a password change must carry
+  /// an iat at the user's new floor (RevocationList::floor_of), or it would be born
+  /// revoked. Throws std::runtime_error only if OpenSSL fails to compute the HMAC.
+  std::string issue(const Identity& id, std::int64_t earliest_iat_s = 0) const;
 
   /// Checks `token` and returns its claims, or why it was rejected. Order of checks: size and
   /// shape (malformed), header alg (wrong_algorithm, decided before the signature is looked
