@@ -11,7 +11,9 @@
 #include <fstream>
 #include <thread>
 
+#include "chat/account_notifier.hpp"
 #include "chat/wire.hpp"
+#include "core/fd_limit.hpp"
 #include "core/log.hpp"
 #include "core/random.hpp"
 #include "engine/memory/memory_engine.hpp"
@@ -68,35 +70,61 @@ App::App(Config config)
   for (auto& [jti, exp] : store_->unsafe_store().active_revocations(clock_.unix_seconds())) {
     revocations_->add(jti, exp);
   }
+  for (auto& f : store_->unsafe_store().active_token_floors(clock_.unix_seconds())) {
+    revocations_->add_floor(f.user_id, f.not_before_s, f.expires_at_s);
+  }
+  // The engine is shared state for every role: auth and user announce account events on
+  // its broker, chat nodes act on them.
+  engine_ = std::make_unique<engine::MemoryEngine>(clock_);
+  account_events_ = std::make_unique<chat::AccountNotifier>(*engine_);
   jwt_ = std::make_unique<auth::JwtCodec>(
       auth::JwtConfig{config_.jwt_secret, "chatorbit", "chatorbit", std::chrono::seconds{30}, config_.token_ttl},
       clock_, OsRandom::instance());
   authenticator_ = std::make_unique<auth::Authenticator>(*jwt_, *revocations_);
-  account_throttle_ = std::make_unique<auth::LoginThrottle>(clock_, config_.login_max_failures, config_.login_window);
+  pair_throttle_ = std::make_unique<auth::LoginThrottle>(clock_, config_.login_max_failures, config_.login_window);
+  account_throttle_ = std::make_unique<auth::LoginThrottle>(clock_, config_.login_max_failures, config_.login_window,
+                                                            config_.login_max_delay);
   address_throttle_ =
       std::make_unique<auth::LoginThrottle>(clock_, config_.login_ip_max_failures, config_.login_window);
 
-  loops_ = std::make_unique<net::EventLoops>(config_.threads);
+  const auto fds = raise_open_file_limit();
   http::ServerOptions opts;
+  const auto fd_cap = default_max_connections(fds.soft, opts.probe_slots);
+  if (config_.max_connections == 0) {
+    config_.max_connections = fd_cap;
+  } else if (config_.max_connections > fd_cap) {
+    throw ConfigError("CHATORBIT_MAX_CONNECTIONS=" + std::to_string(config_.max_connections) +
+                      " is more than the open-file limit allows (" + std::to_string(fds.soft) +
+                      " descriptors: at most " + std::to_string(fd_cap) +
+                      "); lower it or raise the hard limit (ulimit -Hn)");
+  }
+  log::info("connection_limits", {{"open_files_soft", fds.soft},
+                                  {"open_files_hard", fds.hard},
+                                  {"max_connections", config_.max_connections},
+                                  {"max_http_connections_per_ip", config_.max_http_connections_per_ip}});
+  loops_ = std::make_unique<net::EventLoops>(config_.threads);
   opts.bind = config_.bind;
   opts.port = config_.port;
   opts.max_body_bytes = config_.max_body_bytes;
   opts.idle_timeout = config_.http_idle_timeout;
   opts.read_timeout = config_.http_read_timeout;
   opts.cors_origins = config_.cors_origins;
+  opts.max_connections = config_.max_connections;
+  opts.max_connections_per_ip = config_.max_http_connections_per_ip;
   server_ = std::make_unique<http::HttpServer>(opts, *loops_, router_, metrics_);
 
   ops_ = std::make_unique<ops::OpsService>(
       ops::OpsDeps{store_.get(), metrics_, [this] { return server_->draining(); }, config_.swagger_ui_dir});
   ops_->register_routes(router_);
   if (config_.has_role("auth")) {
-    auth_ = std::make_unique<auth::AuthService>(auth::AuthDeps{*store_, cpu_, *jwt_, *revocations_, *authenticator_,
-                                                               *account_throttle_, *address_throttle_, ids_, clock_,
-                                                               config_.admins, auth::Argon2Params{}});
+    auth_ = std::make_unique<auth::AuthService>(
+        auth::AuthDeps{*store_, cpu_, *jwt_, *revocations_, *authenticator_, *account_events_, *pair_throttle_,
+                       *account_throttle_, *address_throttle_, ids_, clock_, config_.admins, auth::Argon2Params{}});
     auth_->register_routes(router_);
   }
   if (config_.has_role("user")) {
-    user_ = std::make_unique<user::UserService>(user::UserDeps{*store_, *authenticator_, ids_, clock_});
+    user_ =
+        std::make_unique<user::UserService>(user::UserDeps{*store_, *authenticator_, *account_events_, ids_, clock_});
     user_->register_routes(router_);
   }
   if (config_.has_role("chat")) build_chat();
@@ -107,7 +135,6 @@ App::App(Config config)
 App::~App() { shutdown(); }
 
 void App::build_chat() {
-  engine_ = std::make_unique<engine::MemoryEngine>(clock_);
   // Bans outlive restarts: the store has them, the in-memory engine is refilled from it.
   for (const auto& b : store_->unsafe_store().all_active_bans(clock_.unix_millis())) {
     std::optional<std::chrono::seconds> ttl;
@@ -149,6 +176,7 @@ void App::build_chat() {
   moderation_ = std::make_unique<chat::ModerationService>(
       chat::ModerationDeps{*store_, *engine_, *rooms_, *authenticator_, ids_, clock_});
   moderation_->register_routes(router_);
+  server_->set_external_connections([hub = hub_.get()] { return hub->sessions(); });
   metrics_.add_gauge("chatorbit_ws_sessions", "Open WebSocket sessions.",
                      [this] { return static_cast<double>(hub_->sessions()); });
   metrics_.add_counter("chatorbit_ws_frames_queued_total", "Frames queued to WebSocket sessions (deliveries).",

@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "auth/account_events.hpp"
 #include "auth/auth_service.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/jwt.hpp"
@@ -56,9 +57,12 @@ class App {
   http::Router router_;
   std::unique_ptr<store::StoreWorker> store_;
   boost::asio::thread_pool cpu_{2};
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<auth::AccountEvents> account_events_;
   std::unique_ptr<auth::JwtCodec> jwt_;
   std::unique_ptr<auth::RevocationList> revocations_;
   std::unique_ptr<auth::Authenticator> authenticator_;
+  std::unique_ptr<auth::LoginThrottle> pair_throttle_;
   std::unique_ptr<auth::LoginThrottle> account_throttle_;
   std::unique_ptr<auth::LoginThrottle> address_throttle_;
   std::unique_ptr<auth::AuthService> auth_;
@@ -66,7 +70,6 @@ class App {
   std::unique_ptr<ops::OpsService> ops_;
   std::unique_ptr<net::EventLoops> loops_;
   std::unique_ptr<http::HttpServer> server_;
-  std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<chat::Hub> hub_;
   std::unique_ptr<chat::MessagePipeline> pipeline_;
   std::unique_ptr<chat::RoomCache> rooms_;

@@ -51,6 +51,10 @@ void AuthService::enforce(LoginThrottle& throttle, const std::string& key) const
   }
 }
 
+std::string AuthService::pair_key(const std::string& account, const std::string& address) {
+  return account + '\n' + address;  // neither can hold a newline
+}
+
 // Plain functions returning the awaitable, not coroutines (see StoreWorker::run).
 asio::awaitable<bool> AuthService::verify(std::string password, std::string hash) {
   return offload(d_.cpu.get_executor(),
@@ -98,18 +102,22 @@ asio::awaitable<http::Response> AuthService::login(http::Context& ctx) {
   if (email.empty() || password.empty() || password.size() > kMaxPassword) body.fail("email and password are required");
   const auto account_key = lower_ascii(email);
   const auto address_key = ctx.client_ip;
-  enforce(d_.account_throttle, account_key);
+  const auto pair = pair_key(account_key, address_key);
+  enforce(d_.pair_throttle, pair);
   enforce(d_.address_throttle, address_key);
+  enforce(d_.account_throttle, account_key);
 
   auto find = [e = account_key](store::Store& s) { return s.find_user_by_email(e); };
   auto user = co_await d_.store.run(std::move(find));
   const bool ok = co_await verify(password, user ? user->password_hash : dummy_hash());
   if (!user || !ok) {
+    d_.pair_throttle.record_failure(pair);
     d_.account_throttle.record_failure(account_key);
     d_.address_throttle.record_failure(address_key);
     log::info("login_failed", {{"request_id", ctx.request_id}, {"client", ctx.client_ip}});
     throw HttpError(Status::unauthorized, "Invalid email or password");
   }
+  d_.pair_throttle.reset(pair);
   d_.account_throttle.reset(account_key);
 
   const auto now_ms = d_.clock.unix_millis();
@@ -124,7 +132,8 @@ asio::awaitable<http::Response> AuthService::login(http::Context& ctx) {
   co_await d_.store.run(std::move(record));
   if (!new_hash.empty()) log::info("password_rehashed", {{"user_id", user->id}});
 
-  const auto token = d_.jwt.issue({user->id, user->email, user->username, role});
+  // Not before the account's token floor (a password change in this very second).
+  const auto token = d_.jwt.issue({user->id, user->email, user->username, role}, d_.revocations.floor_of(user->id));
   auto res = http::json_response(Status::ok, {{"token", token}});
   res.set(http::bhttp::field::set_cookie, session_cookie(token, d_.jwt.config().ttl));
   log::info("login", {{"request_id", ctx.request_id}, {"user_id", user->id}});
@@ -138,6 +147,8 @@ asio::awaitable<http::Response> AuthService::change_password(http::Context& ctx)
   const auto new_password = body.string("new_password");
   if (const auto problem = check_password(new_password); !problem.empty()) body.fail("new_" + problem);
   const auto account_key = lower_ascii(claims.email);
+  const auto pair = pair_key(account_key, ctx.client_ip);
+  enforce(d_.pair_throttle, pair);
   enforce(d_.account_throttle, account_key);
 
   auto find = [id = claims.user_id](store::Store& s) { return s.find_user_by_id(id); };
@@ -145,16 +156,31 @@ asio::awaitable<http::Response> AuthService::change_password(http::Context& ctx)
   if (!user) throw HttpError(Status::unauthorized, "Unauthorized");
   if (old_password.size() > kMaxPassword || !co_await verify(old_password, user->password_hash)) {
     // A stolen session must not be a free password-guessing oracle.
+    d_.pair_throttle.record_failure(pair);
     d_.account_throttle.record_failure(account_key);
     throw HttpError(Status::bad_request, "Old password is incorrect");
   }
   auto new_hash = co_await hash(new_password);
-  auto update = [id = user->id, h = std::move(new_hash), now = d_.clock.unix_millis()](store::Store& s) {
+  // Every token issued until now dies with the old password: a floor on the issue time,
+  // one second ahead so that a token issued earlier in this second is covered too (iat
+  // has whole seconds). It is kept until the last of those tokens would have expired.
+  const auto now_s = d_.clock.unix_seconds();
+  const auto& jwt = d_.jwt.config();
+  const store::TokenFloor floor{user->id, now_s + 1, now_s + 1 + jwt.ttl.count() + jwt.leeway.count()};
+  d_.revocations.add_floor(floor.user_id, floor.not_before_s, floor.expires_at_s);
+  auto update = [id = user->id, h = std::move(new_hash), now = d_.clock.unix_millis(), floor](store::Store& s) {
+    s.put_token_floor(floor);
     return s.update_password_hash(id, h, now);
   };
   co_await d_.store.run(std::move(update));
+  d_.events.tokens_revoked(user->id, "");
   log::info("password_changed", {{"request_id", ctx.request_id}, {"user_id", user->id}});
-  co_return http::json_response(Status::ok, {{"message", "Password changed successfully"}});
+  // This browser stays signed in: a fresh token in the cookie (the body is the original's).
+  const auto token = d_.jwt.issue({user->id, user->email, user->username, effective_role(account_key, user->role)},
+                                  floor.not_before_s);
+  auto res = http::json_response(Status::ok, {{"message", "Password changed successfully"}});
+  res.set(http::bhttp::field::set_cookie, session_cookie(token, jwt.ttl));
+  co_return res;
 }
 
 asio::awaitable<http::Response> AuthService::logout(http::Context& ctx) {
@@ -167,6 +193,7 @@ asio::awaitable<http::Response> AuthService::logout(http::Context& ctx) {
         return true;
       };
       co_await d_.store.run(std::move(revoke));
+      d_.events.tokens_revoked(claims->user_id, claims->jti);
       log::info("logout", {{"request_id", ctx.request_id}, {"user_id", claims->user_id}});
     }
   }

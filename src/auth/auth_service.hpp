@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/account_events.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/jwt.hpp"
 #include "auth/login_throttle.hpp"
@@ -26,8 +27,10 @@ struct AuthDeps {
   const JwtCodec& jwt;
   RevocationList& revocations;
   const Authenticator& authenticator;
-  LoginThrottle& account_throttle;
-  LoginThrottle& address_throttle;
+  AccountEvents& events;            ///< revocations reach live connections through it
+  LoginThrottle& pair_throttle;     ///< one account from one address: locked past its limit
+  LoginThrottle& account_throttle;  ///< one account from anywhere: growing delays, never a lock
+  LoginThrottle& address_throttle;  ///< one address, any account: locked past its limit
   ObjectIdGenerator& ids;
   const Clock& clock;
   std::vector<std::string> admins;  ///< lower-cased emails that get the admin role
@@ -50,6 +53,8 @@ class AuthService {
 
   /// Throws 429 with Retry-After if `key` is blocked by `throttle`.
   void enforce(LoginThrottle& throttle, const std::string& key) const;
+  /// The pair throttle's key for an account (lower-cased email) and a client address.
+  static std::string pair_key(const std::string& account, const std::string& address);
   boost::asio::awaitable<bool> verify(std::string password, std::string hash);
   boost::asio::awaitable<std::string> hash(std::string password);
 

@@ -12,9 +12,20 @@ std::optional<std::chrono::seconds> LoginThrottle::blocked_for(const std::string
   const auto it = failures_.find(key);
   if (it == failures_.end()) return std::nullopt;
   prune_locked(it->second, now);
-  if (static_cast<int>(it->second.size()) < max_failures_) return std::nullopt;
-  // Blocked until enough failures age out that one more attempt is allowed.
-  const Nanos until = it->second[it->second.size() - static_cast<std::size_t>(max_failures_)] + window_;
+  const auto& times = it->second;
+  if (static_cast<int>(times.size()) < max_failures_) return std::nullopt;
+  Nanos until{};
+  if (max_delay_.count() == 0) {
+    // Locked until enough failures age out that one more attempt is allowed.
+    until = times[times.size() - static_cast<std::size_t>(max_failures_)] + window_;
+  } else {
+    // 1 s after the failure that reached the limit, then 2 s, 4 s, ... up to the cap.
+    const auto doublings = std::min<std::size_t>(times.size() - static_cast<std::size_t>(max_failures_), 30);
+    const auto delay =
+        std::min<std::chrono::seconds>(std::chrono::seconds{1} * (std::int64_t{1} << doublings), max_delay_);
+    until = times.back() + delay;
+    if (until <= now) return std::nullopt;
+  }
   const auto left = std::chrono::ceil<std::chrono::seconds>(until - now);
   return std::max(left, std::chrono::seconds{1});
 }

@@ -26,6 +26,28 @@ TEST(LoginThrottle, BlocksAfterLimitUntilOldestFailureAgesOut) {
   EXPECT_FALSE(t.blocked_for("a"));
 }
 
+TEST(LoginThrottle, WithADelayCapFailuresPastTheLimitWaitLongerEachTimeButNeverLocked) {
+  ManualClock clock;
+  LoginThrottle t(clock, 3, 900s, 8s);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(t.blocked_for("acct")) << i;
+    t.record_failure("acct");
+  }
+  // Past the limit: 1 s after the latest failure, then 2, 4, 8, 8 (the cap).
+  for (auto expected : {1s, 2s, 4s, 8s, 8s}) {
+    const auto wait = t.blocked_for("acct");
+    ASSERT_TRUE(wait);
+    EXPECT_EQ(*wait, expected);
+    clock.advance(expected - 1s);
+    EXPECT_TRUE(t.blocked_for("acct"));
+    clock.advance(1s);
+    EXPECT_FALSE(t.blocked_for("acct")) << "a delay, not a lock";
+    t.record_failure("acct");
+  }
+  t.reset("acct");
+  EXPECT_FALSE(t.blocked_for("acct"));
+}
+
 TEST(LoginThrottle, ResetForgetsFailures) {
   ManualClock clock;
   LoginThrottle t(clock, 2, 60s);

@@ -5,17 +5,18 @@
 #include <boost/asio/detached.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <optional>
 #include <string>
 
+#include "chat/client_frame.hpp"
 #include "chat/util.hpp"
 #include "chat/wire.hpp"
 #include "core/log.hpp"
 #include "core/random.hpp"
 #include "net/json_body.hpp"
+#include "net/ws_handshake.hpp"
 
 namespace chatorbit::chat {
 
@@ -29,9 +30,8 @@ namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
 std::optional<std::string> query_param(std::string_view query, std::string_view name) {
-  http::Request dummy;
-  http::Context ctx{dummy, {}, std::string(query), {}, {}, {}, {}};
-  return ctx.query(name);
+  auto found = http::find_query_param(query, name);
+  return found.present ? std::move(found.value) : std::nullopt;
 }
 
 bool wants_v2(const http::Request& req, std::string_view query) {
@@ -95,51 +95,66 @@ http::Response refusal(Status status, std::string_view error, const boost::json:
 std::optional<http::Response> ChatService::check_handshake(const http::Request& req, const UpgradeInfo& info,
                                                            Admitted& out) {
   const auto& cfg = d_.config;
-  const std::string_view key = req[http::bhttp::field::sec_websocket_key];
-  const std::string_view origin = req[http::bhttp::field::origin];
-  if (req[http::bhttp::field::sec_websocket_version] != "13") {
-    auto res = refusal(Status::upgrade_required, "websocket upgrade required",
-                       {{"detail", "Sec-WebSocket-Version must be 13"}});
-    res.set(http::bhttp::field::sec_websocket_version, "13");
+  if (auto refused = ws::check_upgrade_headers(req)) {
+    auto res = refusal(refused->status, refused->error, {{"detail", refused->detail}});
+    if (refused->status == Status::upgrade_required) res.set(http::bhttp::field::sec_websocket_version, "13");
     return res;
   }
-  if (key.size() != 24) {
-    return refusal(Status::bad_request, "invalid websocket handshake",
-                   {{"detail", "Sec-WebSocket-Key is missing or malformed"}});
-  }
-  if (!cfg.cors_origins.empty() && !origin.empty() &&
-      std::find(cfg.cors_origins.begin(), cfg.cors_origins.end(), origin) == cfg.cors_origins.end()) {
+  const std::string_view origin = req[http::bhttp::field::origin];
+  const bool origin_listed =
+      std::find(cfg.cors_origins.begin(), cfg.cors_origins.end(), origin) != cfg.cors_origins.end();
+  if (!cfg.cors_origins.empty() && !origin.empty() && !origin_listed) {
     return refusal(Status::forbidden, "origin not allowed");
   }
-  out.accept = ws::accept_key(key);
+  out.accept = ws::accept_key(req[http::bhttp::field::sec_websocket_key]);
 
   // Who: a token from the query, the Authorization header or the cookie, checked
-  // before anything is created.
+  // before anything is created. A token that is present but undecodable is refused, not
+  // taken for a missing one.
   http::Request& mutable_req = const_cast<http::Request&>(req);
   http::Context view{mutable_req, "/ws/chat", info.query, {}, info.client_ip, {}, {}};
-  std::optional<std::string> token = query_param(info.query, "token");
-  if (!token || token->empty()) token = auth::Authenticator::token_of(view);
+  const auto query_token = http::find_query_param(info.query, "token");
+  if (query_token.present && !query_token.value) return refusal(Status::unauthorized, "invalid token");
+  std::optional<std::string> token = query_token.value;
+  bool by_cookie = false;
+  if (!token || token->empty()) {
+    token = view.bearer();
+    if (!token) {
+      token = view.cookie("token");
+      by_cookie = token && !token->empty();
+    }
+  }
   if (token && !token->empty()) {
+    // A browser attaches the cookie to a handshake that any page opens: with an
+    // allowlist, only listed origins may ride on it (cross-site WebSocket hijacking).
+    if (by_cookie && !cfg.cors_origins.empty() && !origin_listed) {
+      return refusal(Status::forbidden, "origin not allowed",
+                     {{"detail", "a handshake authenticated by cookie must come from an allowed Origin"}});
+    }
     out.claims = d_.authenticator.verify(*token);
     if (!out.claims) return refusal(Status::unauthorized, "invalid token");
   } else if (!cfg.anonymous_viewers) {
     return refusal(Status::unauthorized, "missing token");
   }
 
-  // Where: the room, normalised; nothing is created for a bad id.
+  // Where: the room, normalised; nothing is created for a bad id. A room_id that is
+  // present must be a valid one: `?room_id=` and `?room_id=%ZZ` are refused, not sent to
+  // the default room.
   out.room = "general";
-  auto raw = query_param(info.query, "room_id");
-  if (!raw || raw->empty()) raw = query_param(info.query, "roomId");
-  if (raw && !raw->empty()) {
-    std::string why;
-    auto room = normalize_room_id(*raw, &why);
+  auto raw = http::find_query_param(info.query, "room_id");
+  if (!raw.present) raw = http::find_query_param(info.query, "roomId");
+  if (raw.present) {
+    std::string why = "malformed percent-encoding";
+    auto room = raw.value ? normalize_room_id(*raw.value, &why) : std::nullopt;
     if (!room) return refusal(Status::bad_request, "invalid room_id", {{"detail", why}});
     out.room = *room;
   }
   out.v2 = wants_v2(req, info.query);
   out.subprotocol = req[http::bhttp::field::sec_websocket_protocol].find("chatorbit.v2") != std::string_view::npos;
-  if (out.v2) {
-    if (auto q = query_param(info.query, "last_seq")) out.last_seq = parse_u64(*q);
+  if (const auto q = http::find_query_param(info.query, "last_seq"); q.present) {
+    const auto seq = q.value ? parse_u64(*q.value) : std::nullopt;
+    if (!seq) return refusal(Status::bad_request, "invalid last_seq", {{"detail", "last_seq must be a whole number"}});
+    if (out.v2) out.last_seq = seq;
   }
 
   // How many: open connections per client address.
@@ -166,6 +181,15 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
         refused = refusal(Status::too_many_requests, "too many connections", {{"retry_after_ms", ms}});
         refused->set(http::bhttp::field::retry_after, std::to_string(std::max<std::int64_t>(1, (ms + 999) / 1000)));
       }
+    }
+    if (!refused && a.claims) {
+      // The role is the account's current one, not the token's claim: a demoted
+      // moderator's token must not bring the old powers back. Changes made after this
+      // read reach the session as account events (Hub::add() replays those it missed).
+      a.state_read_at = std::chrono::steady_clock::now();
+      auto find = [id = a.claims->user_id](store::Store& st) { return st.find_user_by_id(id); };
+      a.user = co_await d_.store.run(std::move(find));
+      if (!a.user) refused = refusal(Status::unauthorized, "invalid token");
     }
     if (!refused && a.claims) {
       if (auto ban = co_await d_.engine.ban_state(a.room, a.claims->user_id)) {
@@ -206,14 +230,15 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
     proto.conn_id = node_id_ + "-" + std::to_string(next_conn_.fetch_add(1, std::memory_order_relaxed));
     proto.client_ip = info.client_ip;
     proto.version = a.v2 ? 2 : 1;
-    if (a.claims) {
-      proto.user_id = a.claims->user_id;
-      proto.username = a.claims->username;
-      proto.role = a.claims->role;
+    if (a.user) {
+      proto.user_id = a.user->id;
+      proto.username = a.user->username;
+      proto.role = a.user->role;
+      proto.jti = a.claims->jti;
     }
     proto.resuming = a.last_seq.has_value();
     const auto leftover = beast::buffers_to_string(buffer.data());
-    Session& s = d_.hub.add(info.loop, stream.release_socket(), std::move(proto), leftover);
+    Session& s = d_.hub.add(info.loop, stream.release_socket(), std::move(proto), leftover, a.state_read_at);
     auto conn = s.conn;
     d_.hub.join(s, a.room);
     welcome(s);
@@ -347,72 +372,37 @@ asio::awaitable<ChatService::Next> ChatService::handle_frame(std::shared_ptr<ws:
                                                              const std::string& text) {
   Session* s = alive(conn);
   if (!s) co_return Next::go_on;
-  boost::system::error_code ec;
-  boost::json::parse_options opts;
-  opts.max_depth = 16;
-  const auto value = boost::json::parse(text, ec, {}, opts);
-  if (ec || !value.is_object()) {
-    if (s->in_pipeline) co_return Next::after_stored_ones;
-    conn->send_text(error_json("invalid", "frames must be JSON objects"));
-    co_return Next::go_on;
-  }
-  const auto& obj = value.as_object();
-  auto string_field = [&](std::string_view name, bool& bad) -> std::optional<std::string> {
-    const auto* v = obj.if_contains(name);
-    if (!v || v->is_null()) return std::nullopt;
-    if (!v->is_string()) {
-      bad = true;
-      return std::nullopt;
-    }
-    return std::string(v->as_string());
-  };
-  bool bad = false;
-  const auto type = string_field("type", bad).value_or("message");
-  const auto room = string_field("room_id", bad);
-  const auto content = string_field("content", bad);
-  const auto cid = string_field("cid", bad).value_or("");
-  const bool plain_message = type == "message" && !bad && (!room || *room == s->room);
+  auto parsed = parse_client_frame(text);
+  const bool plain_message = parsed.frame && parsed.frame->type == ClientFrame::Type::message &&
+                             (!parsed.frame->room_id || *parsed.frame->room_id == s->room);
   if (s->in_pipeline && !plain_message) co_return Next::after_stored_ones;
-  if (bad) {
-    conn->send_text(error_json("invalid", "type, room_id, content and cid must be strings", {}, cid));
+  if (!parsed.frame) {
+    conn->send_text(error_json("invalid", parsed.error, {}, parsed.cid));
     co_return Next::go_on;
   }
-
-  if (type == "ping") {
-    conn->send_text(R"({"type":"pong"})");
-  } else if (type == "history") {
-    std::optional<std::uint64_t> before;
-    int limit = 50;
-    if (const auto* b = obj.if_contains("before"); b && b->is_int64() && b->as_int64() > 0) {
-      before = static_cast<std::uint64_t>(b->as_int64());
-    }
-    if (const auto* l = obj.if_contains("limit"); l && l->is_int64()) {
-      limit = static_cast<int>(std::clamp<std::int64_t>(l->as_int64(), 1, 200));
-    }
-    co_await send_history(conn, before, limit);
-  } else if (type == "join") {
-    if (!room) {
-      conn->send_text(error_json("invalid", "room_id is required"));
-      co_return Next::go_on;
-    }
-    co_await switch_room(conn, *room);
-  } else if (type == "message") {
-    if (cid.size() > 64) {
-      conn->send_text(error_json("invalid", "cid must be at most 64 characters"));
-      co_return Next::go_on;
-    }
-    if (room && *room != s->room) {
-      if (!co_await switch_room(conn, *room)) co_return Next::go_on;
-      // The original moved the connection and posted; a bare move has no content.
-      if (!content) co_return Next::go_on;
-    }
-    if (!content) {
-      conn->send_text(error_json("invalid", "content is required", {}, cid));
-      co_return Next::go_on;
-    }
-    co_await post_message(conn, *content, cid);
-  } else {
-    conn->send_text(error_json("invalid", "unknown frame type", {}, cid));
+  auto& f = *parsed.frame;
+  switch (f.type) {
+    case ClientFrame::Type::ping: conn->send_text(R"({"type":"pong"})"); break;
+    case ClientFrame::Type::history: co_await send_history(conn, f.before, f.limit); break;
+    case ClientFrame::Type::join:
+      if (!f.room_id) {
+        conn->send_text(error_json("invalid", "room_id is required"));
+        break;
+      }
+      co_await switch_room(conn, *f.room_id);
+      break;
+    case ClientFrame::Type::message:
+      if (f.room_id && *f.room_id != s->room) {
+        if (!co_await switch_room(conn, *f.room_id)) break;
+        // The original moved the connection and posted; a bare move has no content.
+        if (!f.content) break;
+      }
+      if (!f.content) {
+        conn->send_text(error_json("invalid", "content is required", {}, f.cid));
+        break;
+      }
+      co_await post_message(conn, std::move(*f.content), f.cid);
+      break;
   }
   co_return Next::go_on;
 }
@@ -566,6 +556,12 @@ void ChatService::on_presence_due(std::size_t loop, std::vector<engine::Presence
 void ChatService::on_kick(Session& s, const std::string& error_frame) {
   s.conn->send_text(error_frame);
   s.conn->close(ws::close_code::banned, "banned");
+}
+
+void ChatService::on_revoked(Session& s) {
+  s.conn->send_text(
+      error_json("unauthorized", "your session has ended (logged out or password changed); log in again"));
+  s.conn->close(ws::close_code::unauthorized, "token revoked");
 }
 
 // ---------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class ChatService final : public SessionEvents {
   void on_closed(Session& s) override;
   void on_presence_due(std::size_t loop, std::vector<engine::PresenceEntry> entries) override;
   void on_kick(Session& s, const std::string& error_frame) override;
+  void on_revoked(Session& s) override;
 
  private:
   struct UpgradeInfo {
@@ -72,6 +73,8 @@ class ChatService final : public SessionEvents {
   /// What the synchronous handshake checks established.
   struct Admitted {
     std::optional<auth::Claims> claims;
+    std::optional<store::User> user;  ///< the account as stored, read during the handshake
+    std::chrono::steady_clock::time_point state_read_at{};
     std::string room;
     std::string accept;
     bool v2 = false;

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <charconv>
+#include <deque>
 
 #include "chat/wire.hpp"
 #include "core/log.hpp"
@@ -17,6 +18,9 @@ std::string room_channel(const std::string& room) { return "chat_room:" + room; 
 
 namespace {
 
+/// How long a loop remembers account events: far longer than a handshake's store read.
+constexpr auto kAccountEventMemory = std::chrono::seconds{30};
+
 // A new control block over the same bytes; it keeps the original alive.
 ws::Frame rehome(const ws::Frame& f) {
   if (!f) return f;
@@ -26,7 +30,7 @@ ws::Frame rehome(const ws::Frame& f) {
 }  // namespace
 
 struct Hub::Delivery {
-  char kind = 'M';  ///< 'M' message, 'D' moderation, 'P' presence
+  char kind = 'M';  ///< 'M' message, 'D' moderation, 'P' presence, 'U' account event
   std::string room;
   bool global = false;
   std::uint64_t seq = 0;
@@ -34,6 +38,11 @@ struct Hub::Delivery {
   ws::Frame v2;
   std::string kick_user;  ///< ban/timeout: this user's sessions are closed with 4003
   std::string kick_json;  ///< the error frame they receive first
+  // 'U': whose sessions, and what happened to the account.
+  std::string account_user;
+  std::string revoked_jti;  ///< revoke: that token's sessions; empty: all of the user's
+  std::string new_role;     ///< role change
+  bool revoke = false;
 };
 
 /// A room's share on one loop: its members there, and the frames they all receive.
@@ -74,6 +83,9 @@ struct Hub::Loop {
   bool replies_posted = false;
   std::uint64_t added = 0;  ///< sessions added so far (spreads their ping clocks)
   std::atomic<std::uint64_t> delivered{0};
+  /// Account events of the last kAccountEventMemory, for sessions whose handshake read
+  /// the account before they arrived (Hub::add()).
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::shared_ptr<const Delivery>>> account_events;
   asio::steady_timer timer;
   asio::steady_timer flush_timer;
   net::SendBatch batch;  ///< the passes' writes, handed to the kernel together
@@ -99,7 +111,8 @@ void Hub::start() {
   }
 }
 
-Session& Hub::add(std::size_t loop_index, asio::ip::tcp::socket socket, Session proto, std::string_view leftover) {
+Session& Hub::add(std::size_t loop_index, asio::ip::tcp::socket socket, Session proto, std::string_view leftover,
+                  std::chrono::steady_clock::time_point state_read_at) {
   Loop& loop = *per_loop_[loop_index];
   auto conn = std::make_shared<ws::Connection>(std::move(socket), *this, limits_.connection, loop.buffer);
   auto session = std::make_unique<Session>(std::move(proto));
@@ -119,6 +132,11 @@ Session& Hub::add(std::size_t loop_index, asio::ip::tcp::socket socket, Session 
   loop.sessions.emplace(conn.get(), std::move(session));
   sessions_.fetch_add(1, std::memory_order_relaxed);
   conn->start(leftover);
+  if (!ref.anonymous()) {
+    for (const auto& [at, event] : loop.account_events) {
+      if (at >= state_read_at && event->account_user == ref.user_id) apply_account_event(*event, ref);
+    }
+  }
   return ref;
 }
 
@@ -244,6 +262,33 @@ void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::
       break;
     }
     case 'P': d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json)); break;
+    case 'U': {
+      boost::system::error_code ec;
+      const auto v = boost::json::parse(json, ec);
+      const auto* o = !ec && v.is_object() ? &v.as_object() : nullptr;
+      const auto field = [&](std::string_view name) -> std::string {
+        const auto* f = o ? o->if_contains(name) : nullptr;
+        return f && f->is_string() ? std::string(f->as_string()) : std::string();
+      };
+      const auto action = field("action");
+      d->account_user = field("user_id");
+      if (d->account_user.empty() || (action != "role" && action != "revoke")) {
+        log::warn("bad_publication", {{"channel", channel}, {"kind", "U"}});
+        return;
+      }
+      d->revoke = action == "revoke";
+      d->revoked_jti = field("jti");
+      d->new_role = field("role");
+      if (!d->revoke) {
+        std::string frame = R"({"type":"role","user_id":)";
+        append_json_string(frame, d->account_user);
+        frame += R"(,"role":)";
+        append_json_string(frame, d->new_role);
+        frame += '}';
+        d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, frame));
+      }
+      break;
+    }
     default: return;
   }
   for (auto& l : per_loop_) {
@@ -253,8 +298,36 @@ void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::
     auto local = std::make_shared<Delivery>(*d);
     local->v1 = rehome(d->v1);
     local->v2 = d->v2 == d->v1 ? local->v1 : rehome(d->v2);
-    asio::post(loop->ctx, [this, loop, local] { deliver(*loop, *local); });
+    if (local->kind == 'U') {
+      asio::post(loop->ctx, [this, loop, local] { deliver_account_event(*loop, local); });
+    } else {
+      asio::post(loop->ctx, [this, loop, local] { deliver(*loop, *local); });
+    }
   }
+}
+
+void Hub::deliver_account_event(Loop& loop, const std::shared_ptr<const Delivery>& d) {
+  const auto now = std::chrono::steady_clock::now();
+  while (!loop.account_events.empty() && now - loop.account_events.front().first > kAccountEventMemory) {
+    loop.account_events.pop_front();
+  }
+  loop.account_events.emplace_back(now, d);
+  // Rare (a logout, a password or role change): a walk over the loop's sessions,
+  // collected first so that the walk stays clear of whatever the callbacks do.
+  std::vector<Session*> mine;
+  for (auto& [conn, s] : loop.sessions) {
+    if (s->user_id == d->account_user) mine.push_back(s.get());
+  }
+  for (Session* s : mine) apply_account_event(*d, *s);
+}
+
+void Hub::apply_account_event(const Delivery& d, Session& s) {
+  if (d.revoke) {
+    if ((d.revoked_jti.empty() || d.revoked_jti == s.jti) && events_) events_->on_revoked(s);
+    return;
+  }
+  s.role = d.new_role;
+  if (s.version == 2 && d.v2) s.conn->send(d.v2);
 }
 
 void Hub::deliver(Loop& loop, const Delivery& d) {

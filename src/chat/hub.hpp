@@ -33,7 +33,8 @@ struct Session {
   std::string conn_id;
   std::string user_id;  ///< empty: anonymous viewer
   std::string username;
-  std::string role;
+  std::string role;  ///< from the store at the handshake, then kept current by account events
+  std::string jti;   ///< of the token the session was opened with (logout closes it)
   std::string client_ip;
   std::string room;  ///< empty until joined
   int version = 1;
@@ -65,6 +66,8 @@ class SessionEvents {
   virtual void on_presence_due(std::size_t loop, std::vector<engine::PresenceEntry> entries) = 0;
   /// A moderation event for `user_id` (ban/timeout) reached a session of that user.
   virtual void on_kick(Session& s, const std::string& reason_json) = 0;
+  /// The token the session was opened with was revoked (logout, password change).
+  virtual void on_revoked(Session& s) = 0;
 };
 
 /// Channel names on the broker: the original's per-room channel, plus one for
@@ -96,7 +99,11 @@ class Hub final : public ws::ConnectionHandler {
   void start();
 
   /// Takes over an upgraded socket on `loop`; the session is not yet in a room.
-  Session& add(std::size_t loop, boost::asio::ip::tcp::socket socket, Session proto, std::string_view leftover);
+  /// `state_read_at`: when the handshake read the account (role) from the store; account
+  /// events this loop received since then are applied to the new session, so that a
+  /// change made between that read and now is not missed.
+  Session& add(std::size_t loop, boost::asio::ip::tcp::socket socket, Session proto, std::string_view leftover,
+               std::chrono::steady_clock::time_point state_read_at = {});
   /// Makes the session a member of `room` (leaving its current one).
   void join(Session& s, const std::string& room);
   /// Removes the session from its room.
@@ -126,6 +133,9 @@ class Hub final : public ws::ConnectionHandler {
   struct LoopRoom;
   struct Loop;
   void deliver(Loop& loop, const Delivery& d);
+  /// An account event ('U'): role changes and revocations for one user's sessions.
+  void deliver_account_event(Loop& loop, const std::shared_ptr<const Delivery>& d);
+  void apply_account_event(const Delivery& d, Session& s);
   void sweep(Loop& loop);
   /// Puts a connection with frames of its own queued (a ping) on the next flush pass.
   void list_for_pass(Loop& loop, const std::shared_ptr<ws::Connection>& conn);

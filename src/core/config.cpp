@@ -116,8 +116,16 @@ const std::vector<Setting>& settings() {
        "comma-separated exact origins allowed for CORS with credentials and for WebSocket Origin checks; empty = "
        "any origin (warned at start)",
        [](Config& c, const std::string& v, const std::string&) { c.cors_origins = split_list(v, false); }},
-      {"CHATORBIT_LOGIN_MAX_FAILURES", "login-max-failures", "5", "failed logins per account within the window",
+      {"CHATORBIT_LOGIN_MAX_FAILURES", "login-max-failures", "5",
+       "failed logins per account from one address within the window, then that pair is locked; past it the account "
+       "itself is slowed (see --login-max-delay)",
        int_setting(&Config::login_max_failures, 1, 1'000'000)},
+      {"CHATORBIT_LOGIN_MAX_DELAY", "login-max-delay", "30s",
+       "longest wait an account's failed logins impose on its next attempt from any address (1s, 2s, 4s, ...)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.login_max_delay = parse_duration(v, n);
+         if (c.login_max_delay.count() < 1) throw ConfigError(n + ": must be at least 1s");
+       }},
       {"CHATORBIT_LOGIN_IP_MAX_FAILURES", "login-ip-max-failures", "20",
        "failed logins per client address within the window", int_setting(&Config::login_ip_max_failures, 1, 1'000'000)},
       {"CHATORBIT_LOGIN_WINDOW", "login-window", "15m", "window for the failed-login limits",
@@ -154,6 +162,14 @@ const std::vector<Setting>& settings() {
        }},
       {"CHATORBIT_MAX_CONNECTIONS_PER_IP", "max-connections-per-ip", "1000",
        "open WebSocket connections per client address", int_setting(&Config::max_connections_per_ip, 1, 10'000'000)},
+      {"CHATORBIT_MAX_HTTP_CONNECTIONS_PER_IP", "max-http-connections-per-ip", "256",
+       "open HTTP connections (before any WebSocket upgrade) per client address; more are refused with 429",
+       int_setting(&Config::max_http_connections_per_ip, 1, 10'000'000)},
+      {"CHATORBIT_MAX_CONNECTIONS", "max-connections", "0",
+       "open connections (HTTP and WebSocket) past which new ones get 503; 0 = the open-file limit less a reserve",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.max_connections = parse_int(v, n, 0, 100'000'000);
+       }},
       {"CHATORBIT_CONNECT_RATE_PER_IP", "connect-rate-per-ip", "200/1s", "new WebSocket connections per client address",
        [](Config& c, const std::string& v, const std::string& n) { c.connect_rate_per_ip = parse_rate(v, n); }},
       {"CHATORBIT_PRESENCE_EVENTS_MAX", "presence-events-max", "100",

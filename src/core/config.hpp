@@ -35,10 +35,11 @@ struct Config {
   // security
   std::string jwt_secret;  ///< empty: generated and kept in data_dir (role all only)
   std::chrono::seconds token_ttl{std::chrono::hours{24}};
-  std::vector<std::string> admins;        ///< lower-cased emails
-  std::vector<std::string> cors_origins;  ///< exact origins; empty = any origin accepted
-  int login_max_failures = 5;             ///< per account, within login_window
-  int login_ip_max_failures = 20;         ///< per client address, within login_window
+  std::vector<std::string> admins;           ///< lower-cased emails
+  std::vector<std::string> cors_origins;     ///< exact origins; empty = any origin accepted
+  int login_max_failures = 5;                ///< per account and address (lock), per account (delays)
+  std::chrono::seconds login_max_delay{30};  ///< cap of the per-account delay after failures
+  int login_ip_max_failures = 20;            ///< per client address, within login_window
   std::chrono::seconds login_window{900};
 
   // HTTP limits
@@ -53,7 +54,9 @@ struct Config {
   int max_message_chars = 500;
   std::size_t ws_max_frame_bytes = 64 * 1024;
   std::size_t ws_max_queue_bytes = 1024 * 1024;  ///< per viewer; beyond it the viewer is dropped (4008)
-  int max_connections_per_ip = 1000;
+  int max_connections_per_ip = 1000;             ///< WebSocket sessions per client address
+  int max_http_connections_per_ip = 256;         ///< HTTP connections per client address
+  std::int64_t max_connections = 0;              ///< 0: derived from the open-file limit (core/fd_limit.hpp)
   RateSpec connect_rate_per_ip{200, std::chrono::seconds{1}};
   int presence_events_max = 100;  ///< rooms larger than this get coalesced counts only
   std::chrono::seconds ping_interval{10};

@@ -31,6 +31,17 @@ struct HttpServer::LoopState {
   std::list<beast::tcp_stream*> idle;
   std::int64_t accept_failures = 0;
   std::chrono::steady_clock::time_point last_accept_log{};
+  std::int64_t refusals = 0;  ///< since the last connection_refused line
+  std::chrono::steady_clock::time_point last_refusal_log{};
+
+  /// Counts a refusal; true at most once a second, when it is time to log (with `refusals`).
+  bool refusal_log_due() {
+    ++refusals;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_refusal_log < std::chrono::seconds{1}) return false;
+    last_refusal_log = now;
+    return true;
+  }
 };
 
 namespace {
@@ -76,6 +87,13 @@ asio::awaitable<void> write_and_close(beast::tcp_stream& stream, Response res) {
 }
 
 }  // namespace
+
+bool is_json_content_type(std::string_view value) {
+  value = value.substr(0, value.find(';'));
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  return beast::iequals(value, "application/json");
+}
 
 HttpServer::HttpServer(ServerOptions options, net::EventLoops& loops, const Router& router, Metrics& metrics)
     : options_(std::move(options)), loops_(loops), router_(router), metrics_(metrics) {}
@@ -128,6 +146,63 @@ void HttpServer::begin_drain() {
   }
 }
 
+namespace {
+
+bool is_probe_path(std::string_view path) { return path == "/healthz" || path == "/readyz" || path == "/metrics"; }
+
+// A refusal written straight to a just-accepted socket, without a coroutine or a read:
+// it must cost next to nothing, since a flood is when it runs. What the client already
+// sent is read and dropped first, so that the close sends a FIN after the response
+// rather than a reset that could destroy it.
+void refuse_now(tcp::socket& socket, Status status, std::string_view error) {
+  const std::string body = std::string("{\"error\":\"") + std::string(error) + "\"}";
+  const std::string head = "HTTP/1.1 " + std::to_string(static_cast<unsigned>(status)) + " " +
+                           std::string(bhttp::obsolete_reason(status)) +
+                           "\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+                           "Content-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n" + body;
+  const int fd = socket.native_handle();
+  char sink[4096];
+  while (::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+  }
+  [[maybe_unused]] const auto sent = ::send(fd, head.data(), head.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  beast::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  socket.close(ignored);
+}
+
+}  // namespace
+
+HttpServer::Admission HttpServer::admit(const std::string& ip) {
+  const std::int64_t elsewhere = external_connections_ ? external_connections_() : 0;
+  std::lock_guard lock(admit_mu_);
+  if (options_.max_connections > 0 && open_ + elsewhere >= options_.max_connections) {
+    if (probes_open_ >= options_.probe_slots) return Admission::refused_capacity;
+    ++probes_open_;
+    return Admission::probe;
+  }
+  if (options_.max_connections_per_ip > 0) {
+    auto& n = open_per_ip_[ip];
+    if (n >= options_.max_connections_per_ip) return Admission::refused_address;
+    ++n;
+  }
+  ++open_;
+  return Admission::full;
+}
+
+void HttpServer::release(const std::string& ip, Admission how) {
+  std::lock_guard lock(admit_mu_);
+  if (how == Admission::probe) {
+    --probes_open_;
+    return;
+  }
+  --open_;
+  if (options_.max_connections_per_ip > 0) {
+    const auto it = open_per_ip_.find(ip);
+    if (it != open_per_ip_.end() && --it->second <= 0) open_per_ip_.erase(it);
+  }
+}
+
 asio::awaitable<void> HttpServer::accept_loop(LoopState& state) {
   for (;;) {
     auto [ec, socket] = co_await state.acceptor->async_accept(use_nothrow);
@@ -146,24 +221,43 @@ asio::awaitable<void> HttpServer::accept_loop(LoopState& state) {
       co_await t.async_wait(use_nothrow);
       continue;
     }
+    const auto remote = socket.remote_endpoint(ec);
+    std::string client_ip = ec ? std::string("unknown") : remote.address().to_string();
+    const auto how = admit(client_ip);
+    if (how == Admission::refused_capacity || how == Admission::refused_address) {
+      const bool capacity = how == Admission::refused_capacity;
+      metrics_.observe_request("refused", "-", capacity ? 503 : 429, 0);
+      if (state.refusal_log_due()) {
+        log::warn("connection_refused",
+                  {{"client", client_ip}, {"why", capacity ? "capacity" : "address cap"}, {"count", state.refusals}});
+        state.refusals = 0;
+      }
+      refuse_now(socket, capacity ? Status::service_unavailable : Status::too_many_requests,
+                 capacity ? "server at capacity" : "too many connections");
+      continue;
+    }
     socket.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(state.ctx, session(state, std::move(socket)), asio::detached);
+    asio::co_spawn(state.ctx, session(state, std::move(socket), std::move(client_ip), how), asio::detached);
   }
 }
 
-asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket) {
+asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket, std::string client_ip, Admission how) {
   metrics_.connection_opened();
   struct Closed {
-    Metrics& m;
+    HttpServer& server;
+    const std::string& ip;
+    Admission how;
     bool counted = true;
-    ~Closed() {
-      if (counted) m.connection_closed();
+    void now() {
+      if (!counted) return;
+      counted = false;
+      server.metrics_.connection_closed();
+      server.release(ip, how);
     }
-  } closed{metrics_};
+    ~Closed() { now(); }
+  } closed{*this, client_ip, how};
+  const bool probe = how == Admission::probe;
 
-  beast::error_code ec;
-  const auto remote = socket.remote_endpoint(ec);
-  const std::string client_ip = ec ? std::string("unknown") : remote.address().to_string();
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
 
@@ -171,7 +265,7 @@ asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket) 
     if (draining()) break;
     if (buffer.size() == 0) {
       // Idle between requests: bounded by the idle timeout, and closed at once on drain.
-      stream.expires_after(options_.idle_timeout);
+      stream.expires_after(probe ? options_.probe_timeout : options_.idle_timeout);
       state.idle.push_front(&stream);
       const auto it = state.idle.begin();
       auto [rec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_nothrow);
@@ -183,7 +277,7 @@ asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket) 
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
     parser.body_limit(options_.max_body_bytes);
-    stream.expires_after(options_.read_timeout);
+    stream.expires_after(probe ? options_.probe_timeout : options_.read_timeout);
     auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, use_nothrow);
     (void)hn;
     beast::error_code rec = hec;
@@ -244,13 +338,18 @@ asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket) 
                 {},
                 state.index};
 
+    if (probe && !is_probe_path(ctx.path)) {
+      // Over capacity: this connection was let in for monitoring only.
+      metrics_.observe_request("refused", req.method_string(), 503, 0);
+      co_await write_and_close(stream, error_response(Status::service_unavailable, "server at capacity"));
+      co_return;
+    }
     if (req.method() == bhttp::verb::get && beast::iequals(req[bhttp::field::upgrade], "websocket")) {
       for (auto& [path, handler] : upgrades_) {
         if (path != ctx.path) continue;
         ctx.route = path;
         // The WebSocket side counts its own connections from here on.
-        closed.counted = false;
-        metrics_.connection_closed();
+        closed.now();
         stream.expires_never();
         handler(std::move(stream), std::move(buffer), std::move(req), ctx);
         co_return;
@@ -258,7 +357,7 @@ asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket) 
     }
 
     Response res = co_await dispatch(ctx);
-    const bool keep = req.keep_alive() && !draining();
+    const bool keep = req.keep_alive() && !draining() && !probe;
     finish_response(ctx, res, keep);
     const unsigned status = res.result_int();
     stream.expires_after(options_.read_timeout);
@@ -299,6 +398,7 @@ asio::awaitable<Response> HttpServer::dispatch(Context& ctx) {
   }
   ctx.params = std::move(m.params);
   ctx.route = m.route->pattern;
+  if (auto refused = refuse_cookie_write(ctx)) co_return std::move(*refused);
   try {
     co_return co_await m.route->handler(ctx);
   } catch (const HttpError& e) {
@@ -312,6 +412,24 @@ asio::awaitable<Response> HttpServer::dispatch(Context& ctx) {
     log::error("handler_exception", {{"request_id", ctx.request_id}, {"route", ctx.route}, {"what", e.what()}});
     co_return error_response(Status::internal_server_error, "internal error");
   }
+}
+
+std::optional<Response> HttpServer::refuse_cookie_write(const Context& ctx) const {
+  const auto method = ctx.req.method();
+  if (method == bhttp::verb::get || method == bhttp::verb::head || method == bhttp::verb::options) return std::nullopt;
+  if (options_.session_cookie.empty() || ctx.bearer()) return std::nullopt;  // the bearer token is what counts
+  const auto cookie = ctx.cookie(options_.session_cookie);
+  if (!cookie || cookie->empty()) return std::nullopt;
+  const std::string_view origin = ctx.req[bhttp::field::origin];
+  if (!options_.cors_origins.empty() && !origin_allowed(origin)) {
+    return error_response(Status::forbidden, "origin not allowed",
+                          {{"detail", "a request authenticated by cookie must come from an allowed Origin"}});
+  }
+  if (!is_json_content_type(ctx.req[bhttp::field::content_type])) {
+    return error_response(Status::unsupported_media_type, "unsupported media type",
+                          {{"detail", "a request authenticated by cookie must send Content-Type: application/json"}});
+  }
+  return std::nullopt;
 }
 
 Response HttpServer::preflight(Context& ctx, const std::vector<bhttp::verb>& allowed) const {

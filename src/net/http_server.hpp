@@ -12,7 +12,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "net/event_loops.hpp"
@@ -29,7 +31,26 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds read_timeout{10};
   std::vector<std::string> cors_origins;  ///< exact origins; empty = "*" without credentials
+  /// The cookie that carries a session. A state-changing request authenticated by it
+  /// (and not by a bearer token) must send JSON and, with an allowlist, come from a listed
+  /// Origin: see refuse_cookie_write(). Empty: no such cookie.
+  std::string session_cookie = "token";
+  /// Open connections (HTTP here plus those counted by set_external_connections()) past
+  /// which new ones are refused with 503; 0 = no cap. Keep it below the open-file limit,
+  /// so that accept() itself never fails for want of a descriptor.
+  std::int64_t max_connections = 0;
+  /// Open HTTP connections per client address past which new ones are refused with 429
+  /// at once; 0 = no cap. (WebSocket sessions have their own cap, in the chat service.)
+  int max_connections_per_ip = 0;
+  /// Connections accepted beyond max_connections that may only ask for /healthz, /readyz
+  /// or /metrics (one request each, within probe_timeout): monitoring keeps answering
+  /// under a flood.
+  int probe_slots = 32;
+  std::chrono::seconds probe_timeout{2};
 };
+
+/// True if a Content-Type header value names application/json (parameters allowed).
+bool is_json_content_type(std::string_view value);
 
 /// Called on the connection's loop for a GET with "Upgrade: websocket" on a registered
 /// path. It takes over the stream (and any bytes already read, in `buffer`).
@@ -55,13 +76,28 @@ class HttpServer {
 
   /// Whether `origin` may make credentialed requests (exact match against the allowlist).
   bool origin_allowed(std::string_view origin) const;
+  /// Connections that count against max_connections but live elsewhere (the WebSocket
+  /// sessions, once upgraded). Call before start(); `f` must be thread-safe.
+  void set_external_connections(std::function<std::int64_t()> f) { external_connections_ = std::move(f); }
 
  private:
   struct LoopState;
+  /// How a new connection is let in (see admit()).
+  enum class Admission : std::uint8_t { full, probe, refused_capacity, refused_address };
+  /// Counts a new connection from `ip` in, or says why not. Thread-safe.
+  Admission admit(const std::string& ip);
+  /// Undoes admit() when the connection closes or is handed to a WebSocket session.
+  void release(const std::string& ip, Admission how);
   boost::asio::awaitable<void> accept_loop(LoopState& state);
-  boost::asio::awaitable<void> session(LoopState& state, boost::asio::ip::tcp::socket socket);
+  boost::asio::awaitable<void> session(LoopState& state, boost::asio::ip::tcp::socket socket, std::string client_ip,
+                                       Admission how);
   boost::asio::awaitable<Response> dispatch(Context& ctx);
   Response preflight(Context& ctx, const std::vector<bhttp::verb>& allowed) const;
+  /// Cross-site request forgery: a page on another site can make the browser send a
+  /// form or a "simple" fetch (text/plain, no preflight) with the session cookie. Such
+  /// requests are refused: 403 unless the Origin is allowed, 415 unless the body is
+  /// declared JSON (which a page can only send after a CORS preflight).
+  std::optional<Response> refuse_cookie_write(const Context& ctx) const;
   void finish_response(Context& ctx, Response& res, bool keep_alive) const;
 
   ServerOptions options_;
@@ -71,6 +107,11 @@ class HttpServer {
   std::vector<std::pair<std::string, UpgradeHandler>> upgrades_;
   std::vector<std::unique_ptr<LoopState>> states_;
   std::atomic<bool> draining_{false};
+  std::function<std::int64_t()> external_connections_;
+  std::mutex admit_mu_;
+  std::int64_t open_ = 0;                             ///< admitted as full connections (guarded by admit_mu_)
+  int probes_open_ = 0;                               ///< admitted as probes (guarded by admit_mu_)
+  std::unordered_map<std::string, int> open_per_ip_;  ///< guarded by admit_mu_
   std::atomic<std::uint64_t> request_counter_{0};
 };
 

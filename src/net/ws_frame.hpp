@@ -34,6 +34,7 @@ inline constexpr std::uint16_t policy = 1008;
 inline constexpr std::uint16_t too_big = 1009;
 inline constexpr std::uint16_t internal = 1011;
 /// Application codes (4000-4999 are private use).
+inline constexpr std::uint16_t unauthorized = 4001;  ///< the session's token was revoked
 inline constexpr std::uint16_t banned = 4003;
 inline constexpr std::uint16_t slow_consumer = 4008;
 }  // namespace close_code

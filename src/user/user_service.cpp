@@ -70,6 +70,7 @@ asio::awaitable<http::Response> UserService::set_role(http::Context& ctx) {
   };
   const bool found = co_await d_.store.run(std::move(update));
   if (!found) throw HttpError(Status::not_found, "user not found");
+  d_.events.role_changed(id, role);
   log::info("role_changed", {{"request_id", ctx.request_id}, {"actor", caller->id}, {"user_id", id}, {"role", role}});
   co_return http::json_response(Status::ok, {{"id", id}, {"role", role}});
 }

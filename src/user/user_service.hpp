@@ -2,6 +2,7 @@
 // The user service: GET /user/{id} (the original's public profile), GET /users/me,
 // and PUT /users/{id}/role for admins.
 
+#include "auth/account_events.hpp"
 #include "auth/authenticator.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
@@ -13,6 +14,7 @@ namespace chatorbit::user {
 struct UserDeps {
   store::StoreWorker& store;
   const auth::Authenticator& authenticator;
+  auth::AccountEvents& events;  ///< role changes reach live connections through it
   ObjectIdGenerator& ids;
   const Clock& clock;
 };
