@@ -28,14 +28,16 @@ std::string lower_ascii(std::string_view s) {
 }
 
 std::string check_email(std::string_view email) {
-  if (email.size() < 3 || email.size() > 254) return "email must be 3 to 254 characters";
+  // Lengths count characters, as the OpenAPI document's maxLength and pattern do.
+  const auto length = code_points(email);
+  if (length < 3 || length > 254) return "email must be 3 to 254 characters";
   const auto at = email.find('@');
   if (at == std::string_view::npos || at == 0 || email.find('@', at + 1) != std::string_view::npos) {
     return "email must be an email address";
   }
   const auto local = email.substr(0, at);
   const auto domain = email.substr(at + 1);
-  if (local.size() > 64) return "email must be an email address";
+  if (code_points(local) > 64) return "email must be an email address";
   for (unsigned char c : local) {
     if (c <= 0x20 || c == 0x7f || c == '"' || c == '(' || c == ')' || c == ',' || c == ':' || c == ';' || c == '<' ||
         c == '>' || c == '[' || c == '\\' || c == ']') {

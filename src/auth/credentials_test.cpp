@@ -14,6 +14,11 @@ TEST(Credentials, Emails) {
     EXPECT_NE(check_email(bad), "") << bad;
   }
   EXPECT_NE(check_email(std::string(250, 'a') + "@x.io"), "");
+  // Lengths are characters, as in the OpenAPI document: 64 two-byte characters fit the local part.
+  std::string e_acute;
+  for (int i = 0; i < 64; ++i) e_acute += "\xc3\xa9";
+  EXPECT_EQ(check_email(e_acute + "@example.com"), "");
+  EXPECT_NE(check_email(e_acute + "\xc3\xa9@example.com"), "");
 }
 
 TEST(Credentials, UsernamesCountCharactersNotBytes) {

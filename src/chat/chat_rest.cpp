@@ -1,6 +1,8 @@
 // The chat service's REST routes: rooms, history and presence.
 #include <boost/json/array.hpp>
 
+#include <limits>
+
 #include "chat/chat_service.hpp"
 #include "chat/util.hpp"
 #include "chat/wire.hpp"
@@ -54,8 +56,11 @@ asio::awaitable<http::Response> ChatService::history(http::Context& ctx) {
     limit = static_cast<int>(*v);
   }
   if (const auto b = ctx.query("before")) {
+    // A seq is 1 to 2^63-1 (signed 64-bit in storage), as the OpenAPI document says.
     before = parse_u64(*b);
-    if (!before) throw HttpError(Status::bad_request, "before must be a sequence number");
+    if (!before || *before < 1 || *before > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      throw HttpError(Status::bad_request, "before must be a sequence number from 1 to 9223372036854775807");
+    }
   }
   auto job = [r = *room, limit, before](store::Store& s) { return s.history(r, limit, before); };
   const auto rows = co_await d_.store.run(std::move(job));

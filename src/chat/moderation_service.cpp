@@ -110,7 +110,8 @@ asio::awaitable<http::Response> ModerationService::ban(http::Context& ctx) {
   const auto reason = body.optional_string("reason").value_or("");
   if (reason.size() > 500) body.fail("reason must be at most 500 bytes");
   const bool purge = body.optional_bool("purge").value_or(false);
-  if (user_id == actor.id) throw HttpError(Status::bad_request, "you cannot ban yourself");
+  // Forbidden, not bad input: the request is well formed, the actor may not do this to themselves.
+  if (user_id == actor.id) throw HttpError(Status::forbidden, "you cannot ban yourself");
 
   auto find = [user_id](store::Store& s) { return s.find_user_by_id(user_id); };
   const auto target = co_await d_.store.run(std::move(find));

@@ -41,6 +41,23 @@ def test_register_rejects_invalid_input(api: Api, body, detail):
     assert detail in r.json()["detail"]
 
 
+def test_register_email_lengths_count_characters(api: Api):
+    """The schema's email rule (1-64 characters before the @, at most 254 in all) counts
+    characters, as JSON Schema does, not UTF-8 bytes."""
+    local = "\u00e9" * 64  # 128 bytes
+    r = api.post("/register", json={"email": f"{local}@example.com", "username": "ab", "password": "secret1"})
+    assert r.status_code == 200, r.text
+    domain = "\u00e9" * 60 + "." + "x" * 60 + ".io"
+    email = "u" + uuid.uuid4().hex[:8] + "@" + "\u00e9" * (254 - 10 - len(domain) - 1) + "." + domain
+    assert len(email) == 254 and len(email.encode()) > 254
+    r = api.post("/register", json={"email": email, "username": "ab", "password": "secret1"})
+    assert r.status_code == 200, r.text
+    r = api.post("/register", json={"email": "\u00e9" * 65 + "@example.com", "username": "ab", "password": "secret1"})
+    assert r.status_code == 400 and r.json()["error"] == "Invalid input"
+    r = api.post("/register", json={"email": "a" + email, "username": "ab", "password": "secret1"})
+    assert r.status_code == 400 and r.json()["error"] == "Invalid input"
+
+
 def test_login_returns_token_and_cookie(api: Api):
     email, username, password = api.register()
     r = api.post("/login", json={"email": email, "password": password})

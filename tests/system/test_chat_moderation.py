@@ -230,6 +230,16 @@ def test_ban_requires_user_id(server, api: Api):
     assert r.status_code == 400 and isinstance(r.json()["error"], str)
 
 
+def test_moderator_cannot_ban_themselves(server, api: Api):
+    """A well-formed ban of oneself is refused as a forbidden action (403, like an admin
+    target for a moderator), not as bad input: the OpenAPI document cannot know who asks."""
+    mod, me = new_moderator(api)
+    for room in (unique_room(), None):
+        r = ban(api, mod, room, me["id"])
+        assert (r.status_code, r.json()) == (403, {"error": "you cannot ban yourself"}), r.text
+    assert me["id"] not in [b["user_id"] for b in api.get("/chat/bans", headers=auth(mod)).json()]
+
+
 def _routes(room: str, user_id: str, msg_id: str):
     return [
         ("POST", f"/chat/rooms/{room}/bans", {"user_id": user_id}),

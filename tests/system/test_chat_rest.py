@@ -147,7 +147,8 @@ def test_history_limit(busy_room):
     assert [m["seq"] for m in api.get(f"/chat/history/{room}?limit=1").json()] == [230]
 
 
-@pytest.mark.parametrize("query", ["limit=201", "limit=1000", "limit=abc"])
+@pytest.mark.parametrize("query", ["limit=201", "limit=1000", "limit=abc", "limit=0", "before=0", "before=-1",
+                                   "before=9223372036854775808", "before=abc"])
 def test_history_rejects_bad_parameters(busy_room, query):
     api, room = busy_room
     r = api.get(f"/chat/history/{room}?{query}")
@@ -164,6 +165,8 @@ def test_history_before_pages_backwards(busy_room):
     assert seqs == list(range(230, 0, -1))
     assert api.get(f"/chat/history/{room}?before=1").json() == []
     assert [m["seq"] for m in api.get(f"/chat/history/{room}?before=4").json()] == [3, 2, 1]
+    # The documented range of before is 1 to 2^63-1 (a seq is a signed 64-bit integer in storage).
+    assert len(api.get(f"/chat/history/{room}?before=9223372036854775807").json()) == 50
 
 
 def test_presence_route(server, api: Api):
