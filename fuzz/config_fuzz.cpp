@@ -9,16 +9,24 @@
 // ConfigError (anything else escaping is a bug: std::out_of_range, std::invalid_argument
 // from a std::stoi, ...); a duration is never negative; a rate has a count in
 // [1, 1000000] and a window of at least one second; an accepted config respects the
-// bounds the table declares for the fields checked below.
+// bounds the table declares for the fields checked below, and the components built from
+// it at start-up accept it: a value they refuse must be refused here, as a ConfigError
+// that names the setting (config.hpp's promise), not later as a bare std::exception.
+// Checked for the JWT codec, whose constructor is cheap and has no side effects.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "auth/jwt.hpp"
+#include "core/clock.hpp"
 #include "core/config.hpp"
+#include "core/random.hpp"
 #include "fuzz_check.hpp"
 
 namespace {
@@ -79,6 +87,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // The role accessors split the list again; they must cope with whatever was accepted.
     (void)c.all_roles();
     (void)c.has_role("chat");
+    // What App does with token_ttl (src/app/app.cpp), with a fixed secret.
+    try {
+      static SeededRandom random{1};
+      const auth::JwtCodec codec(
+          auth::JwtConfig{"fuzz-secret", "chatorbit", "chatorbit", std::chrono::seconds{30}, c.token_ttl},
+          SystemClock::instance(), random);
+    } catch (const std::invalid_argument&) {
+      check(false, "the JWT codec refuses a token_ttl the config accepted");
+    }
   } catch (const ConfigError&) {
   }
   return 0;
