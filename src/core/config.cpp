@@ -109,7 +109,16 @@ const std::vector<Setting>& settings() {
        "once and kept in "
        "the data directory)",
        string_setting(&Config::jwt_secret)},
-      {"CHATORBIT_TOKEN_TTL", "token-ttl", "24h", "lifetime of issued tokens", seconds_setting(&Config::token_ttl)},
+      {"CHATORBIT_TOKEN_TTL", "token-ttl", "24h", "lifetime of issued tokens (1s to 100 years)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         // auth::JwtCodec refuses a ttl outside (0, 100 years]; refused here instead, so
+         // that start-up fails with a message naming the setting (found by fuzz/config).
+         const auto ttl = parse_duration(v, n);
+         if (ttl < std::chrono::seconds{1} || ttl > std::chrono::hours{24 * 365 * 100}) {
+           throw ConfigError(n + ": expected a duration from 1s to 100 years (876000h), got '" + v + "'");
+         }
+         c.token_ttl = ttl;
+       }},
       {"CHATORBIT_ADMINS", "admins", "", "comma-separated emails whose accounts have the admin role",
        [](Config& c, const std::string& v, const std::string&) { c.admins = split_list(v, true); }},
       {"CHATORBIT_CORS_ORIGINS", "cors-origins", "",

@@ -56,6 +56,23 @@ TEST(Config, BadValuesNameTheSetting) {
   EXPECT_THROW(parse({{"LOG_LEVEL", "loud"}}), ConfigError);
 }
 
+// Found by fuzz/config_fuzz: 0 and 10000000h were accepted, then auth::JwtCodec threw
+// std::invalid_argument at start-up, with a message that named no setting.
+TEST(Config, TokenTtlOutsideWhatTheJwtCodecAcceptsIsAConfigError) {
+  for (const char* bad : {"0", "0s", "0ms", "876001h", "10000000h"}) {
+    try {
+      parse({}, {std::string("--token-ttl=") + bad});
+      ADD_FAILURE() << "accepted --token-ttl=" << bad;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("--token-ttl"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(parse({{"CHATORBIT_TOKEN_TTL", "0"}}), ConfigError);
+  EXPECT_EQ(parse({}, {"--token-ttl=1s"}).token_ttl, std::chrono::seconds{1});
+  EXPECT_EQ(parse({}, {"--token-ttl=1ms"}).token_ttl, std::chrono::seconds{1});  // rounded up
+  EXPECT_EQ(parse({}, {"--token-ttl=876000h"}).token_ttl, std::chrono::hours{876000});
+}
+
 TEST(Config, HelpIsAFlagNotAnError) {
   EXPECT_TRUE(parse_config({}, {"--help"}).help);
   const auto help = config_help();
