@@ -271,6 +271,48 @@ def router():
         write("router", name, bytes([method]) + "\n".join(lines).encode())
 
 
+# --- ws_handshake ---------------------------------------------------------------------
+
+def ws_handshake():
+    # Byte 0: bits 0-1 method (GET, POST, HEAD, OPTIONS), bit 2 HTTP/1.0, bit 3 set empty
+    # headers too; then lines: Upgrade, Connection, Sec-WebSocket-Version, Sec-WebSocket-Key,
+    # query string, parameter name.
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    samples = {
+        "rfc-sample": (0, ["websocket", "Upgrade", "13", key, "token=abc&room_id=music&v=2", "room_id"]),
+        "connection-list": (0, ["WebSocket", "keep-alive, Upgrade", "13", key, "room_id=", "room_id"]),
+        "no-connection": (0, ["websocket", "", "13", key, "room_id=%ZZ", "room_id"]),
+        "version-8": (0, ["websocket", "Upgrade", "8", key, "last_seq=12", "last_seq"]),
+        "short-key": (0, ["websocket", "Upgrade", "13", "c2hvcnQ=", "roomId=a+b", "roomId"]),
+        "noncanonical-key": (0, ["websocket", "Upgrade", "13", "dGhlIHNhbXBsZSBub25jZR==", "a=1&a=2", "a"]),
+        "post": (1, ["websocket", "Upgrade", "13", key, "", ""]),
+        "http10-empty": (4 | 8, ["", "", "", "", "&&=&", ""]),
+    }
+    for name, (flags, lines) in samples.items():
+        write("ws_handshake", name, bytes([flags]) + "\n".join(lines).encode())
+
+
+# --- client_frame ---------------------------------------------------------------------
+
+def client_frame():
+    samples = {
+        "original": '{"room_id":"music","content":"Hello!"}',
+        "v2-cid": '{"type":"message","content":"hi","cid":"c-1"}',
+        "join": '{"type":"join","room_id":"r"}',
+        "history": '{"type":"history","before":42,"limit":20}',
+        "history-huge": '{"type":"history","before":18446744073709551615,"limit":1e3}',
+        "history-string-limit": '{"type":"history","limit":"5"}',
+        "ping": '{"type":"ping"}',
+        "nulls": '{"type":null,"room_id":null,"content":"x","cid":null}',
+        "wrong-types": '{"cid":"c","content":7,"room_id":["a"]}',
+        "escapes": '{"content":"\\u00e9\\ud83d\\ude00\\n","cid":"\\u0000"}',
+        "deep": "[" * 40 + "]" * 40,
+        "not-object": '"just a string"',
+    }
+    for name, text in samples.items():
+        write("client_frame", name, text)
+
+
 if __name__ == "__main__":
     ws_frame()
     ws_encode()
@@ -280,3 +322,5 @@ if __name__ == "__main__":
     jwt_roundtrip()
     config()
     router()
+    ws_handshake()
+    client_frame()
