@@ -127,7 +127,7 @@ std::optional<http::Response> ChatService::check_handshake(const http::Request& 
   if (token && !token->empty()) {
     // A browser attaches the cookie to a handshake that any page opens: with an
     // allowlist, only listed origins may ride on it (cross-site WebSocket hijacking).
-    if (by_cookie && !cfg.cors_origins.empty() && !origin_listed) {
+    if (by_cookie && !http::cookie_origin_ok(req, cfg.cors_origins)) {
       return refusal(Status::forbidden, "origin not allowed",
                      {{"detail", "a handshake authenticated by cookie must come from an allowed Origin"}});
     }

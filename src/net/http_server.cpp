@@ -88,13 +88,6 @@ asio::awaitable<void> write_and_close(beast::tcp_stream& stream, Response res) {
 
 }  // namespace
 
-bool is_json_content_type(std::string_view value) {
-  value = value.substr(0, value.find(';'));
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-  return beast::iequals(value, "application/json");
-}
-
 HttpServer::HttpServer(ServerOptions options, net::EventLoops& loops, const Router& router, Metrics& metrics)
     : options_(std::move(options)), loops_(loops), router_(router), metrics_(metrics) {}
 
@@ -420,12 +413,14 @@ std::optional<Response> HttpServer::refuse_cookie_write(const Context& ctx) cons
   if (options_.session_cookie.empty() || ctx.bearer()) return std::nullopt;  // the bearer token is what counts
   const auto cookie = ctx.cookie(options_.session_cookie);
   if (!cookie || cookie->empty()) return std::nullopt;
-  const std::string_view origin = ctx.req[bhttp::field::origin];
-  if (!options_.cors_origins.empty() && !origin_allowed(origin)) {
+  if (!cookie_origin_ok(ctx.req, options_.cors_origins)) {
     return error_response(Status::forbidden, "origin not allowed",
                           {{"detail", "a request authenticated by cookie must come from an allowed Origin"}});
   }
-  if (!is_json_content_type(ctx.req[bhttp::field::content_type])) {
+  // A body a page could send without a preflight (text/plain, a form) is refused; a
+  // bodyless POST from an origin just checked is fine (the original's front end logs out
+  // that way).
+  if (!ctx.req.body().empty() && !is_json_content_type(ctx.req[bhttp::field::content_type])) {
     return error_response(Status::unsupported_media_type, "unsupported media type",
                           {{"detail", "a request authenticated by cookie must send Content-Type: application/json"}});
   }

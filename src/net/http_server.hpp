@@ -49,9 +49,6 @@ struct ServerOptions {
   std::chrono::seconds probe_timeout{2};
 };
 
-/// True if a Content-Type header value names application/json (parameters allowed).
-bool is_json_content_type(std::string_view value);
-
 /// Called on the connection's loop for a GET with "Upgrade: websocket" on a registered
 /// path. It takes over the stream (and any bytes already read, in `buffer`).
 using UpgradeHandler =

@@ -36,6 +36,21 @@ class HttpError : public std::runtime_error {
   boost::json::object extra_;
 };
 
+/// True if a Content-Type header value names application/json (parameters allowed).
+bool is_json_content_type(std::string_view value);
+
+/// True if `origin` (an Origin header value, "scheme://host[:port]") names the same host
+/// and port as `host` (the Host header), whatever the scheme: behind a TLS proxy the
+/// browser says https while the Host header is the same.
+bool same_origin(std::string_view origin, std::string_view host);
+
+/// Whether a request that rides on the session cookie may have come from where it says.
+/// With an allowlist, its Origin must be listed (a missing one is not: browsers send it
+/// on every request that could change state). Without one (development, or a front end
+/// served from the same host), an Origin that is present must be this host's; no Origin
+/// means no browser, so no forgery.
+bool cookie_origin_ok(const Request& req, const std::vector<std::string>& allowlist);
+
 /// A response with a JSON body and Content-Type application/json.
 Response json_response(Status status, const boost::json::value& body);
 /// {"error": message} plus `extra` fields.

@@ -60,7 +60,8 @@ def test_forged_logout_keeps_the_session(guarded):
     r = api.post("/logout", cookies={"token": token}, headers={"Content-Type": "text/plain", "Origin": EVIL})
     assert r.status_code == 403
     assert api.get("/users/me", headers=auth(token)).status_code == 200
-    r = api.post("/logout", cookies={"token": token}, json={}, headers={"Origin": GOOD})
+    # The original's front end logs out with a bodyless POST from its own origin.
+    r = api.post("/logout", cookies={"token": token}, headers={"Origin": GOOD})
     assert r.status_code == 200
     assert api.get("/users/me", headers=auth(token)).status_code == 401
 
@@ -85,3 +86,23 @@ def test_websocket_handshake_by_cookie_needs_an_allowed_origin(guarded):
     # A token in the query is not something a foreign page can attach on its own.
     with ChatClient(guarded, token, room) as c:
         assert c.wait_welcome()["read_only"] is False
+
+
+def test_without_an_allowlist_a_cookie_write_must_come_from_this_host(start_server):
+    s = start_server({"CHATORBIT_ADMINS": "admin@example.com"})
+    api = Api(s)
+    room = unique_room()
+    cookie = {"token": admin_token(api)}
+    # A sibling site (same site for SameSite=Lax) forging a bodyless POST.
+    r = api.post(f"/chat/rooms/{room}/clear", cookies=cookie, headers={"Origin": EVIL})
+    assert r.status_code == 403, r.text
+    r = api.post(f"/chat/rooms/{room}/clear", cookies=cookie, headers={"Origin": f"http://127.0.0.1:{s.port}"})
+    assert r.status_code == 200, r.text
+    # No Origin: not a browser, so not a forgery (curl, the original's Go client).
+    assert api.post(f"/chat/rooms/{room}/clear", cookies=cookie).status_code == 200
+    # A body must still be declared JSON.
+    r = slow(api, room, cookies=cookie, data='{"seconds": 5}', headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    token, _ = api.new_user()
+    status, body, _ = refused(s, token=None, room=room, origin=EVIL, headers={"Cookie": f"token={token}"})
+    assert (status, body["error"]) == (403, "origin not allowed")

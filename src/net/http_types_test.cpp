@@ -1,0 +1,43 @@
+#include "net/http_types.hpp"
+
+#include <gtest/gtest.h>
+
+namespace chatorbit::http {
+namespace {
+
+TEST(HttpTypes, JsonContentType) {
+  EXPECT_TRUE(is_json_content_type("application/json"));
+  EXPECT_TRUE(is_json_content_type("Application/JSON; charset=utf-8"));
+  EXPECT_TRUE(is_json_content_type(" application/json ;"));
+  EXPECT_FALSE(is_json_content_type("text/plain"));
+  EXPECT_FALSE(is_json_content_type("application/json-seq"));
+  EXPECT_FALSE(is_json_content_type("application/x-www-form-urlencoded"));
+  EXPECT_FALSE(is_json_content_type(""));
+}
+
+TEST(HttpTypes, SameOriginComparesHostAndPortWhateverTheScheme) {
+  EXPECT_TRUE(same_origin("http://chat.example:8080", "chat.example:8080"));
+  EXPECT_TRUE(same_origin("https://Chat.Example", "chat.example"));
+  EXPECT_FALSE(same_origin("http://chat.example:8081", "chat.example:8080"));
+  EXPECT_FALSE(same_origin("http://evil.chat.example", "chat.example"));
+  EXPECT_FALSE(same_origin("null", "chat.example"));
+  EXPECT_FALSE(same_origin("http://chat.example", ""));
+}
+
+TEST(HttpTypes, CookieOriginRule) {
+  Request req{bhttp::verb::post, "/logout", 11};
+  req.set(bhttp::field::host, "chat.example");
+  const std::vector<std::string> none;
+  const std::vector<std::string> listed{"https://app.example"};
+  EXPECT_TRUE(cookie_origin_ok(req, none)) << "no Origin, no list: not a browser";
+  EXPECT_FALSE(cookie_origin_ok(req, listed)) << "with a list, a missing Origin is not allowed";
+  req.set(bhttp::field::origin, "https://app.example");
+  EXPECT_TRUE(cookie_origin_ok(req, listed));
+  EXPECT_FALSE(cookie_origin_ok(req, none)) << "without a list, only this host";
+  req.set(bhttp::field::origin, "https://chat.example");
+  EXPECT_TRUE(cookie_origin_ok(req, none));
+  EXPECT_FALSE(cookie_origin_ok(req, listed));
+}
+
+}  // namespace
+}  // namespace chatorbit::http
