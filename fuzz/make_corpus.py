@@ -313,6 +313,25 @@ def client_frame():
         write("client_frame", name, text)
 
 
+# --- publication ----------------------------------------------------------------------
+
+def publication():
+    msg = '{"id":"6b04c1b456dfa13e547b756d","room_id":"r","user_id":"u","content":"hi","seq":9}'
+    samples = {
+        "message": "M 9 v=1\n" + msg,
+        "message-first-release": "M 9\n" + msg,
+        "message-extra-field": "M 9 v=1 origin=n1\n" + msg,
+        "moderation": 'D v=1\n{"type":"moderation","action":"timeout","user_id":"u","room_id":"r","duration_seconds":60}',
+        "presence": 'P v=1\n{"type":"presence","room_id":"r","online":3,"event":"count"}',
+        "role": 'U v=1\n{"action":"role","user_id":"u","role":"moderator"}',
+        "revoke": 'U v=1\n{"action":"revoke","user_id":"u","jti":""}',
+        "newer": "M 9 v=2\n{}",
+        "unknown-kind": "Z\n{}",
+    }
+    for name, text in samples.items():
+        write("publication", name, text)
+
+
 if __name__ == "__main__":
     ws_frame()
     ws_encode()
@@ -324,3 +343,4 @@ if __name__ == "__main__":
     router()
     ws_handshake()
     client_frame()
+    publication()

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "chat/account_notifier.hpp"
+#include "chat/publication.hpp"
 #include "chat/wire.hpp"
 #include "core/fd_limit.hpp"
 #include "core/log.hpp"
@@ -161,9 +162,8 @@ void App::build_chat() {
   hub_->set_moderation_observer(
       [rooms = rooms_.get()](std::string_view json) { chat::ModerationService::apply_to_cache(*rooms, json); });
   pipeline_ = std::make_unique<chat::MessagePipeline>(*store_, *engine_, [this](const store::Message& m) {
-    engine_->publish(
-        chat::room_channel(m.room_id),
-        std::make_shared<const std::string>("M " + std::to_string(m.seq) + "\n" + chat::message_json_v1(m)));
+    engine_->publish(chat::room_channel(m.room_id),
+                     std::make_shared<const std::string>(chat::encode_message(m.seq, chat::message_json_v1(m))));
   });
   chat_ = std::make_unique<chat::ChatService>(
       chat::ChatDeps{config_, *store_, *engine_, *hub_, *pipeline_, *rooms_, *authenticator_, ids_, clock_, *loops_});
@@ -181,6 +181,9 @@ void App::build_chat() {
                      [this] { return static_cast<double>(hub_->sessions()); });
   metrics_.add_counter("chatorbit_ws_frames_queued_total", "Frames queued to WebSocket sessions (deliveries).",
                        [this] { return static_cast<double>(hub_->frames_queued()); });
+  metrics_.add_counter("chatorbit_publications_dropped_total",
+                       "Broker publications this node could not decode (malformed, unknown kind, newer version).",
+                       [this] { return static_cast<double>(hub_->dropped_publications()); });
   metrics_.add_counter("chatorbit_messages_stored_total", "Chat messages stored.",
                        [this] { return static_cast<double>(pipeline_->stored()); });
   metrics_.add_counter("chatorbit_message_batches_total", "Store batches written by the message pipeline.",

@@ -1,25 +1,16 @@
 #include "chat/account_notifier.hpp"
 
-#include <boost/json/serialize.hpp>
-
 #include "chat/hub.hpp"
+#include "chat/publication.hpp"
 
 namespace chatorbit::chat {
 
-namespace {
-
-void publish(engine::Engine& engine, const boost::json::object& event) {
-  engine.publish(kControlChannel, std::make_shared<const std::string>("U\n" + boost::json::serialize(event)));
-}
-
-}  // namespace
-
 void AccountNotifier::role_changed(const std::string& user_id, const std::string& role) {
-  publish(engine_, {{"action", "role"}, {"user_id", user_id}, {"role", role}});
+  engine_.publish(kControlChannel, std::make_shared<const std::string>(encode_role_changed(user_id, role)));
 }
 
 void AccountNotifier::tokens_revoked(const std::string& user_id, const std::string& jti) {
-  publish(engine_, {{"action", "revoke"}, {"user_id", user_id}, {"jti", jti}});
+  engine_.publish(kControlChannel, std::make_shared<const std::string>(encode_tokens_revoked(user_id, jti)));
 }
 
 }  // namespace chatorbit::chat

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "chat/client_frame.hpp"
+#include "chat/publication.hpp"
 #include "chat/util.hpp"
 #include "chat/wire.hpp"
 #include "core/log.hpp"
@@ -41,6 +42,12 @@ bool wants_v2(const http::Request& req, std::string_view query) {
 }
 
 std::string json_line(const boost::json::object& o) { return boost::json::serialize(o); }
+
+/// A room's presence frame (v2): the counts, and what changed (`join`, `leave`, `count`).
+boost::json::object presence_frame(const std::string& room, const engine::PresenceCounts& c, std::string_view event) {
+  return {{"type", "presence"},     {"room_id", room},      {"online", c.online()},
+          {"chatters", c.chatters}, {"viewers", c.viewers}, {"event", event}};
+}
 
 }  // namespace
 
@@ -194,9 +201,7 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
     if (!refused && a.claims) {
       if (auto ban = co_await d_.engine.ban_state(a.room, a.claims->user_id)) {
         boost::json::object extra{{"reason", ban->reason}};
-        if (ban->expires_at_ms) {
-          extra["retry_after_ms"] = std::max<std::int64_t>(0, ban->expires_at_ms - d_.clock.unix_millis());
-        }
+        if (const auto retry = ban->retry_after_ms(d_.clock.unix_millis())) extra["retry_after_ms"] = *retry;
         refused = refusal(Status::forbidden, "banned", extra);
       }
     }
@@ -488,8 +493,7 @@ asio::awaitable<bool> ChatService::switch_room(std::shared_ptr<ws::Connection> c
   if (*room == s->room) co_return true;
   if (!s->anonymous()) {
     if (auto ban = co_await d_.engine.ban_state(*room, s->user_id)) {
-      std::optional<std::int64_t> retry;
-      if (ban->expires_at_ms) retry = std::max<std::int64_t>(0, ban->expires_at_ms - d_.clock.unix_millis());
+      const auto retry = ban->retry_after_ms(d_.clock.unix_millis());
       if (alive(conn)) conn->send_text(error_json("banned", "you are banned from that room", retry));
       co_return false;
     }
@@ -582,11 +586,10 @@ asio::awaitable<void> ChatService::presence_changed(std::string room, std::strin
       presence_dirty_.insert(room);
       co_return;
     }
-    boost::json::object o{{"type", "presence"},     {"room_id", room},      {"online", c.online()},
-                          {"chatters", c.chatters}, {"viewers", c.viewers}, {"event", event}};
+    auto o = presence_frame(room, c, event);
     o["user_id"] = user_id.empty() ? boost::json::value(nullptr) : boost::json::value(user_id);
     o["username"] = username;
-    d_.engine.publish(room_channel(room), std::make_shared<const std::string>("P\n" + json_line(o)));
+    d_.engine.publish(room_channel(room), std::make_shared<const std::string>(encode_presence(o)));
   } catch (const std::exception& e) {
     log::warn("presence_notify_failed", {{"what", e.what()}});
   }
@@ -612,10 +615,8 @@ void ChatService::schedule_presence_tick() {
 asio::awaitable<void> ChatService::publish_counts(std::vector<std::string> rooms) {
   const auto counts = co_await d_.engine.presence_counts(rooms);
   for (std::size_t i = 0; i < rooms.size() && i < counts.size(); ++i) {
-    boost::json::object o{{"type", "presence"},           {"room_id", rooms[i]},
-                          {"online", counts[i].online()}, {"chatters", counts[i].chatters},
-                          {"viewers", counts[i].viewers}, {"event", "count"}};
-    d_.engine.publish(room_channel(rooms[i]), std::make_shared<const std::string>("P\n" + json_line(o)));
+    d_.engine.publish(room_channel(rooms[i]), std::make_shared<const std::string>(
+                                                  encode_presence(presence_frame(rooms[i], counts[i], "count"))));
   }
 }
 

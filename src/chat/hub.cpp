@@ -1,12 +1,12 @@
 #include "chat/hub.hpp"
 
 #include <boost/asio/post.hpp>
-#include <boost/json/parse.hpp>
 
 #include <array>
 #include <charconv>
 #include <deque>
 
+#include "chat/publication.hpp"
 #include "chat/wire.hpp"
 #include "core/log.hpp"
 
@@ -216,16 +216,20 @@ void Hub::release_held(Session& s, std::uint64_t after_seq) {
 }
 
 void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::string> payload) {
-  // Payload: "<kind>[ <seq>]\n<json>". Decoded here once per process, not per viewer.
-  const std::string_view p = *payload;
-  const auto nl = p.find('\n');
-  if (nl == std::string_view::npos || nl == 0) {
-    log::warn("bad_publication", {{"channel", channel}});
+  // Decoded here once per process, not per viewer (publication.hpp has the format).
+  const auto decoded = decode_publication(*payload);
+  if (!decoded.publication) {
+    dropped_publications_.fetch_add(1, std::memory_order_relaxed);
+    log::warn("publication_dropped", {{"channel", channel},
+                                      {"why", decoded.error == PublicationError::newer_version  ? "newer version"
+                                              : decoded.error == PublicationError::unknown_kind ? "unknown kind"
+                                                                                                : "malformed"}});
     return;
   }
+  const Publication& pub = *decoded.publication;
+  const std::string_view json = pub.json;
   auto d = std::make_shared<Delivery>();
-  d->kind = p[0];
-  const std::string_view json = p.substr(nl + 1);
+  d->kind = static_cast<char>(pub.kind);
   if (channel == kControlChannel) {
     d->global = true;
   } else if (channel.rfind("chat_room:", 0) == 0) {
@@ -233,52 +237,38 @@ void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::
   } else {
     return;
   }
-  switch (d->kind) {
-    case 'M': {
-      const auto head = p.substr(2, nl - 2);
-      std::from_chars(head.data(), head.data() + head.size(), d->seq);
+  switch (pub.kind) {
+    case PublicationKind::message:
+      d->seq = pub.seq;
       d->v1 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json));
       d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, message_json_v2_from_v1(json)));
       break;
-    }
-    case 'D': {
+    case PublicationKind::moderation: {
       if (moderation_observer_) moderation_observer_(json);
       d->v1 = d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json));
-      boost::system::error_code ec;
-      const auto v = boost::json::parse(json, ec);
-      if (!ec && v.is_object()) {
-        const auto& o = v.as_object();
-        const auto* action = o.if_contains("action");
-        const auto* user = o.if_contains("user_id");
-        if (action && action->is_string() && user && user->is_string() &&
-            (action->as_string() == "ban" || action->as_string() == "timeout")) {
-          d->kick_user = std::string(user->as_string());
-          const auto* retry = o.if_contains("duration_seconds");
-          std::optional<std::int64_t> retry_ms;
-          if (retry && retry->is_int64()) retry_ms = retry->as_int64() * 1000;
-          d->kick_json = error_json("banned", d->global ? "you are banned" : "you are banned from this room", retry_ms);
-        }
+      const auto event = parse_moderation_event(json);
+      if (event && !event->user_id.empty() && (event->action == "ban" || event->action == "timeout")) {
+        d->kick_user = event->user_id;
+        std::optional<std::int64_t> retry_ms;
+        if (event->duration_seconds) retry_ms = *event->duration_seconds * 1000;
+        d->kick_json = error_json("banned", d->global ? "you are banned" : "you are banned from this room", retry_ms);
       }
       break;
     }
-    case 'P': d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json)); break;
-    case 'U': {
-      boost::system::error_code ec;
-      const auto v = boost::json::parse(json, ec);
-      const auto* o = !ec && v.is_object() ? &v.as_object() : nullptr;
-      const auto field = [&](std::string_view name) -> std::string {
-        const auto* f = o ? o->if_contains(name) : nullptr;
-        return f && f->is_string() ? std::string(f->as_string()) : std::string();
-      };
-      const auto action = field("action");
-      d->account_user = field("user_id");
-      if (d->account_user.empty() || (action != "role" && action != "revoke")) {
-        log::warn("bad_publication", {{"channel", channel}, {"kind", "U"}});
+    case PublicationKind::presence:
+      d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json));
+      break;
+    case PublicationKind::account: {
+      auto event = parse_account_event(json);
+      if (!event) {
+        dropped_publications_.fetch_add(1, std::memory_order_relaxed);
+        log::warn("publication_dropped", {{"channel", channel}, {"why", "bad account event"}});
         return;
       }
-      d->revoke = action == "revoke";
-      d->revoked_jti = field("jti");
-      d->new_role = field("role");
+      d->account_user = std::move(event->user_id);
+      d->revoke = event->revoke;
+      d->revoked_jti = std::move(event->jti);
+      d->new_role = std::move(event->role);
       if (!d->revoke) {
         std::string frame = R"({"type":"role","user_id":)";
         append_json_string(frame, d->account_user);
@@ -289,7 +279,6 @@ void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::
       }
       break;
     }
-    default: return;
   }
   for (auto& l : per_loop_) {
     Loop* loop = l.get();

@@ -119,6 +119,8 @@ class Hub final : public ws::ConnectionHandler {
   std::int64_t sessions() const { return sessions_.load(std::memory_order_relaxed); }
   /// Frames handed to sessions so far (deliveries), summed over the loops.
   std::uint64_t frames_queued() const;
+  /// Publications that could not be decoded (malformed, unknown kind, newer version).
+  std::uint64_t dropped_publications() const { return dropped_publications_.load(std::memory_order_relaxed); }
   /// Local members of `room` on every loop; for tests of the hub itself. Loop-unsafe.
   boost::asio::io_context& loop_context(std::size_t loop) { return loops_.loop(loop); }
 
@@ -165,6 +167,7 @@ class Hub final : public ws::ConnectionHandler {
   std::mutex subs_mu_;
   std::unordered_map<std::string, int> node_members_;  ///< room -> sessions on this node
   std::atomic<std::int64_t> sessions_{0};
+  std::atomic<std::uint64_t> dropped_publications_{0};
 };
 
 }  // namespace chatorbit::chat

@@ -1,10 +1,10 @@
 #include "chat/moderation_service.hpp"
 
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "auth/credentials.hpp"
 #include "chat/hub.hpp"
+#include "chat/publication.hpp"
 #include "chat/wire.hpp"
 #include "core/log.hpp"
 #include "core/time_format.hpp"
@@ -53,16 +53,9 @@ void ModerationService::register_routes(http::Router& router) {
 }
 
 void ModerationService::apply_to_cache(RoomCache& rooms, std::string_view event_json) {
-  boost::system::error_code ec;
-  const auto v = boost::json::parse(event_json, ec);
-  if (ec || !v.is_object()) return;
-  const auto& o = v.as_object();
-  const auto* action = o.if_contains("action");
-  const auto* room = o.if_contains("room_id");
-  const auto* seconds = o.if_contains("seconds");
-  if (action && action->is_string() && action->as_string() == "slow_mode" && room && room->is_string() && seconds &&
-      seconds->is_int64()) {
-    rooms.set_slow_mode(std::string(room->as_string()), static_cast<int>(seconds->as_int64()));
+  const auto e = parse_moderation_event(event_json);
+  if (e && e->action == "slow_mode" && !e->room_id.empty() && e->seconds) {
+    rooms.set_slow_mode(e->room_id, static_cast<int>(*e->seconds));
   }
 }
 
@@ -97,7 +90,7 @@ asio::awaitable<void> ModerationService::record(store::ModerationAction action) 
 
 void ModerationService::publish(const std::string& scope, const boost::json::object& event) {
   const auto channel = scope.empty() ? kControlChannel : room_channel(scope);
-  d_.engine.publish(channel, std::make_shared<const std::string>("D\n" + boost::json::serialize(event)));
+  d_.engine.publish(channel, std::make_shared<const std::string>(encode_moderation(event)));
 }
 
 asio::awaitable<http::Response> ModerationService::ban(http::Context& ctx) {

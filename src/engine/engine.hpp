@@ -9,6 +9,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -39,6 +40,12 @@ struct BanState {
   std::string scope;
   std::string reason;
   std::int64_t expires_at_ms = 0;  ///< 0 = permanent
+
+  /// How long until the ban ends, for a client's retry_after_ms; nullopt if permanent.
+  std::optional<std::int64_t> retry_after_ms(std::int64_t now_ms) const {
+    if (expires_at_ms == 0) return std::nullopt;
+    return std::max<std::int64_t>(0, expires_at_ms - now_ms);
+  }
 };
 
 /// What may happen to a message a user wants to post.
