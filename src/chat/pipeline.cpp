@@ -1,8 +1,13 @@
 #include "chat/pipeline.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include <map>
+#include <stdexcept>
+#include <unordered_map>
 
 #include "core/log.hpp"
 
@@ -18,6 +23,55 @@ void MessagePipeline::enqueue(store::Message m, boost::asio::any_io_executor hom
   }
   // One batch job at a time: whatever arrives while it runs forms the next batch.
   if (schedule) store_.post([this](store::Store& s) { write_batch(s); });
+}
+
+namespace {
+
+// Runs an engine operation to completion on this thread. The engine completes on the
+// caller's executor, here a private one; the memory engine does so at once, a networked
+// one after its round trip, which the message lane then waits for: one per batch.
+template <class T>
+T wait_for(boost::asio::awaitable<T> op) {
+  boost::asio::io_context io;
+  auto result = boost::asio::co_spawn(io, std::move(op), boost::asio::use_future);
+  io.run();
+  return result.get();
+}
+
+}  // namespace
+
+void MessagePipeline::number(store::Store& s, std::vector<Pending>& batch, const std::vector<std::size_t>& fresh) {
+  // One block per room for the whole batch, in one reservation.
+  std::vector<engine::SequenceRequest> requests;
+  std::unordered_map<std::string_view, std::size_t> slot;  // room -> index in requests
+  for (std::size_t i : fresh) {
+    const auto [it, added] = slot.try_emplace(batch[i].message.room_id, requests.size());
+    if (added) {
+      requests.push_back({batch[i].message.room_id, 0, std::nullopt});
+    }
+    ++requests[it->second].count;
+  }
+  if (requests.empty()) return;
+  auto firsts = wait_for(engine_.reserve_sequences(requests));
+  // Rooms the engine has no counter for (never numbered, or forgotten by a restart):
+  // asked again with the store's highest seq as the floor, so no stored seq is reused.
+  std::vector<engine::SequenceRequest> unknown;
+  std::vector<std::size_t> unknown_slot;
+  for (std::size_t k = 0; k < requests.size(); ++k) {
+    if (firsts.at(k) != 0) continue;
+    unknown.push_back({requests[k].room_id, requests[k].count, s.max_seq(requests[k].room_id)});
+    unknown_slot.push_back(k);
+  }
+  if (!unknown.empty()) {
+    const auto seeded = wait_for(engine_.reserve_sequences(std::move(unknown)));
+    for (std::size_t j = 0; j < unknown_slot.size(); ++j) firsts[unknown_slot[j]] = seeded.at(j);
+  }
+  for (std::size_t i : fresh) {
+    auto& m = batch[i].message;
+    const std::size_t k = slot.at(m.room_id);
+    if (firsts[k] == 0) throw std::runtime_error("the engine reserved no sequence numbers for room " + m.room_id);
+    m.seq = firsts[k]++;
+  }
 }
 
 void MessagePipeline::write_batch(store::Store& s) {
@@ -56,18 +110,10 @@ void MessagePipeline::write_batch(store::Store& s) {
       }
       fresh.push_back(i);
     }
+    number(s, batch, fresh);
     std::vector<store::Message> rows;
     rows.reserve(fresh.size());
-    for (std::size_t i : fresh) {
-      auto& m = batch[i].message;
-      if (seeded_rooms_.insert(m.room_id).second) {
-        // After a restart an in-memory engine starts counting from zero: never reuse
-        // a sequence number the store already holds.
-        engine_.raise_sequence_floor(m.room_id, s.max_seq(m.room_id));
-      }
-      m.seq = engine_.reserve_sequence(m.room_id, 1);
-      rows.push_back(m);
-    }
+    for (std::size_t i : fresh) rows.push_back(batch[i].message);
     if (!rows.empty()) s.append_messages(rows);
     stored_.fetch_add(rows.size(), std::memory_order_relaxed);
     batches_.fetch_add(1, std::memory_order_relaxed);

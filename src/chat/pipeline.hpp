@@ -15,7 +15,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -75,6 +74,9 @@ class MessagePipeline {
     Completion done;
   };
   void write_batch(store::Store& s);
+  /// Gives each message batch[i], i in `fresh`, its seq: one reservation for the batch,
+  /// a block per room, numbered in batch order.
+  void number(store::Store& s, std::vector<Pending>& batch, const std::vector<std::size_t>& fresh);
 
   store::StoreWorker& store_;
   engine::Engine& engine_;
@@ -82,7 +84,6 @@ class MessagePipeline {
   std::mutex mu_;
   std::vector<Pending> pending_;
   bool scheduled_ = false;
-  std::set<std::string> seeded_rooms_;  ///< store thread only
   std::atomic<std::uint64_t> stored_{0};
   std::atomic<std::uint64_t> batches_{0};
 };

@@ -107,5 +107,22 @@ TEST(MessagePipeline, SequencesResumeAboveWhatTheStoreHolds) {
   EXPECT_EQ(results[0].seq, 8u);
 }
 
+TEST(MessagePipeline, AnEngineThatForgetsItsCountersMidLifeDoesNotReuseASeq) {
+  Fixture f;
+  asio::io_context ctx;
+  std::vector<PostResult> first, second;
+  asio::co_spawn(ctx, submit_all(f.pipeline, {draft("a", "room"), draft("b", "room"), draft("c", "other")}, first),
+                 asio::detached);
+  ctx.run();
+  f.engine.forget_sequences();  // as a Redis restarted without persistence
+  ctx.restart();
+  asio::co_spawn(ctx, submit_all(f.pipeline, {draft("d", "room"), draft("e", "other")}, second), asio::detached);
+  ctx.run();
+  f.worker.shutdown();
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(second[0].seq, 3u);
+  EXPECT_EQ(second[1].seq, 2u);
+}
+
 }  // namespace
 }  // namespace chatorbit::chat

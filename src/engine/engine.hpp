@@ -56,6 +56,16 @@ struct AdmitRequest {
   int slow_mode_seconds = 0;  ///< 0 = off (moderators are passed 0)
 };
 
+/// One room's share of a batch reservation (Engine::reserve_sequences).
+struct SequenceRequest {
+  std::string room_id;
+  std::uint32_t count = 1;  ///< numbers wanted, at least 1
+  /// The highest seq the store holds for the room, when the caller has read it: the
+  /// counter is first raised to at least this. nullopt: reserve only if the engine still
+  /// has the room's counter.
+  std::optional<std::uint64_t> floor;
+};
+
 struct Admission {
   enum class Verdict { ok, banned, slow_mode, rate_limited };
   Verdict verdict = Verdict::ok;
@@ -111,14 +121,19 @@ class Engine {
   virtual boost::asio::awaitable<Admission> rate_hit(std::string key, RateSpec rate) = 0;
 
   // --- per-room sequence numbers -------------------------------------------------------
-  /// Reserves `count` consecutive numbers for the room and returns the first. The first
-  /// number ever returned for a room is floor+1 (see raise_sequence_floor), so a room's
-  /// sequence is 1, 2, 3, ... with no gaps as long as every reservation is used.
-  /// May block briefly (a network round trip for Redis): call it off the event loops.
-  virtual std::uint64_t reserve_sequence(const std::string& room_id, std::uint32_t count) = 0;
-  /// Ensures the next number reserved for the room is above `floor` (e.g. the highest
-  /// seq already stored, after a restart of a memory engine). May block, as above.
-  virtual void raise_sequence_floor(const std::string& room_id, std::uint64_t floor) = 0;
+  /// Reserves a block of consecutive numbers for each request, in one step for the whole
+  /// batch (one round trip for Redis), and returns the first number of each block, in
+  /// request order. Numbers are never handed out twice while the engine keeps its state.
+  ///
+  /// A counter the engine does not have (a room never numbered, or one it forgot: a
+  /// memory engine after a restart, a Redis restarted without persistence) is not
+  /// invented from zero, which could hand out a seq the store already holds: without a
+  /// `floor` the answer for that request is 0 and nothing is reserved, and the caller
+  /// asks again with the store's highest seq as the floor. With a floor, the counter is
+  /// raised to at least it first, so the block starts above everything stored. This is
+  /// the one mechanism for both first use and lost state.
+  virtual boost::asio::awaitable<std::vector<std::uint64_t>> reserve_sequences(
+      std::vector<SequenceRequest> requests) = 0;
 };
 
 }  // namespace chatorbit::engine

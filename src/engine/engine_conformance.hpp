@@ -50,6 +50,9 @@ namespace chatorbit::engine {
 struct EngineFactory {
   std::string name;  ///< appears in test names: letters, digits and '_' only
   std::function<std::unique_ptr<Engine>(ManualClock&)> make;
+  /// Makes `engine` (made by `make`) lose its sequence counters, as a restart without
+  /// persistence does (memory: a new process; Redis: a server restarted empty).
+  std::function<void(Engine&)> forget_sequences;
 };
 
 /// Lets GoogleTest print a factory by name in failure messages.
@@ -81,6 +84,10 @@ class EngineConformance : public ::testing::TestWithParam<EngineFactory> {
   /// returns its result (rethrowing its exception). Fails the test after 5 s.
   template <class T>
   T run(boost::asio::awaitable<T> op);
+
+  /// reserve_sequences() for one room, run to completion.
+  std::uint64_t reserve(const std::string& room, std::uint32_t count,
+                        std::optional<std::uint64_t> floor = std::nullopt);
 
   /// Subscribes and waits until the subscription is in force (see the file comment).
   void subscribe_and_sync(const std::string& channel);

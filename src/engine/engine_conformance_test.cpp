@@ -48,6 +48,12 @@ void EngineConformance::SetUp() {
 
 void EngineConformance::TearDown() { engine_.reset(); }
 
+std::uint64_t EngineConformance::reserve(const std::string& room, std::uint32_t count,
+                                         std::optional<std::uint64_t> floor) {
+  std::vector<SequenceRequest> one{{room, count, floor}};
+  return run(engine().reserve_sequences(std::move(one))).at(0);
+}
+
 void EngineConformance::poll_once() {
   io_.restart();
   if (io_.poll() == 0) std::this_thread::sleep_for(std::chrono::milliseconds{1});
@@ -508,32 +514,73 @@ TEST_P(EngineConformance, RateHitIsASlidingWindowPerKey) {
 
 // --- sequences ----------------------------------------------------------------------------
 
-TEST_P(EngineConformance, SequencesStartAtOneAndReserveContiguousBlocks) {
-  EXPECT_EQ(engine().reserve_sequence("r1", 1), 1u);
-  EXPECT_EQ(engine().reserve_sequence("r1", 1), 2u);
-  EXPECT_EQ(engine().reserve_sequence("r1", 3), 3u);  // 3, 4, 5
-  EXPECT_EQ(engine().reserve_sequence("r1", 1), 6u);
+TEST_P(EngineConformance, AnUnknownCounterIsNotInventedFromZero) {
+  EXPECT_EQ(reserve("r1", 1), 0u) << "never numbered: the caller must bring the store's floor";
+  EXPECT_EQ(reserve("r1", 1), 0u) << "and asking did not create it";
+  EXPECT_EQ(reserve("r1", 1, 0), 1u) << "an empty room's floor is 0";
+}
+
+TEST_P(EngineConformance, SequencesReserveContiguousBlocks) {
+  EXPECT_EQ(reserve("r1", 1, 0), 1u);
+  EXPECT_EQ(reserve("r1", 1), 2u);
+  EXPECT_EQ(reserve("r1", 3), 3u);  // 3, 4, 5
+  EXPECT_EQ(reserve("r1", 1), 6u);
 }
 
 TEST_P(EngineConformance, FloorRaisesTheNextSequence) {
-  engine().raise_sequence_floor("r1", 100);
-  EXPECT_EQ(engine().reserve_sequence("r1", 2), 101u);  // 101, 102
-  engine().raise_sequence_floor("r1", 50);              // below the current value: no effect
-  EXPECT_EQ(engine().reserve_sequence("r1", 1), 103u);
-  engine().raise_sequence_floor("r1", 103);  // equal: no effect either
-  EXPECT_EQ(engine().reserve_sequence("r1", 1), 104u);
-  engine().raise_sequence_floor("r1", 200);
-  EXPECT_EQ(engine().reserve_sequence("r1", 1), 201u);
+  EXPECT_EQ(reserve("r1", 2, 100), 101u);  // 101, 102
+  EXPECT_EQ(reserve("r1", 1, 50), 103u);   // below the counter: no effect
+  EXPECT_EQ(reserve("r1", 1, 103), 104u);  // equal: no effect either
+  EXPECT_EQ(reserve("r1", 1, 200), 201u);
 }
 
-TEST_P(EngineConformance, SequencesOfRoomsAreIndependent) {
-  engine().raise_sequence_floor("r1", 10);
-  EXPECT_EQ(engine().reserve_sequence("r1", 5), 11u);
-  EXPECT_EQ(engine().reserve_sequence("r2", 1), 1u);
-  engine().raise_sequence_floor("r3", 7);
-  EXPECT_EQ(engine().reserve_sequence("r2", 1), 2u);
-  EXPECT_EQ(engine().reserve_sequence("r1", 1), 16u);
-  EXPECT_EQ(engine().reserve_sequence("r3", 1), 8u);
+TEST_P(EngineConformance, OneBatchReservesForSeveralRoomsInRequestOrder) {
+  EXPECT_EQ(reserve("r1", 1, 10), 11u);
+  std::vector<SequenceRequest> batch{
+      {"r1", 5, std::nullopt}, {"r2", 1, std::nullopt}, {"r3", 2, 7}, {"r1", 1, std::nullopt}};
+  const auto firsts = run(engine().reserve_sequences(std::move(batch)));
+  EXPECT_EQ(firsts, (std::vector<std::uint64_t>{12, 0, 8, 17}));
+  EXPECT_EQ(reserve("r3", 1), 10u);
+}
+
+TEST_P(EngineConformance, ABackendThatForgetsItsCountersContinuesAboveTheStoredMaximum) {
+  if (!GetParam().forget_sequences) GTEST_SKIP() << "the factory cannot make this engine forget";
+  EXPECT_EQ(reserve("r1", 10, 0), 1u);  // 1..10 handed out and (say) stored
+  GetParam().forget_sequences(engine());
+  EXPECT_EQ(reserve("r1", 1), 0u) << "a forgotten counter is unknown, not zero";
+  EXPECT_EQ(reserve("r1", 1, 10), 11u) << "the store's maximum is the floor";
+}
+
+TEST_P(EngineConformance, ConcurrentReservationsAreDisjointAndGapless) {
+  EXPECT_EQ(reserve("r1", 1, 0), 1u);
+  constexpr int kThreads = 4;
+  constexpr int kEach = 300;
+  std::mutex mu;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> blocks;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      boost::asio::io_context io;  // each thread its own: reservations complete on their caller's executor
+      for (int i = 0; i < kEach; ++i) {
+        const auto count = static_cast<std::uint32_t>(1 + (i + t) % 3);
+        std::vector<SequenceRequest> one{{"r1", count, std::nullopt}};
+        auto f = boost::asio::co_spawn(io, engine().reserve_sequences(std::move(one)), boost::asio::use_future);
+        io.restart();
+        io.run_for(std::chrono::seconds{5});
+        const auto first = f.get().at(0);
+        std::lock_guard lock(mu);
+        blocks.emplace_back(first, count);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::sort(blocks.begin(), blocks.end());
+  std::uint64_t next = 2;
+  for (const auto& [first, count] : blocks) {
+    ASSERT_EQ(first, next);
+    next += count;
+  }
+  EXPECT_EQ(reserve("r1", 1), next);
 }
 
 }  // namespace

@@ -429,18 +429,33 @@ boost::asio::awaitable<Admission> MemoryEngine::rate_hit(std::string key, RateSp
 
 // --- sequences -----------------------------------------------------------------------------
 
-std::uint64_t MemoryEngine::reserve_sequence(const std::string& room_id, std::uint32_t count) {
-  std::lock_guard lock(sequences_->mu);
-  auto& last = sequences_->last[room_id];
-  const std::uint64_t first = last + 1;
-  last += count;
-  return first;
+boost::asio::awaitable<std::vector<std::uint64_t>> MemoryEngine::reserve_sequences(
+    std::vector<SequenceRequest> requests) {
+  std::vector<std::uint64_t> firsts;
+  firsts.reserve(requests.size());
+  {
+    std::lock_guard lock(sequences_->mu);
+    for (const auto& r : requests) {
+      auto it = sequences_->last.find(r.room_id);
+      if (it == sequences_->last.end()) {
+        if (!r.floor) {
+          firsts.push_back(0);  // unknown counter: the caller brings the store's floor
+          continue;
+        }
+        it = sequences_->last.emplace(r.room_id, *r.floor).first;
+      } else if (r.floor) {
+        it->second = std::max(it->second, *r.floor);
+      }
+      firsts.push_back(it->second + 1);
+      it->second += std::max<std::uint32_t>(r.count, 1);
+    }
+  }
+  co_return firsts;
 }
 
-void MemoryEngine::raise_sequence_floor(const std::string& room_id, std::uint64_t floor) {
+void MemoryEngine::forget_sequences() {
   std::lock_guard lock(sequences_->mu);
-  auto& last = sequences_->last[room_id];
-  last = std::max(last, floor);
+  sequences_->last.clear();
 }
 
 // --- diagnostics ---------------------------------------------------------------------------

@@ -88,10 +88,11 @@ class MemoryEngine final : public Engine {
   boost::asio::awaitable<Admission> rate_hit(std::string key, RateSpec rate) override;
 
   // --- sequences ---------------------------------------------------------------------
-  /// Never blocks beyond a short mutex. reserve_sequence(room, 0) returns the next
-  /// number without reserving it.
-  std::uint64_t reserve_sequence(const std::string& room_id, std::uint32_t count) override;
-  void raise_sequence_floor(const std::string& room_id, std::uint64_t floor) override;
+  /// Completes at once; never blocks beyond a short mutex.
+  boost::asio::awaitable<std::vector<std::uint64_t>> reserve_sequences(std::vector<SequenceRequest> requests) override;
+  /// Forgets every sequence counter, as a restart would: for tests of what callers do
+  /// when an engine loses its state.
+  void forget_sequences();
 
   // --- diagnostics -------------------------------------------------------------------
   /// How many keys the engine holds: presence rooms, bans, per-(room, user) posting

@@ -30,7 +30,8 @@ using std::chrono::seconds;
 
 INSTANTIATE_TEST_SUITE_P(Memory, EngineConformance,
                          ::testing::Values(EngineFactory{
-                             "Memory", [](ManualClock& clock) { return std::make_unique<MemoryEngine>(clock); }}),
+                             "Memory", [](ManualClock& clock) { return std::make_unique<MemoryEngine>(clock); },
+                             [](Engine& e) { static_cast<MemoryEngine&>(e).forget_sequences(); }}),
                          engine_factory_name);
 
 /// Runs one engine coroutine to completion on a private io_context.
@@ -183,26 +184,6 @@ TEST_F(MemoryEngineTest, ConcurrentAdmitsNeverExceedTheLimit) {
   EXPECT_EQ(hits.load(), kLimit);
 }
 
-TEST_F(MemoryEngineTest, ConcurrentReservationsAreDisjointAndGapless) {
-  std::mutex mu;
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> blocks;
-  on_threads(4, [&](int t) {
-    for (int i = 0; i < 500; ++i) {
-      const auto count = static_cast<std::uint32_t>(1 + (i + t) % 3);
-      const auto first = engine_.reserve_sequence("r1", count);
-      std::lock_guard lock(mu);
-      blocks.emplace_back(first, count);
-    }
-  });
-  std::sort(blocks.begin(), blocks.end());
-  std::uint64_t next = 1;
-  for (const auto& [first, count] : blocks) {
-    ASSERT_EQ(first, next);
-    next += count;
-  }
-  EXPECT_EQ(engine_.reserve_sequence("r1", 1), next);
-}
-
 // --- bounded memory ----------------------------------------------------------------------------
 
 TEST_F(MemoryEngineTest, ExpiredKeysAreSweptByLaterTraffic) {
@@ -230,7 +211,8 @@ TEST_F(MemoryEngineTest, ExpiredKeysAreSweptByLaterTraffic) {
 TEST_F(MemoryEngineTest, TrackedKeysCountsChannelsAndSequences) {
   engine_.subscribe("a");
   engine_.subscribe("a");
-  engine_.reserve_sequence("r1", 1);
+  std::vector<SequenceRequest> reservation{{"r1", 1, 0}};
+  run(engine_.reserve_sequences(std::move(reservation)));
   EXPECT_EQ(engine_.tracked_keys(), 2u);
   engine_.unsubscribe("a");
   EXPECT_EQ(engine_.tracked_keys(), 1u);
