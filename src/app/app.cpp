@@ -114,8 +114,9 @@ App::App(Config config)
   opts.max_connections_per_ip = config_.max_http_connections_per_ip;
   server_ = std::make_unique<http::HttpServer>(opts, *loops_, router_, metrics_);
 
-  ops_ = std::make_unique<ops::OpsService>(
-      ops::OpsDeps{store_.get(), metrics_, [this] { return server_->draining(); }, config_.swagger_ui_dir});
+  ops_ = std::make_unique<ops::OpsService>(ops::OpsDeps{store_.get(), metrics_, [this] { return server_->draining(); },
+                                                        [this] { return engine_->broker_health(); },
+                                                        config_.swagger_ui_dir});
   ops_->register_routes(router_);
   if (config_.has_role("auth")) {
     auth_ = std::make_unique<auth::AuthService>(
@@ -161,10 +162,12 @@ void App::build_chat() {
   rooms_ = std::make_unique<chat::RoomCache>(*store_, clock_);
   hub_->set_moderation_observer(
       [rooms = rooms_.get()](std::string_view json) { chat::ModerationService::apply_to_cache(*rooms, json); });
-  pipeline_ = std::make_unique<chat::MessagePipeline>(*store_, *engine_, [this](const store::Message& m) {
-    engine_->publish(chat::room_channel(m.room_id),
-                     std::make_shared<const std::string>(chat::encode_message(m.seq, chat::message_json_v1(m))));
-  });
+  pipeline_ = std::make_unique<chat::MessagePipeline>(
+      *store_, *engine_, [this](const store::Message& m, engine::PublishDone done) {
+        engine_->publish(chat::room_channel(m.room_id),
+                         std::make_shared<const std::string>(chat::encode_message(m.seq, chat::message_json_v1(m))),
+                         std::move(done));
+      });
   chat_ = std::make_unique<chat::ChatService>(
       chat::ChatDeps{config_, *store_, *engine_, *hub_, *pipeline_, *rooms_, *authenticator_, ids_, clock_, *loops_});
   hub_->set_events(chat_.get());
@@ -186,6 +189,9 @@ void App::build_chat() {
                        [this] { return static_cast<double>(hub_->dropped_publications()); });
   metrics_.add_counter("chatorbit_messages_stored_total", "Chat messages stored.",
                        [this] { return static_cast<double>(pipeline_->stored()); });
+  metrics_.add_counter("chatorbit_publish_failures_total",
+                       "Stored chat messages the broker did not take (not delivered live; in history).",
+                       [this] { return static_cast<double>(pipeline_->publish_failures()); });
   metrics_.add_counter("chatorbit_message_batches_total", "Store batches written by the message pipeline.",
                        [this] { return static_cast<double>(pipeline_->batches()); });
 }

@@ -279,9 +279,13 @@ void ChatService::welcome(Session& s) {
 asio::awaitable<void> ChatService::resume(std::shared_ptr<ws::Connection> conn, std::uint64_t last_seq) {
   Session* s = alive(conn);
   if (!s) co_return;
-  auto job = [room = s->room](store::Store& st) { return st.history(room, 200, std::nullopt); };
+  const std::string room = s->room;
+  auto job = [room](store::Store& st) { return st.history(room, 200, std::nullopt); };
   std::vector<store::Message> newest_first;
   try {
+    // History is read only once live messages are coming in (the hub subscribed when the
+    // session joined; this waits until that is in force), so nothing falls between.
+    co_await d_.engine.subscribed(room_channel(room));
     newest_first = co_await d_.store.run(std::move(job));
   } catch (const std::exception& e) {
     log::error("resume_failed", {{"what", e.what()}});
@@ -468,10 +472,17 @@ void ChatService::on_stored(const std::shared_ptr<ws::Connection>& conn, const s
   --s->in_pipeline;
   if (error) {
     conn->send_text(error_json("internal", "the message could not be stored; it was not sent", {}, cid));
-  } else if (s->version == 2 && !cid.empty()) {
-    boost::json::object ack{
-        {"type", "ack"}, {"cid", cid}, {"id", result.id}, {"seq", result.seq}, {"duplicate", result.duplicate}};
-    conn->send_text(json_line(ack));
+  } else {
+    if (s->version == 2 && !cid.empty()) {
+      boost::json::object ack{
+          {"type", "ack"}, {"cid", cid}, {"id", result.id}, {"seq", result.seq}, {"duplicate", result.duplicate}};
+      conn->send_text(json_line(ack));
+    }
+    if (!result.published) {
+      conn->send_text(error_json("unavailable",
+                                 "the message was stored but could not be delivered live; it is in the room's history",
+                                 {}, cid));
+    }
   }
   if (!s->paused || (s->barrier ? s->in_pipeline > 0 : s->in_pipeline >= kMaxInPipeline)) return;
   s->paused = false;

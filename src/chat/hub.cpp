@@ -104,6 +104,11 @@ Hub::Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits)
 Hub::~Hub() = default;
 
 void Hub::start() {
+  engine_.set_resubscribed([] {
+    // Publications made while the broker was away were not received here. Sessions
+    // keep their place; clients that resume by seq recover what they missed.
+    log::warn("broker_resubscribed", {});
+  });
   engine_.subscribe(kControlChannel);
   for (auto& l : per_loop_) {
     Loop* loop = l.get();

@@ -117,10 +117,7 @@ void MessagePipeline::write_batch(store::Store& s) {
     if (!rows.empty()) s.append_messages(rows);
     stored_.fetch_add(rows.size(), std::memory_order_relaxed);
     batches_.fetch_add(1, std::memory_order_relaxed);
-    for (std::size_t i : fresh) {
-      publish_(batch[i].message);
-      results[i].second = {batch[i].message.id, batch[i].message.seq, false};
-    }
+    for (std::size_t i : fresh) results[i].second = {batch[i].message.id, batch[i].message.seq, false};
     // In-batch resends learn their original's seq now that it has one.
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (results[i].second.duplicate && results[i].second.seq == 0) {
@@ -133,7 +130,29 @@ void MessagePipeline::write_batch(store::Store& s) {
     log::error("message_batch_failed", {{"messages", batch.size()}, {"what", e.what()}});
     const auto error = std::current_exception();
     for (auto& r : results) r.first = error;
+    fresh.clear();  // nothing stored, nothing to publish
   }
+  // Stored: published in seq order; the senders hear of it once the broker took each
+  // (at once with the memory engine), with `published` false where it did not.
+  auto outcome = std::make_shared<Outcome>(std::move(batch), std::move(results), fresh.size() + 1);
+  for (std::size_t i : fresh) {
+    publish_(outcome->batch[i].message, [this, outcome, i](std::string_view error) {
+      if (!error.empty()) {
+        outcome->results[i].second.published = false;
+        publish_failures_.fetch_add(1, std::memory_order_relaxed);
+        log::error(
+            "publish_failed",
+            {{"room", outcome->batch[i].message.room_id}, {"seq", outcome->batch[i].message.seq}, {"error", error}});
+      }
+      if (outcome->unconfirmed.fetch_sub(1, std::memory_order_acq_rel) == 1) complete(*outcome);
+    });
+  }
+  if (outcome->unconfirmed.fetch_sub(1, std::memory_order_acq_rel) == 1) complete(*outcome);
+}
+
+void MessagePipeline::complete(Outcome& outcome) {
+  auto& batch = outcome.batch;
+  auto& results = outcome.results;
   // One hand-off per event loop for the whole batch, not one per message: each post
   // to a sleeping loop is a wake-up, and with the store thread on the same core every
   // wake-up is a context switch (the largest single cost in the ingress profile).

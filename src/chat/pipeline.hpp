@@ -27,10 +27,14 @@ struct PostResult {
   std::string id;
   std::uint64_t seq = 0;
   bool duplicate = false;  ///< a resend of an already stored cid: nothing new was stored
+  /// False: stored, but the broker did not take the publication, so no viewer got it
+  /// live (it is in the room's history).
+  bool published = true;
 };
 
-/// Publishes a stored message (v1 JSON) on the room's channel. Runs on the store thread.
-using Publisher = std::function<void(const store::Message& m)>;
+/// Publishes a stored message (v1 JSON) on the room's channel, and reports to `done`
+/// whether the broker took it. Runs on the store thread; `done` may run on any thread.
+using Publisher = std::function<void(const store::Message& m, engine::PublishDone done)>;
 
 class MessagePipeline {
  public:
@@ -66,6 +70,8 @@ class MessagePipeline {
   std::uint64_t stored() const { return stored_.load(std::memory_order_relaxed); }
   /// Batches written so far (for metrics).
   std::uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
+  /// Stored messages whose publication the broker refused (for metrics).
+  std::uint64_t publish_failures() const { return publish_failures_.load(std::memory_order_relaxed); }
 
  private:
   struct Pending {
@@ -73,7 +79,18 @@ class MessagePipeline {
     boost::asio::any_io_executor home;
     Completion done;
   };
+  /// A batch between its commit and its senders' completions: those wait until the
+  /// broker has answered for every publication (`unconfirmed` reaches 0).
+  struct Outcome {
+    Outcome(std::vector<Pending> b, std::vector<std::pair<std::exception_ptr, PostResult>> r, std::size_t n)
+        : batch(std::move(b)), results(std::move(r)), unconfirmed(n) {}
+    std::vector<Pending> batch;
+    std::vector<std::pair<std::exception_ptr, PostResult>> results;
+    std::atomic<std::size_t> unconfirmed;
+  };
   void write_batch(store::Store& s);
+  /// Hands each sender its result, one post per event loop.
+  static void complete(Outcome& outcome);
   /// Gives each message batch[i], i in `fresh`, its seq: one reservation for the batch,
   /// a block per room, numbered in batch order.
   void number(store::Store& s, std::vector<Pending>& batch, const std::vector<std::size_t>& fresh);
@@ -86,6 +103,7 @@ class MessagePipeline {
   bool scheduled_ = false;
   std::atomic<std::uint64_t> stored_{0};
   std::atomic<std::uint64_t> batches_{0};
+  std::atomic<std::uint64_t> publish_failures_{0};
 };
 
 }  // namespace chatorbit::chat

@@ -34,10 +34,14 @@ struct Fixture {
   store::StoreWorker worker{store::SqliteStore::open(":memory:")};
   std::mutex mu;
   std::vector<store::Message> published;  // in publication order
-  MessagePipeline pipeline{worker, engine, [this](const store::Message& m) {
-                             std::lock_guard lock(mu);
-                             published.push_back(m);
+  MessagePipeline pipeline{worker, engine, [this](const store::Message& m, engine::PublishDone done) {
+                             {
+                               std::lock_guard lock(mu);
+                               published.push_back(m);
+                             }
+                             done(refuse_publish ? "broker down" : "");
                            }};
+  bool refuse_publish = false;
 };
 
 asio::awaitable<void> submit_all(MessagePipeline& p, std::vector<store::Message> drafts, std::vector<PostResult>& out) {
@@ -105,6 +109,21 @@ TEST(MessagePipeline, SequencesResumeAboveWhatTheStoreHolds) {
   f.worker.shutdown();
   ASSERT_EQ(results.size(), 1u);
   EXPECT_EQ(results[0].seq, 8u);
+}
+
+TEST(MessagePipeline, APublicationTheBrokerRefusedIsReportedToItsSender) {
+  Fixture f;
+  f.refuse_publish = true;
+  asio::io_context ctx;
+  std::vector<PostResult> results;
+  asio::co_spawn(ctx, submit_all(f.pipeline, {draft("m1", "room")}, results), asio::detached);
+  ctx.run();
+  f.worker.shutdown();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].seq, 1u) << "stored all the same";
+  EXPECT_FALSE(results[0].published);
+  EXPECT_EQ(f.pipeline.publish_failures(), 1u);
+  EXPECT_EQ(f.pipeline.stored(), 1u);
 }
 
 TEST(MessagePipeline, AnEngineThatForgetsItsCountersMidLifeDoesNotReuseASeq) {

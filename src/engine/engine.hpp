@@ -15,7 +15,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.hpp"
@@ -78,6 +80,24 @@ struct Admission {
 /// it must not block, and must hand work to the event loops itself.
 using Subscriber = std::function<void(const std::string& channel, std::shared_ptr<const std::string> payload)>;
 
+/// What became of one publish(): called once, on an engine thread (or inline), with an
+/// empty string when the broker took the publication and with the reason when it did
+/// not (then no node receives it). Must not block.
+using PublishDone = std::function<void(std::string_view error)>;
+
+/// The broker as this node sees it: for /readyz and the logs.
+struct BrokerHealth {
+  bool up = true;
+  std::string detail;  ///< why not, when down
+};
+
+/// The engine's backend cannot be reached: the operation did nothing. Callers answer
+/// `unavailable` (503), never as if it had succeeded.
+class EngineUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -85,13 +105,29 @@ class Engine {
   // --- broker ----------------------------------------------------------------------
   /// Sets the receiver of publications. Call once, before subscribe().
   virtual void set_subscriber(Subscriber subscriber) = 0;
-  /// Starts receiving `channel` on this node (idempotent).
+  /// Starts receiving `channel` on this node (idempotent). Non-blocking: the request is
+  /// made at once and is in force a little later (a round trip for Redis), see
+  /// subscribed(). While the broker is down the channel stays wanted, and it is
+  /// subscribed again when the broker is back (see set_resubscribed()).
   virtual void subscribe(const std::string& channel) = 0;
+  /// Completes once `channel`, subscribed before, is in force: everything published
+  /// after that is delivered, so a node may read history then without missing what
+  /// comes next. Throws EngineUnavailable while the broker is down.
+  virtual boost::asio::awaitable<void> subscribed(const std::string& channel) = 0;
   /// Stops receiving `channel` on this node (idempotent).
   virtual void unsubscribe(const std::string& channel) = 0;
   /// Publishes to every node subscribed to `channel`, this one included. Non-blocking;
-  /// publications from one thread to one channel are delivered in that order.
-  virtual void publish(const std::string& channel, std::shared_ptr<const std::string> payload) = 0;
+  /// publications from one thread to one channel are delivered in that order. `done`,
+  /// if given, learns whether the broker took it (a failure is never silent: without
+  /// `done` the engine logs it).
+  virtual void publish(const std::string& channel, std::shared_ptr<const std::string> payload,
+                       PublishDone done = {}) = 0;
+  /// Whether the broker is reachable now.
+  virtual BrokerHealth broker_health() const = 0;
+  /// `f` runs (on an engine thread) each time the broker came back after being lost,
+  /// once every wanted channel is subscribed again. Publications made meanwhile were
+  /// not received: `f` is where a node makes up for them. Call before subscribe().
+  virtual void set_resubscribed(std::function<void()> f) = 0;
 
   // --- presence (per connection, TTL) ------------------------------------------------
   /// Adds or refreshes entries; each expires `ttl` after its last refresh.

@@ -53,6 +53,9 @@ struct EngineFactory {
   /// Makes `engine` (made by `make`) lose its sequence counters, as a restart without
   /// persistence does (memory: a new process; Redis: a server restarted empty).
   std::function<void(Engine&)> forget_sequences;
+  /// Makes `engine` lose (true) or regain (false) its broker, as a network failure or a
+  /// broker restart would. Empty: the broker-failure cases are skipped.
+  std::function<void(Engine&, bool down)> set_broker_down;
 };
 
 /// Lets GoogleTest print a factory by name in failure messages.
@@ -101,10 +104,11 @@ class EngineConformance : public ::testing::TestWithParam<EngineFactory> {
   std::vector<Delivery> deliveries();
   void clear_deliveries();
 
- private:
-  // Runs ready handlers of the io_context without blocking.
+  /// Runs ready handlers of the fixture's io_context without blocking (sleeps 1 ms if
+  /// there were none): the step of a bounded wait.
   void poll_once();
 
+ private:
   ManualClock clock_;
   boost::asio::io_context io_;
   std::mutex mu_;

@@ -3,7 +3,9 @@
 #include "engine/engine_conformance.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <future>
 #include <iterator>
 #include <thread>
 #include <tuple>
@@ -80,6 +82,7 @@ bool EngineConformance::wait_for_deliveries(std::size_t n) {
 
 void EngineConformance::subscribe_and_sync(const std::string& channel) {
   engine_->subscribe(channel);
+  run(engine_->subscribed(channel));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
   while (std::chrono::steady_clock::now() < deadline) {
     const Delivery probe{channel, kProbePrefix + std::to_string(++probes_)};
@@ -510,6 +513,46 @@ TEST_P(EngineConformance, RateHitIsASlidingWindowPerKey) {
   a = run(engine().rate_hit("ip:10.0.0.1", rate));
   EXPECT_EQ(a.verdict, Verdict::rate_limited);
   EXPECT_EQ(a.retry_after, milliseconds{200});
+}
+
+TEST_P(EngineConformance, APublishToABrokerThatIsDownFailsVisibly) {
+  if (!GetParam().set_broker_down) GTEST_SKIP() << "the factory cannot take this engine's broker down";
+  subscribe_and_sync("room:a");
+  clear_deliveries();
+  std::atomic<int> resubscribed{0};
+  engine().set_resubscribed([&] { ++resubscribed; });
+  EXPECT_TRUE(engine().broker_health().up);
+
+  GetParam().set_broker_down(engine(), true);
+  EXPECT_FALSE(engine().broker_health().up);
+  EXPECT_FALSE(engine().broker_health().detail.empty());
+  std::promise<std::string> outcome;
+  engine().publish("room:a", std::make_shared<const std::string>("lost"),
+                   [&](std::string_view error) { outcome.set_value(std::string(error)); });
+  auto reported = outcome.get_future();
+  ASSERT_EQ(reported.wait_for(std::chrono::seconds{5}), std::future_status::ready) << "the failure is reported";
+  EXPECT_FALSE(reported.get().empty());
+  engine().subscribe("room:b");  // wanted while down
+  EXPECT_THROW(run(engine().subscribed("room:b")), EngineUnavailable);
+
+  GetParam().set_broker_down(engine(), false);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{5};
+  while (resubscribed.load() == 0 && std::chrono::steady_clock::now() < deadline) poll_once();
+  EXPECT_EQ(resubscribed.load(), 1) << "told once the broker is back and the channels are subscribed again";
+  EXPECT_TRUE(engine().broker_health().up);
+  run(engine().subscribed("room:b"));
+  const auto seen = deliveries_until_marker("room:a");
+  EXPECT_TRUE(std::none_of(seen.begin(), seen.end(), [](const Delivery& d) { return d.payload == "lost"; }));
+  std::promise<std::string> ok;
+  engine().publish("room:b", std::make_shared<const std::string>("after"),
+                   [&](std::string_view error) { ok.set_value(std::string(error)); });
+  auto ok_future = ok.get_future();
+  ASSERT_EQ(ok_future.wait_for(std::chrono::seconds{5}), std::future_status::ready);
+  EXPECT_EQ(ok_future.get(), "");
+  EXPECT_TRUE(wait_for_deliveries(1));
+  const auto after = deliveries();
+  EXPECT_TRUE(std::any_of(after.begin(), after.end(), [](const Delivery& d) { return d.payload == "after"; }))
+      << "a channel subscribed while the broker was down is in force once it is back";
 }
 
 // --- sequences ----------------------------------------------------------------------------

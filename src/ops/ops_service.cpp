@@ -92,6 +92,11 @@ asio::awaitable<http::Response> OpsService::ready(http::Context&) {
       co_return http::error_response(Status::service_unavailable, "storage unavailable");
     }
   }
+  if (d_.broker) {
+    if (const auto health = d_.broker(); !health.up) {
+      co_return http::error_response(Status::service_unavailable, "broker unavailable", {{"detail", health.detail}});
+    }
+  }
   co_return http::json_response(Status::ok, {{"status", "ready"}});
 }
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "engine/engine.hpp"
 #include "net/metrics.hpp"
 #include "net/router.hpp"
 #include "store/store_worker.hpp"
@@ -16,6 +17,8 @@ struct OpsDeps {
   store::StoreWorker* store;  ///< null if this process has no store
   http::Metrics& metrics;
   std::function<bool()> draining;
+  /// The engine's broker, as /readyz reports it; null: not asked.
+  std::function<engine::BrokerHealth()> broker;
   std::string swagger_ui_dir;
 };
 

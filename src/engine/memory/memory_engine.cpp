@@ -1,7 +1,10 @@
 #include "engine/memory/memory_engine.hpp"
 
+#include "core/log.hpp"
+
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <map>
@@ -113,6 +116,8 @@ struct MemoryEngine::Broker {
   std::mutex mu;  // subscriber and channels; never held while the subscriber runs
   std::shared_ptr<const Subscriber> subscriber;
   std::unordered_set<std::string> channels;
+  std::shared_ptr<const std::function<void()>> resubscribed;
+  std::atomic<bool> down{false};  // set_broker_down(): a test's stand-in for a lost connection
   // Held while the subscriber runs, so deliveries on a channel are serialised in lock order.
   std::array<std::mutex, kDeliveryLocks> delivery;
 };
@@ -233,7 +238,35 @@ void MemoryEngine::set_subscriber(Subscriber subscriber) {
 
 void MemoryEngine::subscribe(const std::string& channel) {
   std::lock_guard lock(broker_->mu);
-  broker_->channels.insert(channel);
+  broker_->channels.insert(channel);  // wanted even while down: in force when it is back
+}
+
+boost::asio::awaitable<void> MemoryEngine::subscribed(const std::string&) {
+  if (broker_->down.load()) throw EngineUnavailable("memory engine: broker marked down");
+  co_return;
+}
+
+BrokerHealth MemoryEngine::broker_health() const {
+  if (broker_->down.load()) return {false, "broker marked down"};
+  return {};
+}
+
+void MemoryEngine::set_resubscribed(std::function<void()> f) {
+  auto shared = std::make_shared<const std::function<void()>>(std::move(f));
+  std::lock_guard lock(broker_->mu);
+  broker_->resubscribed = std::move(shared);
+}
+
+void MemoryEngine::set_broker_down(bool down) {
+  const bool was = broker_->down.exchange(down);
+  if (was && !down) {
+    std::shared_ptr<const std::function<void()>> f;
+    {
+      std::lock_guard lock(broker_->mu);
+      f = broker_->resubscribed;
+    }
+    if (f && *f) (*f)();
+  }
 }
 
 void MemoryEngine::unsubscribe(const std::string& channel) {
@@ -241,7 +274,21 @@ void MemoryEngine::unsubscribe(const std::string& channel) {
   broker_->channels.erase(channel);
 }
 
-void MemoryEngine::publish(const std::string& channel, std::shared_ptr<const std::string> payload) {
+void MemoryEngine::publish(const std::string& channel, std::shared_ptr<const std::string> payload, PublishDone done) {
+  if (broker_->down.load()) {
+    if (done) {
+      done("memory engine: broker marked down");
+    } else {
+      log::warn("publish_failed", {{"channel", channel}, {"error", "broker marked down"}});
+    }
+    return;
+  }
+  struct Report {  // after the delivery, also when the subscriber throws
+    PublishDone& done;
+    ~Report() {
+      if (done) done({});
+    }
+  } report{done};
   auto& state = this_thread_delivery();
   if (state.delivering) {
     // Called from a subscriber: delivering now would take a delivery lock this thread

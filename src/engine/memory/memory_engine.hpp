@@ -37,7 +37,10 @@ class MemoryEngine final : public Engine {
 
   // --- broker ----------------------------------------------------------------------
   void set_subscriber(Subscriber subscriber) override;
+  /// In force at once.
   void subscribe(const std::string& channel) override;
+  /// Completes at once, or throws while set_broker_down(true).
+  boost::asio::awaitable<void> subscribed(const std::string& channel) override;
   void unsubscribe(const std::string& channel) override;
   /// Delivers inline: the subscriber has been called (or the publication dropped, if
   /// `channel` is not subscribed) by the time publish() returns.
@@ -55,7 +58,15 @@ class MemoryEngine final : public Engine {
   ///
   /// An exception thrown by the subscriber propagates out of the outermost publish();
   /// publications queued re-entrantly on that thread are then dropped.
-  void publish(const std::string& channel, std::shared_ptr<const std::string> payload) override;
+  ///
+  /// `done` runs inline, after the delivery.
+  void publish(const std::string& channel, std::shared_ptr<const std::string> payload, PublishDone done = {}) override;
+  BrokerHealth broker_health() const override;
+  void set_resubscribed(std::function<void()> f) override;
+  /// For tests of what callers do when a networked broker is lost: while down, publish()
+  /// delivers nothing and reports the failure, subscribe() throws EngineUnavailable
+  /// (the channel stays wanted). Coming back up runs the resubscribed callback.
+  void set_broker_down(bool down);
 
   // --- presence ----------------------------------------------------------------------
   /// An entry expires when the clock reaches last refresh + ttl; refreshing an entry

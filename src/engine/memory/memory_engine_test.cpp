@@ -31,7 +31,8 @@ using std::chrono::seconds;
 INSTANTIATE_TEST_SUITE_P(Memory, EngineConformance,
                          ::testing::Values(EngineFactory{
                              "Memory", [](ManualClock& clock) { return std::make_unique<MemoryEngine>(clock); },
-                             [](Engine& e) { static_cast<MemoryEngine&>(e).forget_sequences(); }}),
+                             [](Engine& e) { static_cast<MemoryEngine&>(e).forget_sequences(); },
+                             [](Engine& e, bool down) { static_cast<MemoryEngine&>(e).set_broker_down(down); }}),
                          engine_factory_name);
 
 /// Runs one engine coroutine to completion on a private io_context.
