@@ -190,10 +190,17 @@ const std::vector<Setting>& settings() {
        "write fan-out through io_uring, up to 64 sockets per system call (false: one sendmsg each; also the "
        "fallback where the kernel refuses io_uring)",
        [](Config& c, const std::string& v, const std::string& n) { c.io_uring = parse_bool(v, n); }},
-      {"MONGO_URL", "mongo-url", "", "MongoDB URL; selects the MongoDB store (not in this build yet)",
+      {"MONGO_URL", "mongo-url", "",
+       "MongoDB URL (mongodb://... or mongodb+srv://...); selects the MongoDB store (not in this build yet)",
        string_setting(&Config::mongo_url)},
-      {"REDIS_ADDR", "redis-addr", "", "Redis host:port; selects the Redis engine (not in this build yet)",
+      {"REDIS_ADDR", "redis-addr", "",
+       "one Redis node, host:port or redis://[:password@]host:port[/db]; selects the Redis engine (not in this "
+       "build yet)",
        string_setting(&Config::redis_addr)},
+      {"CHATORBIT_REDIS_CLUSTER", "redis-cluster", "",
+       "Redis Cluster seed nodes, host:port,host:port,...; selects the Redis engine on a cluster (not in this build "
+       "yet); not together with REDIS_ADDR",
+       string_setting(&Config::redis_cluster)},
   };
   return table;
 }

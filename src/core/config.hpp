@@ -65,9 +65,11 @@ struct Config {
   std::chrono::milliseconds fanout_flush{20};  ///< delay fan-out writes to coalesce frames
   bool io_uring = true;                        ///< fan-out writes batched through io_uring
 
-  // backends (selected by presence)
+  // backends (selected by presence; parsed and chosen in engine/engine_factory.cpp and
+  // store/store_factory.cpp)
   std::string mongo_url;
-  std::string redis_addr;
+  std::string redis_addr;     ///< one Redis node: host:port or redis://[:password@]host:port[/db]
+  std::string redis_cluster;  ///< Redis Cluster seed nodes: host:port,host:port,...
 
   /// True if `role` ("auth", "user", "chat", "gateway") runs in this process.
   bool has_role(const std::string& role) const;
