@@ -106,6 +106,10 @@ App::App(Config config)
   opts.cors_origins = config_.cors_origins;
   opts.max_connections = config_.max_connections;
   opts.max_connections_per_ip = config_.max_http_connections_per_ip;
+  std::string bad_proxy;
+  auto proxies = net::AddressSet::parse(config_.trusted_proxies, &bad_proxy);
+  if (!proxies) throw ConfigError("CHATORBIT_TRUSTED_PROXIES: '" + bad_proxy + "' is not an address or CIDR");
+  opts.trusted_proxies = std::move(*proxies);
   server_ = std::make_unique<http::HttpServer>(opts, *loops_, router_, metrics_);
 
   ops_ = std::make_unique<ops::OpsService>(

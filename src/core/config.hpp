@@ -41,6 +41,9 @@ struct Config {
   std::chrono::seconds login_max_delay{30};  ///< cap of the per-account delay after failures
   int login_ip_max_failures = 20;            ///< per client address, within login_window
   std::chrono::seconds login_window{900};
+  /// Addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client
+  /// (net/client_address.hpp); validated when parsed. Empty = nobody is believed.
+  std::vector<std::string> trusted_proxies;
 
   // HTTP limits
   std::size_t max_body_bytes = 64 * 1024;
