@@ -134,8 +134,8 @@ App::App(Config config)
 App::~App() { shutdown(); }
 
 void App::build_chat() {
-  // Bans outlive restarts: the store has them, and an engine that does not keep them
-  // itself (memory) is refilled from it; refilling one that does is harmless.
+  // Bans outlive restarts: the store has them, and an engine that loses them on restart
+  // is refilled from it (refilling one that keeps them is harmless).
   for (const auto& b : store_->unsafe_store().all_active_bans(clock_.unix_millis())) {
     std::optional<std::chrono::seconds> ttl;
     if (b.expires_at_ms)
