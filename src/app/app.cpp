@@ -17,8 +17,7 @@
 #include "core/fd_limit.hpp"
 #include "core/log.hpp"
 #include "core/random.hpp"
-#include "engine/memory/memory_engine.hpp"
-#include "store/sqlite/sqlite_store.hpp"
+#include "engine/engine_factory.hpp"
 
 namespace chatorbit {
 
@@ -40,13 +39,11 @@ App::App(Config config)
   if (config_.has_role("gateway") && !config_.all_roles()) {
     throw ConfigError("CHATORBIT_ROLE: the gateway role is not in this build yet; use all, auth, user or chat");
   }
-  if (!config_.redis_addr.empty()) {
-    throw ConfigError(
-        "REDIS_ADDR is set, but the Redis engine is not in this build yet; unset it to use the embedded engine");
-  }
-  if (!config_.mongo_url.empty()) {
-    throw ConfigError("MONGO_URL is set, but the MongoDB store is not in this build yet; unset it to use SQLite");
-  }
+  // Backends first: a setting that cannot work should fail before anything is created.
+  // The engine is shared state for every role: auth and user announce account events on
+  // its broker, chat nodes act on them.
+  engine_ = engine::make_engine(config_, clock_);
+  store_factory_ = store::make_store_factory(config_);
   if (config_.swagger_ui_dir.empty()) config_.swagger_ui_dir = binary_dir() + "/swagger-ui";
 
   std::error_code ec;
@@ -66,7 +63,8 @@ App::App(Config config)
     log::warn("cors_any_origin", {{"advice", "set CHATORBIT_CORS_ORIGINS to the front end's exact origins"}});
   }
 
-  store_ = std::make_unique<store::StoreWorker>(store::SqliteStore::open(config_.data_dir + "/chatorbit.db"));
+  store_ = std::make_unique<store::StoreWorker>(store_factory_->open());
+  log::info("store_opened", {{"kind", store_factory_->kind()}, {"location", store_factory_->location()}});
   revocations_ = std::make_unique<auth::RevocationList>(clock_);
   for (auto& [jti, exp] : store_->unsafe_store().active_revocations(clock_.unix_seconds())) {
     revocations_->add(jti, exp);
@@ -74,9 +72,6 @@ App::App(Config config)
   for (auto& f : store_->unsafe_store().active_token_floors(clock_.unix_seconds())) {
     revocations_->add_floor(f.user_id, f.not_before_s, f.expires_at_s);
   }
-  // The engine is shared state for every role: auth and user announce account events on
-  // its broker, chat nodes act on them.
-  engine_ = std::make_unique<engine::MemoryEngine>(clock_);
   account_events_ = std::make_unique<chat::AccountNotifier>(*engine_);
   jwt_ = std::make_unique<auth::JwtCodec>(
       auth::JwtConfig{config_.jwt_secret, "chatorbit", "chatorbit", std::chrono::seconds{30}, config_.token_ttl},
@@ -112,6 +107,10 @@ App::App(Config config)
   opts.cors_origins = config_.cors_origins;
   opts.max_connections = config_.max_connections;
   opts.max_connections_per_ip = config_.max_http_connections_per_ip;
+  std::string bad_proxy;
+  auto proxies = net::AddressSet::parse(config_.trusted_proxies, &bad_proxy);
+  if (!proxies) throw ConfigError("CHATORBIT_TRUSTED_PROXIES: '" + bad_proxy + "' is not an address or CIDR");
+  opts.trusted_proxies = std::move(*proxies);
   server_ = std::make_unique<http::HttpServer>(opts, *loops_, router_, metrics_);
 
   ops_ = std::make_unique<ops::OpsService>(ops::OpsDeps{store_.get(), metrics_, [this] { return server_->draining(); },
@@ -137,7 +136,8 @@ App::App(Config config)
 App::~App() { shutdown(); }
 
 void App::build_chat() {
-  // Bans outlive restarts: the store has them, the in-memory engine is refilled from it.
+  // Bans outlive restarts: the store has them, and an engine that loses them on restart
+  // is refilled from it (refilling one that keeps them is harmless).
   for (const auto& b : store_->unsafe_store().all_active_bans(clock_.unix_millis())) {
     std::optional<std::chrono::seconds> ttl;
     if (b.expires_at_ms)

@@ -25,6 +25,7 @@
 #include "net/metrics.hpp"
 #include "net/router.hpp"
 #include "ops/ops_service.hpp"
+#include "store/store_factory.hpp"
 #include "store/store_worker.hpp"
 #include "user/user_service.hpp"
 
@@ -55,6 +56,7 @@ class App {
   ObjectIdGenerator ids_;
   http::Metrics metrics_;
   http::Router router_;
+  std::unique_ptr<store::StoreFactory> store_factory_;  ///< outlives the connections it opened
   std::unique_ptr<store::StoreWorker> store_;
   boost::asio::thread_pool cpu_{2};
   std::unique_ptr<engine::Engine> engine_;

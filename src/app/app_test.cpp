@@ -67,5 +67,23 @@ TEST(App, GeneratedSecretIsReused) {
   { App second(config); }
 }
 
+TEST(App, BackendSettingsReachTheFactories) {
+  TempDir dir;
+  for (auto set :
+       {+[](Config& c) { c.redis_addr = "127.0.0.1:6379"; }, +[](Config& c) { c.redis_cluster = "10.0.0.1:7000"; },
+        +[](Config& c) { c.mongo_url = "mongodb://x"; }}) {
+    Config config;
+    config.data_dir = dir.path.string();
+    config.threads = 1;
+    set(config);
+    try {
+      App app(config);
+      ADD_FAILURE() << "a backend not in this build must be refused";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("not in this build yet"), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace chatorbit

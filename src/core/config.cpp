@@ -6,6 +6,8 @@
 #include <functional>
 #include <sstream>
 
+#include "net/client_address.hpp"
+
 extern char** environ;
 
 namespace chatorbit {
@@ -125,6 +127,18 @@ const std::vector<Setting>& settings() {
        "comma-separated exact origins allowed for CORS with credentials and for WebSocket Origin checks; empty = "
        "any origin (warned at start)",
        [](Config& c, const std::string& v, const std::string&) { c.cors_origins = split_list(v, false); }},
+      {"CHATORBIT_TRUSTED_PROXIES", "trusted-proxies", "",
+       "comma-separated addresses or CIDRs (10.0.0.0/8, ::1) of reverse proxies whose X-Forwarded-For names the "
+       "client for per-address limits and logs (the rightmost address not in the list); empty = the socket's peer",
+       [](Config& c, const std::string& v, const std::string& n) {
+         auto list = split_list(v, false);
+         std::string bad;
+         if (!net::AddressSet::parse(list, &bad)) {
+           throw ConfigError(n + ": '" + bad +
+                             "' is not an IPv4/IPv6 address or CIDR (such as 10.0.0.0/8 or fd00::/8)");
+         }
+         c.trusted_proxies = std::move(list);
+       }},
       {"CHATORBIT_LOGIN_MAX_FAILURES", "login-max-failures", "5",
        "failed logins per account from one address within the window, then that pair is locked; past it the account "
        "itself is slowed (see --login-max-delay)",
@@ -199,10 +213,17 @@ const std::vector<Setting>& settings() {
        "write fan-out through io_uring, up to 64 sockets per system call (false: one sendmsg each; also the "
        "fallback where the kernel refuses io_uring)",
        [](Config& c, const std::string& v, const std::string& n) { c.io_uring = parse_bool(v, n); }},
-      {"MONGO_URL", "mongo-url", "", "MongoDB URL; selects the MongoDB store (not in this build yet)",
+      {"MONGO_URL", "mongo-url", "",
+       "MongoDB URL (mongodb://... or mongodb+srv://...); selects the MongoDB store (not in this build yet)",
        string_setting(&Config::mongo_url)},
-      {"REDIS_ADDR", "redis-addr", "", "Redis host:port; selects the Redis engine (not in this build yet)",
+      {"REDIS_ADDR", "redis-addr", "",
+       "one Redis node, host:port or redis://[:password@]host:port[/db]; selects the Redis engine (not in this "
+       "build yet)",
        string_setting(&Config::redis_addr)},
+      {"CHATORBIT_REDIS_CLUSTER", "redis-cluster", "",
+       "Redis Cluster seed nodes, host:port,host:port,...; selects the Redis engine on a cluster (not in this build "
+       "yet); not together with REDIS_ADDR",
+       string_setting(&Config::redis_cluster)},
   };
   return table;
 }

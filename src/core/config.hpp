@@ -41,6 +41,9 @@ struct Config {
   std::chrono::seconds login_max_delay{30};  ///< cap of the per-account delay after failures
   int login_ip_max_failures = 20;            ///< per client address, within login_window
   std::chrono::seconds login_window{900};
+  /// Addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client
+  /// (net/client_address.hpp); validated when parsed. Empty = nobody is believed.
+  std::vector<std::string> trusted_proxies;
 
   // HTTP limits
   std::size_t max_body_bytes = 64 * 1024;
@@ -65,9 +68,11 @@ struct Config {
   std::chrono::milliseconds fanout_flush{20};  ///< delay fan-out writes to coalesce frames
   bool io_uring = true;                        ///< fan-out writes batched through io_uring
 
-  // backends (selected by presence)
+  // backends (selected by presence; parsed and chosen in engine/engine_factory.cpp and
+  // store/store_factory.cpp)
   std::string mongo_url;
-  std::string redis_addr;
+  std::string redis_addr;     ///< one Redis node: host:port or redis://[:password@]host:port[/db]
+  std::string redis_cluster;  ///< Redis Cluster seed nodes: host:port,host:port,...
 
   /// True if `role` ("auth", "user", "chat", "gateway") runs in this process.
   bool has_role(const std::string& role) const;

@@ -99,5 +99,20 @@ TEST(Config, DurationsAndRates) {
   EXPECT_THROW(parse_rate("5/0s", "x"), ConfigError);
 }
 
+TEST(Config, TrustedProxiesAreValidatedNamingTheBadEntry) {
+  EXPECT_TRUE(parse({}).trusted_proxies.empty()) << "nobody is trusted by default";
+  const auto c = parse({{"CHATORBIT_TRUSTED_PROXIES", "10.0.0.0/8, ::1 ,192.168.1.7"}});
+  EXPECT_EQ(c.trusted_proxies, (std::vector<std::string>{"10.0.0.0/8", "::1", "192.168.1.7"}));
+  try {
+    parse({}, {"--trusted-proxies", "10.0.0.0/8,10.0.0.300"});
+    FAIL() << "a bad entry must be refused";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("--trusted-proxies"), std::string::npos) << what;
+    EXPECT_NE(what.find("'10.0.0.300'"), std::string::npos) << what;
+  }
+  EXPECT_THROW(parse({{"CHATORBIT_TRUSTED_PROXIES", "10.0.0.0/33"}}), ConfigError);
+}
+
 }  // namespace
 }  // namespace chatorbit

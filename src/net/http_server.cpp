@@ -322,11 +322,16 @@ asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket, 
       std::snprintf(buf, sizeof buf, "%08llx", static_cast<unsigned long long>(n));
       request_id = prefix + buf;
     }
+    // The peer may be a trusted proxy; handlers want the client it names.
+    std::vector<std::string_view> forwarded_for;
+    if (!options_.trusted_proxies.empty()) {
+      for (auto [it, end] = req.equal_range("X-Forwarded-For"); it != end; ++it) forwarded_for.push_back(it->value());
+    }
     Context ctx{req,
                 std::string(target.substr(0, qpos)),
                 qpos == std::string_view::npos ? std::string{} : std::string(target.substr(qpos + 1)),
                 {},
-                client_ip,
+                net::client_address(client_ip, forwarded_for, options_.trusted_proxies),
                 request_id,
                 {},
                 state.index};
@@ -366,7 +371,8 @@ asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket, 
                                {"route", ctx.route},
                                {"status", status},
                                {"ms", secs * 1000.0},
-                               {"client", client_ip}});
+                               {"client", ctx.client_ip},
+                               {"peer", client_ip}});
     if (wec || !keep) break;
   }
   beast::error_code ignored;

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "net/client_address.hpp"
 #include "net/event_loops.hpp"
 #include "net/metrics.hpp"
 #include "net/router.hpp"
@@ -41,7 +42,12 @@ struct ServerOptions {
   std::int64_t max_connections = 0;
   /// Open HTTP connections per client address past which new ones are refused with 429
   /// at once; 0 = no cap. (WebSocket sessions have their own cap, in the chat service.)
+  /// Counted per socket peer, since no header has been read yet: behind a proxy, the
+  /// proxy is one address.
   int max_connections_per_ip = 0;
+  /// Peers whose X-Forwarded-For is believed: Context::client_ip is then the client it
+  /// names (net::client_address), for handlers, per-address limits and logs.
+  net::AddressSet trusted_proxies;
   /// Connections accepted beyond max_connections that may only ask for /healthz, /readyz
   /// or /metrics (one request each, within probe_timeout): monitoring keeps answering
   /// under a flood.

@@ -124,3 +124,30 @@ def test_readme_documents_every_setting():
     assert len(names) > 20
     for name in names:
         assert f"`{name}`" in readme, f"{name} is missing from the README's settings table"
+
+
+def test_redis_addr_reaches_the_engine_factory_and_is_refused_for_now(tmp_path):
+    r = run_binary([], {"REDIS_ADDR": "127.0.0.1:6379", "PORT": "0", "CHATORBIT_DATA_DIR": str(tmp_path)})
+    assert r.returncode == 2, r.stderr
+    assert "REDIS_ADDR" in r.stderr and "not in this build yet" in r.stderr, r.stderr
+    r = run_binary([], {"CHATORBIT_REDIS_CLUSTER": "10.0.0.1:7000,10.0.0.2:7000", "PORT": "0",
+                        "CHATORBIT_DATA_DIR": str(tmp_path)})
+    assert r.returncode == 2 and "CHATORBIT_REDIS_CLUSTER" in r.stderr and "not in this build yet" in r.stderr, \
+        r.stderr
+
+
+def test_mongo_url_reaches_the_store_factory_and_is_refused_for_now(tmp_path):
+    r = run_binary([], {"MONGO_URL": "mongodb://x", "PORT": "0", "CHATORBIT_DATA_DIR": str(tmp_path)})
+    assert r.returncode == 2, r.stderr
+    assert "MONGO_URL" in r.stderr and "not in this build yet" in r.stderr, r.stderr
+    assert not (tmp_path / "chatorbit.db").exists(), "nothing is created for a store that cannot be used"
+
+
+def test_malformed_backend_settings_say_malformed_not_missing(tmp_path):
+    for env in ({"REDIS_ADDR": "localhost"}, {"REDIS_ADDR": "redis://:secret@host:port"},
+                {"MONGO_URL": "localhost:27017"}):
+        r = run_binary([], {**env, "PORT": "0", "CHATORBIT_DATA_DIR": str(tmp_path)})
+        name = next(iter(env))
+        assert r.returncode == 2, r.stderr
+        assert f"{name}: malformed" in r.stderr and "not in this build" not in r.stderr, r.stderr
+        assert "secret" not in r.stderr, "a password is never echoed"

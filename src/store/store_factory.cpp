@@ -1,0 +1,52 @@
+#include "store/store_factory.hpp"
+
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace chatorbit::store {
+namespace {
+
+class SqliteFactory final : public StoreFactory {
+ public:
+  explicit SqliteFactory(std::string path) : path_(std::move(path)) {}
+
+  std::unique_ptr<Store> open() override { return SqliteStore::open(path_); }
+  std::string_view kind() const override { return "sqlite"; }
+  std::string location() const override { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+void validate_mongo_url(std::string_view url, const std::string& setting) {
+  url = trim(url);
+  for (std::string_view scheme : {std::string_view("mongodb://"), std::string_view("mongodb+srv://")}) {
+    if (url.substr(0, scheme.size()) == scheme) {
+      if (url.size() == scheme.size()) {
+        throw ConfigError(setting + ": malformed MongoDB URL: no host after '" + std::string(scheme) + "'");
+      }
+      return;
+    }
+  }
+  // The value is not echoed: a URL carries its password.
+  throw ConfigError(setting + ": malformed MongoDB URL: expected mongodb://host[:port]/... or mongodb+srv://host/...");
+}
+
+std::unique_ptr<StoreFactory> make_store_factory(const Config& config) {
+  if (!trim(config.mongo_url).empty()) {
+    validate_mongo_url(config.mongo_url, "MONGO_URL");
+    throw ConfigError(
+        "MONGO_URL is set, but the MongoDB store is not in this build yet; unset MONGO_URL to use the embedded "
+        "SQLite store");
+  }
+  return std::make_unique<SqliteFactory>(config.data_dir + "/chatorbit.db");
+}
+
+}  // namespace chatorbit::store
