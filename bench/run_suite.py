@@ -40,12 +40,12 @@ def nofile_hard() -> int:
 
 
 class Server:
-    def __init__(self):
+    def __init__(self, binary: Path = SERVER):
         self.dir = tempfile.mkdtemp(prefix="chatorbit-bench-")
         env = dict(os.environ, PORT="0", CHATORBIT_DATA_DIR=self.dir, CHATORBIT_BIND="127.0.0.1", **SERVER_ENV)
         env["LOG_LEVEL"] = "info"  # the listening line is at info; nothing else is logged per message
         hard = nofile_hard()
-        self.proc = subprocess.Popen(["taskset", "-c", "0", "prlimit", f"--nofile={hard}:{hard}", str(SERVER)],
+        self.proc = subprocess.Popen(["taskset", "-c", "0", "prlimit", f"--nofile={hard}:{hard}", str(binary)],
                                      env=env, stderr=subprocess.PIPE, text=True)
         self.port = None
         deadline = time.monotonic() + 15
@@ -72,8 +72,8 @@ def slug(name: str) -> str:
     return name.replace(" ", "-")
 
 
-def run_bench(name: str, args: list[str], server: Server | None) -> tuple[str, dict]:
-    out = OUT_DIR / f"{slug(name)}.json"
+def run_bench(name: str, args: list[str], server: Server | None, out_dir: Path = OUT_DIR) -> tuple[str, dict]:
+    out = out_dir / f"{slug(name)}.json"
     cmd = ["taskset", "-c", "1", str(BENCH), *args, "--json", "--quiet", "--out", str(out)]
     if server:
         cmd[4:4] = ["--url", f"ws://127.0.0.1:{server.port}", "--server-pid", str(server.proc.pid)]
