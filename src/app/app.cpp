@@ -65,7 +65,9 @@ App::App(Config config)
     log::warn("cors_any_origin", {{"advice", "set CHATORBIT_CORS_ORIGINS to the front end's exact origins"}});
   }
 
-  store_ = std::make_unique<store::StoreWorker>(store::SqliteStore::open(config_.data_dir + "/chatorbit.db"));
+  // One SQLite connection per store lane, all on the one WAL file.
+  store_ = std::make_unique<store::StoreWorker>(
+      [path = config_.data_dir + "/chatorbit.db"] { return store::SqliteStore::open(path); });
   revocations_ = std::make_unique<auth::RevocationList>(clock_);
   for (auto& [jti, exp] : store_->unsafe_store().active_revocations(clock_.unix_seconds())) {
     revocations_->add(jti, exp);
