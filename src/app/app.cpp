@@ -63,7 +63,8 @@ App::App(Config config)
     log::warn("cors_any_origin", {{"advice", "set CHATORBIT_CORS_ORIGINS to the front end's exact origins"}});
   }
 
-  store_ = std::make_unique<store::StoreWorker>(store_factory_->open());
+  // One connection per store lane (StoreWorker), each from the factory.
+  store_ = std::make_unique<store::StoreWorker>([factory = store_factory_.get()] { return factory->open(); });
   log::info("store_opened", {{"kind", store_factory_->kind()}, {"location", store_factory_->location()}});
   revocations_ = std::make_unique<auth::RevocationList>(clock_);
   for (auto& [jti, exp] : store_->unsafe_store().active_revocations(clock_.unix_seconds())) {

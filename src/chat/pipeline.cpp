@@ -22,7 +22,7 @@ void MessagePipeline::enqueue(store::Message m, boost::asio::any_io_executor hom
     scheduled_ = true;
   }
   // One batch job at a time: whatever arrives while it runs forms the next batch.
-  if (schedule) store_.post([this](store::Store& s) { write_batch(s); });
+  if (schedule) store_.post(store::Lane::messages, [this](store::Store& s) { write_batch(s); });
 }
 
 namespace {

@@ -1,11 +1,11 @@
 #pragma once
 // The message pipeline: every accepted message is numbered, stored and then published,
-// in that order, in batches. It runs on the store worker's thread:
+// in that order, in batches. It runs on the store worker's messages lane, alone there:
 //   take everything submitted since the last batch -> drop resends (same cid) ->
 //   reserve per-room sequence numbers -> one transaction -> publish each message in
 //   sequence order -> resume each sender.
 // Because one thread does all three steps, publication order equals sequence order
-// and a message is never published before it is stored.
+// (within this process) and a message is never published before it is stored.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -33,7 +33,7 @@ struct PostResult {
 };
 
 /// Publishes a stored message (v1 JSON) on the room's channel, and reports to `done`
-/// whether the broker took it. Runs on the store thread; `done` may run on any thread.
+/// whether the broker took it. Runs on the messages lane; `done` may run on any thread.
 using Publisher = std::function<void(const store::Message& m, engine::PublishDone done)>;
 
 class MessagePipeline {

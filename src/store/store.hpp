@@ -3,9 +3,13 @@
 // revoked tokens). Implementations: sqlite/ (embedded default) and, later, mongo/.
 //
 // Threading contract: a Store's methods block (SQLite and libmongoc are both
-// synchronous APIs) and are called only from the StoreWorker's thread, never from an
-// event loop. An implementation need not be thread-safe. Errors from the database
-// are thrown as StoreError; "not found" and "already exists" are values, not errors.
+// synchronous APIs) and are called only from a StoreWorker lane's thread, never from an
+// event loop. One Store instance is one connection, used by one thread at a time: an
+// implementation need not be thread-safe. There may be several instances over one
+// database at once (one per lane, each from the store's opener, and other processes):
+// each sees what the others have committed, and the backend coordinates their writes
+// (SQLite's file locks, MongoDB's server). Errors from the database are thrown as
+// StoreError; "not found" and "already exists" are values, not errors.
 
 #include <cstdint>
 #include <optional>

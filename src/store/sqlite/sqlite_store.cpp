@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <utility>
 
 namespace chatorbit::store {
@@ -14,6 +16,15 @@ namespace {
 
 // How often WalCheckpointer moves the log into the database file.
 constexpr std::chrono::milliseconds kCheckpointInterval{200};
+
+// How long a call waits for another connection's write transaction before it fails with
+// SQLITE_BUSY. WAL lets readers run beside the one writer, but writers take turns: the
+// store worker's lanes each hold a connection to the file, so a login's UPDATE on the
+// general lane may have to wait for a message batch on the messages lane (milliseconds),
+// and a second process on the file waits likewise. Long enough to ride out any batch or
+// a checkpoint's fsync on a slow disk; short enough that a wedged holder surfaces as a
+// StoreError (a 503) instead of hanging the lane.
+constexpr std::chrono::milliseconds kBusyTimeout{5000};
 
 // Schema migrations, oldest first: step i brings the database to version i + 1. Only
 // ever append a step; never edit one that has shipped, since a database records which
@@ -253,10 +264,27 @@ std::string query_text(sqlite3* db, std::string_view sql) {
   return q.step() ? q.text(0) : std::string();
 }
 
+/// The WalCheckpointer for database `file`, shared by every SqliteStore this process has
+/// open on it (one per store worker lane): one thread is enough per file, and a second
+/// would only take turns with the first (a PASSIVE checkpoint returns SQLITE_BUSY while
+/// another runs). It lives while any of those stores does. Thread-safe.
+std::shared_ptr<WalCheckpointer> shared_checkpointer(const std::string& file) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<WalCheckpointer>> by_file;
+  std::lock_guard lock(mu);
+  std::erase_if(by_file, [](const auto& entry) { return entry.second.expired(); });
+  auto& slot = by_file[file];
+  if (auto running = slot.lock()) return running;
+  auto started = std::make_shared<WalCheckpointer>(file, kCheckpointInterval);
+  slot = started;
+  return started;
+}
+
 /// Connection-level settings; they do not persist in the file (except journal_mode).
 void configure(sqlite3* db) {
-  // First, so that the statements after it wait on a locked database instead of failing.
-  exec(db, "PRAGMA busy_timeout = 5000", "set busy_timeout");
+  // First, so that the statements after it (and the migrations) wait on a locked
+  // database instead of failing.
+  if (sqlite3_busy_timeout(db, static_cast<int>(kBusyTimeout.count())) != SQLITE_OK) fail(db, "set busy timeout");
   exec(db, "PRAGMA foreign_keys = ON", "enable foreign keys");
   exec(db, "PRAGMA synchronous = NORMAL", "set synchronous");
   // An in-memory database has no file name and cannot use WAL (it would report "memory").
@@ -467,7 +495,7 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& path) {
     std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db)));
     const char* file = sqlite3_db_filename(store->db_.get(), "main");
     if (file != nullptr && file[0] != '\0') {
-      store->checkpointer_ = std::make_unique<WalCheckpointer>(file, kCheckpointInterval);
+      store->checkpointer_ = shared_checkpointer(file);
     }
     return store;
   } catch (const StoreError& e) {

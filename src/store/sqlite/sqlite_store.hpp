@@ -15,16 +15,22 @@ namespace chatorbit::store {
 
 /// Store on SQLite, through the C API.
 ///
-/// Threading: NOT thread-safe. One thread (the StoreWorker's) owns an instance and makes
-/// the calls, as store.hpp requires; the connection is opened without SQLite's own
+/// Threading: NOT thread-safe. One thread (a StoreWorker lane's) owns an instance and
+/// makes the calls, as store.hpp requires; the connection is opened without SQLite's own
 /// mutexes. Handing the instance to another thread between calls (open() on the main
-/// thread, then the worker) is fine; two calls that overlap in time are not. Other
-/// connections or processes on the same file are coordinated by SQLite's file locks: a
-/// call waits up to 5 s for a busy database, then throws StoreError.
+/// thread, then the lane) is fine; two calls that overlap in time are not.
+///
+/// Several instances on one file: each is its own connection; open() on a file another
+/// instance (or process) has open is fine (migrations re-check under the write lock).
+/// WAL lets their reads run beside one writer; writers take turns, coordinated by
+/// SQLite's file locks: a call waits up to kBusyTimeout (5 s, sqlite_store.cpp) for
+/// another connection's write transaction, then throws StoreError. The instances on one
+/// file in this process share one WalCheckpointer.
 ///
 /// Connection settings: journal_mode=WAL (file databases only), synchronous=NORMAL
 /// (a power loss may lose the last commits, never corrupt the file), foreign_keys=ON,
-/// busy_timeout=5000.
+/// busy timeout 5 s. ":memory:" is private to its instance: a second open() is a second,
+/// empty database.
 ///
 /// Schema: an ordered list of migrations; open() applies those not yet recorded in
 /// schema_migrations, each in its own transaction, so re-opening is a no-op and a newer
@@ -106,8 +112,10 @@ class SqliteStore final : public Store {
   DbHandle db_;
   // Declared after db_, so the statements are finalized before the connection closes.
   std::unique_ptr<Statements> stmts_;
-  // File databases only; stopped before the writer's connection closes.
-  std::unique_ptr<WalCheckpointer> checkpointer_;
+  // File databases only; shared with the other instances on the same file. Released
+  // before this connection closes, so the last connection's close (which checkpoints and
+  // removes the log) is not held back by the checkpointer's.
+  std::shared_ptr<WalCheckpointer> checkpointer_;
 };
 
 namespace sqlite_detail {

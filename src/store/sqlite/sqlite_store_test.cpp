@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -135,6 +137,25 @@ std::vector<std::uint64_t> history_seqs(Store& store, const std::string& room) {
   return out;
 }
 
+/// Appends ~2.5 MB of messages through `writer` and waits (bounded) for the database file
+/// to grow by 2 MB: only a checkpoint moves them there from the log.
+void expect_checkpointed(SqliteStore& writer, const std::string& path) {
+  const auto size_before = std::filesystem::file_size(path);
+  // Several hundred WAL pages, far below the writer's own fallback threshold, so only the
+  // background checkpointer can move them into the file.
+  std::vector<Message> batch;
+  for (std::uint64_t seq = 1; seq <= 2000; ++seq) {
+    batch.push_back(make_message("general", seq));
+    batch.back().content.append(1200, 'x');
+  }
+  writer.append_messages(batch);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::filesystem::file_size(path) < size_before + 2'000'000 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GE(std::filesystem::file_size(path), size_before + 2'000'000);
+}
+
 // --- files and migrations -----------------------------------------------------------------
 
 TEST(SqliteStore, ReopeningKeepsDataAndAppliesNoMigrationAgain) {
@@ -167,21 +188,83 @@ TEST(SqliteStore, FileDatabaseUsesWal) {
 TEST(SqliteStore, CommittedPagesReachTheDatabaseFileWithoutTheWriterCheckpointing) {
   const std::string path = scratch().new_file();
   auto store = SqliteStore::open(path);
-  const auto size_before = std::filesystem::file_size(path);
-  // ~2.5 MB of messages: several hundred WAL pages, far below the writer's own fallback
-  // threshold, so only the background checkpointer can move them into the file.
-  std::vector<Message> batch;
-  for (std::uint64_t seq = 1; seq <= 2000; ++seq) {
-    batch.push_back(make_message("general", seq));
-    batch.back().content.append(1200, 'x');
-  }
-  store->append_messages(batch);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::filesystem::file_size(path) < size_before + 2'000'000 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_GE(std::filesystem::file_size(path), size_before + 2'000'000);
+  expect_checkpointed(*store, path);
   EXPECT_EQ(history_seqs(*store, "general").size(), 100u);  // history_seqs reads one page of 100
+}
+
+// --- several connections on one file (one per store worker lane) ---------------------------
+
+TEST(SqliteStore, TwoInstancesOnOneFileSeeEachOthersCommits) {
+  const std::string path = scratch().new_file();
+  auto messages = SqliteStore::open(path);
+  // A second open of a file that is open: settings and migrations again, harmlessly.
+  auto general = SqliteStore::open(path);
+  EXPECT_EQ(RawDb(path).rows("SELECT version FROM schema_migrations").size(),
+            static_cast<std::size_t>(SqliteStore::latest_schema_version()));
+
+  User alice;
+  alice.id = "65a1b2c3d4e5f60718293a4b";
+  alice.email = "alice@example.com";
+  messages->append_messages(std::vector<Message>{make_message("general", 1)});
+  ASSERT_TRUE(general->create_user(alice));
+  EXPECT_EQ(general->max_seq("general"), 1u);
+  EXPECT_TRUE(messages->find_user_by_id(alice.id).has_value());
+
+  general->append_messages(std::vector<Message>{make_message("general", 2)});
+  messages->append_messages(std::vector<Message>{make_message("general", 3, "c3")});
+  ASSERT_TRUE(general->delete_message("general", make_message("general", 2).id));
+  EXPECT_EQ(history_seqs(*messages, "general"), (Seqs{3u, 1u}));
+  EXPECT_EQ(history_seqs(*general, "general"), (Seqs{3u, 1u}));
+  const std::vector<CidKey> keys{{"general", "u1", "c3"}};
+  EXPECT_TRUE(general->find_by_cids(keys).at(0).has_value());
+  // Both write the same row: the later commit wins, whichever connection made it.
+  ASSERT_TRUE(messages->record_login(alice.id, 10, "10.0.0.1"));
+  ASSERT_TRUE(general->record_login(alice.id, 20, "10.0.0.2"));
+  EXPECT_EQ(messages->find_user_by_id(alice.id)->login_ip, "10.0.0.2");
+}
+
+/// Runs `write` while another connection holds the write lock of `path`, and releases the
+/// lock a moment later. The moment is not a timing assertion: it only gives `write` the
+/// chance to meet the lock. Without a busy timeout, `write` fails at once with SQLITE_BUSY.
+void write_while_another_connection_writes(const std::string& path, const std::function<void()>& write) {
+  std::promise<void> locked;
+  std::thread holder([&path, &locked] {
+    RawDb db(path);
+    sqlite3_busy_timeout(db.get(), 5000);  // the store's checkpointer may be reading
+    db.exec("BEGIN IMMEDIATE");
+    db.exec("INSERT INTO rooms (room_id, created_at) VALUES ('held-' || hex(randomblob(8)), 1)");
+    locked.set_value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    db.exec("COMMIT");
+  });
+  locked.get_future().wait();
+  try {
+    write();
+  } catch (...) {
+    holder.join();
+    throw;
+  }
+  holder.join();
+}
+
+TEST(SqliteStore, WriterWaitsForAnotherConnectionsTransactionInsteadOfFailing) {
+  const std::string path = scratch().new_file();
+  auto store = SqliteStore::open(path);
+  // A batch (BEGIN IMMEDIATE) and a single statement (autocommit) both wait.
+  write_while_another_connection_writes(
+      path, [&] { store->append_messages(std::vector<Message>{make_message("general", 1)}); });
+  write_while_another_connection_writes(path, [&] { EXPECT_TRUE(store->ensure_room("general", 1)); });
+  EXPECT_EQ(store->max_seq("general"), 1u);
+  // The holder's rooms committed too, before the waiting writes could take the lock.
+  EXPECT_EQ(store->list_rooms().size(), 3u);
+}
+
+TEST(SqliteStore, CheckpointsGoOnAfterTheFirstInstanceOnTheFileCloses) {
+  const std::string path = scratch().new_file();
+  auto first = SqliteStore::open(path);  // the one that started the file's checkpointer
+  auto second = SqliteStore::open(path);
+  first.reset();
+  expect_checkpointed(*second, path);
 }
 
 TEST(SqliteStore, OpenInMissingDirectoryThrows) {
