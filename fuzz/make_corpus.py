@@ -324,7 +324,8 @@ def publication():
         "moderation": 'D v=1\n{"type":"moderation","action":"timeout","user_id":"u","room_id":"r","duration_seconds":60}',
         "presence": 'P v=1\n{"type":"presence","room_id":"r","online":3,"event":"count"}',
         "role": 'U v=1\n{"action":"role","user_id":"u","role":"moderator"}',
-        "revoke": 'U v=1\n{"action":"revoke","user_id":"u","jti":""}',
+        "revoke": 'U v=1\n{"action":"revoke","user_id":"u","jti":"","expires_at":1800000000,"not_before":1700000000}',
+        "logout": 'U v=1\n{"action":"revoke","user_id":"u","jti":"ab12","expires_at":1800000000,"not_before":0}',
         "newer": "M 9 v=2\n{}",
         "unknown-kind": "Z\n{}",
     }

@@ -67,12 +67,7 @@ App::App(Config config)
   store_ = std::make_unique<store::StoreWorker>([factory = store_factory_.get()] { return factory->open(); });
   log::info("store_opened", {{"kind", store_factory_->kind()}, {"location", store_factory_->location()}});
   revocations_ = std::make_unique<auth::RevocationList>(clock_);
-  for (auto& [jti, exp] : store_->unsafe_store().active_revocations(clock_.unix_seconds())) {
-    revocations_->add(jti, exp);
-  }
-  for (auto& f : store_->unsafe_store().active_token_floors(clock_.unix_seconds())) {
-    revocations_->add_floor(f.user_id, f.not_before_s, f.expires_at_s);
-  }
+  revocations_->load_from(store_->unsafe_store());
   account_events_ = std::make_unique<chat::AccountNotifier>(*engine_);
   jwt_ = std::make_unique<auth::JwtCodec>(
       auth::JwtConfig{config_.jwt_secret, "chatorbit", "chatorbit", std::chrono::seconds{30}, config_.token_ttl},
@@ -137,17 +132,21 @@ App::App(Config config)
 App::~App() { shutdown(); }
 
 void App::build_chat() {
-  // Bans outlive restarts: the store has them, and an engine that loses them on restart
-  // is refilled from it (refilling one that keeps them is harmless).
-  for (const auto& b : store_->unsafe_store().all_active_bans(clock_.unix_millis())) {
-    std::optional<std::chrono::seconds> ttl;
-    if (b.expires_at_ms)
-      ttl = std::chrono::seconds{std::max<std::int64_t>(1, (b.expires_at_ms - clock_.unix_millis()) / 1000)};
-    auto ban = engine_->ban(b.room_id, b.user_id, b.reason, ttl);
-    boost::asio::io_context once;
-    boost::asio::co_spawn(once, std::move(ban), boost::asio::detached);
-    once.run();
-  }
+  chat::ModerationService::restore_bans(store_->unsafe_store(), *engine_, clock_);
+  // A broker that was lost may come back with an engine that lost its state (a Redis
+  // restarted empty), and this node missed the account events meanwhile: refill both
+  // from the store, on its general lane.
+  engine_->set_resubscribed([this] {
+    log::warn("broker_resubscribed", {{"refill", "bans, revocations"}});
+    store_->post([this](store::Store& s) {
+      try {
+        chat::ModerationService::restore_bans(s, *engine_, clock_);
+        revocations_->load_from(s);
+      } catch (const std::exception& e) {
+        log::error("refill_failed", {{"what", e.what()}});
+      }
+    });
+  });
   chat::HubLimits limits;
   limits.connection.max_message_bytes = config_.ws_max_frame_bytes;
   limits.connection.max_queue_bytes = config_.ws_max_queue_bytes;
@@ -161,6 +160,9 @@ void App::build_chat() {
     hub->on_publication(channel, std::move(payload));
   });
   rooms_ = std::make_unique<chat::RoomCache>(*store_, clock_);
+  // Revocations made on any node (logout, password change) reach this node's list.
+  hub_->set_account_observer(
+      [revocations = revocations_.get()](const chat::AccountEvent& e) { chat::apply_revocation(e, *revocations); });
   hub_->set_moderation_observer(
       [rooms = rooms_.get()](std::string_view json) { chat::ModerationService::apply_to_cache(*rooms, json); });
   pipeline_ = std::make_unique<chat::MessagePipeline>(

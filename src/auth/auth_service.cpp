@@ -173,7 +173,7 @@ asio::awaitable<http::Response> AuthService::change_password(http::Context& ctx)
     return s.update_password_hash(id, h, now);
   };
   co_await d_.store.run(std::move(update));
-  d_.events.tokens_revoked(user->id, "");
+  d_.events.tokens_revoked({user->id, "", floor.expires_at_s, floor.not_before_s});
   log::info("password_changed", {{"request_id", ctx.request_id}, {"user_id", user->id}});
   // This browser stays signed in: a fresh token in the cookie (the body is the original's).
   const auto token = d_.jwt.issue({user->id, user->email, user->username, effective_role(account_key, user->role)},
@@ -193,7 +193,7 @@ asio::awaitable<http::Response> AuthService::logout(http::Context& ctx) {
         return true;
       };
       co_await d_.store.run(std::move(revoke));
-      d_.events.tokens_revoked(claims->user_id, claims->jti);
+      d_.events.tokens_revoked({claims->user_id, claims->jti, claims->exp, 0});
       log::info("logout", {{"request_id", ctx.request_id}, {"user_id", claims->user_id}});
     }
   }

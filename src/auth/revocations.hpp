@@ -14,6 +14,7 @@
 
 #include "auth/jwt.hpp"
 #include "core/clock.hpp"
+#include "store/store.hpp"
 
 namespace chatorbit::auth {
 
@@ -35,6 +36,9 @@ class RevocationList {
   /// True if the token is revoked by its jti or by its user's floor. A token without iat
   /// (the original service's) counts as issued at 0: any floor revokes it.
   bool is_revoked(const Claims& claims) const;
+  /// Adds what the store holds in force now (at start-up, and after a lost broker came
+  /// back, when events may have been missed). Adding what is already held is harmless.
+  void load_from(store::Store& store);
   /// Number of entries held (jti revocations and floors, including expired ones not yet
   /// pruned).
   std::size_t size() const;

@@ -4,15 +4,20 @@
 // user (Hub::on_publication).
 
 #include "auth/account_events.hpp"
+#include "auth/revocations.hpp"
+#include "chat/publication.hpp"
 #include "engine/engine.hpp"
 
 namespace chatorbit::chat {
+
+/// Adds a revocation event to a node's RevocationList (a role change: nothing to add).
+void apply_revocation(const AccountEvent& event, auth::RevocationList& revocations);
 
 class AccountNotifier final : public auth::AccountEvents {
  public:
   explicit AccountNotifier(engine::Engine& engine) : engine_(engine) {}
   void role_changed(const std::string& user_id, const std::string& role) override;
-  void tokens_revoked(const std::string& user_id, const std::string& jti) override;
+  void tokens_revoked(const Revocation& revocation) override;
 
  private:
   engine::Engine& engine_;

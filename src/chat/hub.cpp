@@ -104,11 +104,6 @@ Hub::Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits)
 Hub::~Hub() = default;
 
 void Hub::start() {
-  engine_.set_resubscribed([] {
-    // Publications made while the broker was away were not received here. Sessions
-    // keep their place; clients that resume by seq recover what they missed.
-    log::warn("broker_resubscribed", {});
-  });
   engine_.subscribe(kControlChannel);
   for (auto& l : per_loop_) {
     Loop* loop = l.get();
@@ -270,6 +265,7 @@ void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::
         log::warn("publication_dropped", {{"channel", channel}, {"why", "bad account event"}});
         return;
       }
+      if (account_observer_) account_observer_(*event);
       d->account_user = std::move(event->user_id);
       d->revoke = event->revoke;
       d->revoked_jti = std::move(event->jti);

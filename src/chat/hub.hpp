@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "chat/publication.hpp"
 #include "core/config.hpp"
 #include "engine/engine.hpp"
 #include "net/event_loops.hpp"
@@ -95,6 +96,9 @@ class Hub final : public ws::ConnectionHandler {
   void set_events(SessionEvents* events) { events_ = events; }
   /// Sees every moderation event this node receives (e.g. to update caches).
   void set_moderation_observer(std::function<void(std::string_view json)> f) { moderation_observer_ = std::move(f); }
+  /// Sees every account event this node receives, once per node (e.g. revocations for
+  /// the node's RevocationList). Call before start().
+  void set_account_observer(std::function<void(const AccountEvent&)> f) { account_observer_ = std::move(f); }
   /// Starts the per-loop heartbeat sweeps.
   void start();
 
@@ -163,6 +167,7 @@ class Hub final : public ws::ConnectionHandler {
   HubLimits limits_;
   SessionEvents* events_ = nullptr;
   std::function<void(std::string_view)> moderation_observer_;
+  std::function<void(const AccountEvent&)> account_observer_;
   std::vector<std::unique_ptr<Loop>> per_loop_;
   std::mutex subs_mu_;
   std::unordered_map<std::string, int> node_members_;  ///< room -> sessions on this node

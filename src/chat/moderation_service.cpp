@@ -1,5 +1,8 @@
 #include "chat/moderation_service.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "auth/credentials.hpp"
@@ -50,6 +53,19 @@ void ModerationService::register_routes(http::Router& router) {
   add(verb::post, "/chat/rooms/{room}/slow", &ModerationService::slow_mode);
   add(verb::post, "/chat/rooms/{room}/clear", &ModerationService::clear);
   add(verb::get, "/chat/rooms/{room}/moderation", &ModerationService::log);
+}
+
+void ModerationService::restore_bans(store::Store& store, engine::Engine& engine, const Clock& clock) {
+  const auto now_ms = clock.unix_millis();
+  for (const auto& b : store.all_active_bans(now_ms)) {
+    std::optional<std::chrono::seconds> ttl;
+    // Rounded up: a restored ban must not end before the one recorded.
+    if (b.expires_at_ms) ttl = std::chrono::seconds{std::max<std::int64_t>(1, (b.expires_at_ms - now_ms + 999) / 1000)};
+    boost::asio::io_context once;  // the engine completes on its caller's executor: this one
+    auto ban = engine.ban(b.room_id, b.user_id, b.reason, ttl);
+    boost::asio::co_spawn(once, std::move(ban), boost::asio::detached);
+    once.run();
+  }
 }
 
 void ModerationService::apply_to_cache(RoomCache& rooms, std::string_view event_json) {

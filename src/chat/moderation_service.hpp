@@ -29,6 +29,11 @@ class ModerationService {
   void register_routes(http::Router& router);
 
   /// Applies a moderation event received from the broker to this node's caches.
+  /// Puts every ban in force in `store` into `engine`: bans outlive an engine that loses
+  /// them (a restart), since the store has them; refilling one that kept them is
+  /// harmless. Blocks until the engine has them all (call at start-up, or on the store's
+  /// general lane).
+  static void restore_bans(store::Store& store, engine::Engine& engine, const Clock& clock);
   static void apply_to_cache(RoomCache& rooms, std::string_view event_json);
 
  private:

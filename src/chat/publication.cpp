@@ -120,9 +120,12 @@ std::string encode_role_changed(std::string_view user_id, std::string_view role)
       "U", boost::json::serialize(boost::json::object{{"action", "role"}, {"user_id", user_id}, {"role", role}}));
 }
 
-std::string encode_tokens_revoked(std::string_view user_id, std::string_view jti) {
-  return with_header(
-      "U", boost::json::serialize(boost::json::object{{"action", "revoke"}, {"user_id", user_id}, {"jti", jti}}));
+std::string encode_tokens_revoked(const auth::AccountEvents::Revocation& r) {
+  return with_header("U", boost::json::serialize(boost::json::object{{"action", "revoke"},
+                                                                     {"user_id", r.user_id},
+                                                                     {"jti", r.jti},
+                                                                     {"expires_at", r.expires_at_s},
+                                                                     {"not_before", r.not_before_s}}));
 }
 
 std::optional<ModerationEvent> parse_moderation_event(std::string_view json) {
@@ -148,6 +151,8 @@ std::optional<AccountEvent> parse_account_event(std::string_view json) {
   e.revoke = action == "revoke";
   e.role = string_field(*o, "role");
   e.jti = string_field(*o, "jti");
+  e.expires_at_s = int_field(*o, "expires_at").value_or(0);
+  e.not_before_s = int_field(*o, "not_before").value_or(0);
   return e;
 }
 

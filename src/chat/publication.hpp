@@ -28,6 +28,8 @@
 
 #include <boost/json/object.hpp>
 
+#include "auth/account_events.hpp"
+
 namespace chatorbit::chat {
 
 inline constexpr int kPublicationVersion = 1;
@@ -62,8 +64,9 @@ std::string encode_moderation(const boost::json::object& event);
 std::string encode_presence(const boost::json::object& frame);
 /// An account event: the user's role changed.
 std::string encode_role_changed(std::string_view user_id, std::string_view role);
-/// An account event: the user's token `jti` was revoked (empty: all of the user's).
-std::string encode_tokens_revoked(std::string_view user_id, std::string_view jti);
+/// An account event: a token of the user was revoked (logout), or every token issued
+/// before a time (password change).
+std::string encode_tokens_revoked(const auth::AccountEvents::Revocation& revocation);
 
 /// The fields of a moderation event that nodes act on. Absent fields are empty / nullopt.
 struct ModerationEvent {
@@ -81,7 +84,10 @@ struct AccountEvent {
   bool revoke = false;  ///< else a role change
   std::string user_id;
   std::string role;  ///< role change
-  std::string jti;   ///< revoke: that token; empty: every token of the user
+  // revoke, as auth::AccountEvents::Revocation:
+  std::string jti;  ///< that token; empty: every token of the user issued before not_before_s
+  std::int64_t expires_at_s = 0;
+  std::int64_t not_before_s = 0;
 };
 /// Reads an account event's JSON; nullopt unless action is role or revoke and user_id
 /// is a non-empty string.

@@ -65,10 +65,13 @@ TEST(Publication, AccountEventsRoundTrip) {
   EXPECT_EQ(e->user_id, "u1");
   EXPECT_EQ(e->role, "moderator");
 
-  e = parse_account_event(decode_publication(encode_tokens_revoked("u2", "")).publication->json);
+  const auto revoked = encode_tokens_revoked({"u2", "", 5000, 1000});
+  e = parse_account_event(decode_publication(revoked).publication->json);
   ASSERT_TRUE(e);
   EXPECT_TRUE(e->revoke);
   EXPECT_EQ(e->jti, "");
+  EXPECT_EQ(e->expires_at_s, 5000);
+  EXPECT_EQ(e->not_before_s, 1000);
 
   EXPECT_FALSE(parse_account_event(R"({"action":"role"})")) << "no user";
   EXPECT_FALSE(parse_account_event(R"({"action":"dance","user_id":"u"})"));
