@@ -1,8 +1,5 @@
 #include "chat/moderation_service.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "auth/credentials.hpp"
@@ -10,6 +7,7 @@
 #include "chat/publication.hpp"
 #include "chat/wire.hpp"
 #include "core/log.hpp"
+#include "core/run_blocking.hpp"
 #include "core/time_format.hpp"
 #include "net/json_body.hpp"
 
@@ -61,10 +59,8 @@ void ModerationService::restore_bans(store::Store& store, engine::Engine& engine
     std::optional<std::chrono::seconds> ttl;
     // Rounded up: a restored ban must not end before the one recorded.
     if (b.expires_at_ms) ttl = std::chrono::seconds{std::max<std::int64_t>(1, (b.expires_at_ms - now_ms + 999) / 1000)};
-    boost::asio::io_context once;  // the engine completes on its caller's executor: this one
     auto ban = engine.ban(b.room_id, b.user_id, b.reason, ttl);
-    boost::asio::co_spawn(once, std::move(ban), boost::asio::detached);
-    once.run();
+    run_blocking(std::move(ban));
   }
 }
 

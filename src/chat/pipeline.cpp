@@ -1,15 +1,13 @@
 #include "chat/pipeline.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_future.hpp>
 
 #include <map>
 #include <stdexcept>
 #include <unordered_map>
 
 #include "core/log.hpp"
+#include "core/run_blocking.hpp"
 
 namespace chatorbit::chat {
 
@@ -25,21 +23,6 @@ void MessagePipeline::enqueue(store::Message m, boost::asio::any_io_executor hom
   if (schedule) store_.post(store::Lane::messages, [this](store::Store& s) { write_batch(s); });
 }
 
-namespace {
-
-// Runs an engine operation to completion on this thread. The engine completes on the
-// caller's executor, here a private one; the memory engine does so at once, a networked
-// one after its round trip, which the message lane then waits for: one per batch.
-template <class T>
-T wait_for(boost::asio::awaitable<T> op) {
-  boost::asio::io_context io;
-  auto result = boost::asio::co_spawn(io, std::move(op), boost::asio::use_future);
-  io.run();
-  return result.get();
-}
-
-}  // namespace
-
 void MessagePipeline::number(store::Store& s, std::vector<Pending>& batch, const std::vector<std::size_t>& fresh) {
   // One block per room for the whole batch, in one reservation.
   std::vector<engine::SequenceRequest> requests;
@@ -52,7 +35,8 @@ void MessagePipeline::number(store::Store& s, std::vector<Pending>& batch, const
     ++requests[it->second].count;
   }
   if (requests.empty()) return;
-  auto firsts = wait_for(engine_.reserve_sequences(requests));
+  // The message lane waits for the reservation: one round trip per batch.
+  auto firsts = run_blocking(engine_.reserve_sequences(requests));
   // Rooms the engine has no counter for (never numbered, or forgotten by a restart):
   // asked again with the store's highest seq as the floor, so no stored seq is reused.
   std::vector<engine::SequenceRequest> unknown;
@@ -63,7 +47,7 @@ void MessagePipeline::number(store::Store& s, std::vector<Pending>& batch, const
     unknown_slot.push_back(k);
   }
   if (!unknown.empty()) {
-    const auto seeded = wait_for(engine_.reserve_sequences(std::move(unknown)));
+    const auto seeded = run_blocking(engine_.reserve_sequences(std::move(unknown)));
     for (std::size_t j = 0; j < unknown_slot.size(); ++j) firsts[unknown_slot[j]] = seeded.at(j);
   }
   for (std::size_t i : fresh) {
