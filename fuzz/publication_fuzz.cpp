@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(p.version >= 1 && p.version <= chat::kPublicationVersion, "version in range");
   if (p.kind == chat::PublicationKind::message) {
     check(p.seq >= 1, "a message has a seq");
-    const auto again = chat::decode_publication(chat::encode_message(p.seq, p.json));
+    const auto wire = chat::encode_message(p.seq, p.json);  // the decoded json views it: keep it
+    const auto again = chat::decode_publication(wire);
     check(again.publication && again.publication->seq == p.seq && again.publication->json == p.json,
           "a message re-encodes to itself");
   }
