@@ -179,6 +179,10 @@ std::optional<http::Response> ChatService::check_handshake(const http::Request& 
 asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::flat_buffer buffer, http::Request req,
                                              UpgradeInfo info) {
   Admitted a;
+  // Before the token is verified: an account event (logout, password or role change)
+  // that arrives from here on and before the session exists is replayed to it by
+  // Hub::add(). Replaying one that the checks below already saw is harmless.
+  a.state_read_at = std::chrono::steady_clock::now();
   try {
     auto refused = check_handshake(req, info, a);
     if (!refused) {
@@ -191,9 +195,8 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
     }
     if (!refused && a.claims) {
       // The role is the account's current one, not the token's claim: a demoted
-      // moderator's token must not bring the old powers back. Changes made after this
-      // read reach the session as account events (Hub::add() replays those it missed).
-      a.state_read_at = std::chrono::steady_clock::now();
+      // moderator's token must not bring the old powers back. Changes made during and
+      // after this read reach the session as account events (see state_read_at).
       auto find = [id = a.claims->user_id](store::Store& st) { return st.find_user_by_id(id); };
       a.user = co_await d_.store.run(std::move(find));
       if (!a.user) refused = refusal(Status::unauthorized, "invalid token");
@@ -240,6 +243,7 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
       proto.username = a.user->username;
       proto.role = a.user->role;
       proto.jti = a.claims->jti;
+      proto.token_iat = a.claims->iat;
     }
     proto.resuming = a.last_seq.has_value();
     const auto leftover = beast::buffers_to_string(buffer.data());

@@ -73,8 +73,8 @@ class ChatService final : public SessionEvents {
   /// What the synchronous handshake checks established.
   struct Admitted {
     std::optional<auth::Claims> claims;
-    std::optional<store::User> user;  ///< the account as stored, read during the handshake
-    std::chrono::steady_clock::time_point state_read_at{};
+    std::optional<store::User> user;                        ///< the account as stored, read during the handshake
+    std::chrono::steady_clock::time_point state_read_at{};  ///< when the handshake began
     std::string room;
     std::string accept;
     bool v2 = false;

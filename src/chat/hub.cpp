@@ -40,8 +40,9 @@ struct Hub::Delivery {
   std::string kick_json;  ///< the error frame they receive first
   // 'U': whose sessions, and what happened to the account.
   std::string account_user;
-  std::string revoked_jti;  ///< revoke: that token's sessions; empty: all of the user's
-  std::string new_role;     ///< role change
+  std::string revoked_jti;            ///< revoke: that token's sessions; empty: the user's older ones
+  std::int64_t revoked_before_s = 0;  ///< revoke without jti: tokens issued before this
+  std::string new_role;               ///< role change
   bool revoke = false;
 };
 
@@ -269,6 +270,7 @@ void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::
       d->account_user = std::move(event->user_id);
       d->revoke = event->revoke;
       d->revoked_jti = std::move(event->jti);
+      d->revoked_before_s = event->not_before_s;
       d->new_role = std::move(event->role);
       if (!d->revoke) {
         std::string frame = R"({"type":"role","user_id":)";
@@ -313,7 +315,10 @@ void Hub::deliver_account_event(Loop& loop, const std::shared_ptr<const Delivery
 
 void Hub::apply_account_event(const Delivery& d, Session& s) {
   if (d.revoke) {
-    if ((d.revoked_jti.empty() || d.revoked_jti == s.jti) && events_) events_->on_revoked(s);
+    // A password change ends the sessions of tokens issued before it, not those of a
+    // token the user got afterwards (a login in the next moment, with the new password).
+    const bool covered = d.revoked_jti.empty() ? s.token_iat < d.revoked_before_s : d.revoked_jti == s.jti;
+    if (covered && events_) events_->on_revoked(s);
     return;
   }
   s.role = d.new_role;

@@ -34,8 +34,9 @@ struct Session {
   std::string conn_id;
   std::string user_id;  ///< empty: anonymous viewer
   std::string username;
-  std::string role;  ///< from the store at the handshake, then kept current by account events
-  std::string jti;   ///< of the token the session was opened with (logout closes it)
+  std::string role;            ///< from the store at the handshake, then kept current by account events
+  std::string jti;             ///< of the token the session was opened with (logout closes it)
+  std::int64_t token_iat = 0;  ///< that token's issue time (a password change closes older ones)
   std::string client_ip;
   std::string room;  ///< empty until joined
   int version = 1;
@@ -103,9 +104,9 @@ class Hub final : public ws::ConnectionHandler {
   void start();
 
   /// Takes over an upgraded socket on `loop`; the session is not yet in a room.
-  /// `state_read_at`: when the handshake read the account (role) from the store; account
-  /// events this loop received since then are applied to the new session, so that a
-  /// change made between that read and now is not missed.
+  /// `state_read_at`: when the handshake began (before it verified the token and read the
+  /// account); account events this loop received since then are applied to the new
+  /// session, in order, so that a change made meanwhile is not missed.
   Session& add(std::size_t loop, boost::asio::ip::tcp::socket socket, Session proto, std::string_view leftover,
                std::chrono::steady_clock::time_point state_read_at = {});
   /// Makes the session a member of `room` (leaving its current one).
