@@ -6,14 +6,10 @@
 #include <charconv>
 #include <cstring>
 
+#include "net/http_types.hpp"
+
 namespace chatorbit::net {
 namespace {
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 bool all_digits(std::string_view s) noexcept {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -54,7 +50,7 @@ std::string IpAddress::to_string() const {
 }
 
 std::optional<IpAddress> parse_ip(std::string_view text) noexcept {
-  text = trim(text);
+  text = http::trim_ows(text);
   if (!text.empty() && text.front() == '[') {
     const auto close = text.find(']');
     if (close == std::string_view::npos) return std::nullopt;
@@ -78,7 +74,7 @@ std::optional<IpAddress> parse_ip(std::string_view text) noexcept {
 std::optional<AddressSet> AddressSet::parse(const std::vector<std::string>& entries, std::string* bad) {
   AddressSet set;
   for (const auto& raw : entries) {
-    const auto entry = trim(raw);
+    const auto entry = http::trim_ows(raw);
     const auto slash = entry.find('/');
     const auto ip = parse_bare(entry.substr(0, slash));
     Range range;
@@ -132,7 +128,7 @@ std::string client_address(std::string_view peer, std::span<const std::string_vi
     std::string_view rest = *header;
     for (;;) {
       const auto comma = rest.rfind(',');
-      const auto element = trim(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+      const auto element = http::trim_ows(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
       if (!element.empty()) {
         const auto ip = parse_ip(element);
         // Past an entry we cannot read, nothing further left can be attributed to

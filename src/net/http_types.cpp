@@ -2,37 +2,20 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <boost/beast/core/string.hpp>
+
 #include <algorithm>
-#include <cctype>
 
 namespace chatorbit::http {
 
-namespace {
-
-std::string_view trim(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return v;
-}
-
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
 bool is_json_content_type(std::string_view value) {
-  return iequals_ascii(trim(value.substr(0, value.find(';'))), "application/json");
+  return boost::beast::iequals(trim_ows(value.substr(0, value.find(';'))), "application/json");
 }
 
 bool same_origin(std::string_view origin, std::string_view host) {
   const auto scheme = origin.find("://");
   if (scheme == std::string_view::npos || host.empty()) return false;
-  return iequals_ascii(origin.substr(scheme + 3), trim(host));
+  return boost::beast::iequals(origin.substr(scheme + 3), trim_ows(host));
 }
 
 bool cookie_origin_ok(const Request& req, const std::vector<std::string>& allowlist) {

@@ -36,6 +36,14 @@ class HttpError : public std::runtime_error {
   boost::json::object extra_;
 };
 
+/// `v` without leading and trailing spaces and tabs (HTTP's optional white space).
+/// Inline, so that pure parsers can use it without linking the HTTP layer.
+inline std::string_view trim_ows(std::string_view v) noexcept {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
 /// True if a Content-Type header value names application/json (parameters allowed).
 bool is_json_content_type(std::string_view value);
 

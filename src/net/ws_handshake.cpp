@@ -1,5 +1,7 @@
 #include "net/ws_handshake.hpp"
 
+#include <boost/beast/core/string.hpp>
+
 #include <algorithm>
 #include <cctype>
 
@@ -8,18 +10,6 @@ namespace chatorbit::ws {
 namespace {
 
 bool is_base64_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/'; }
-
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 }  // namespace
 
@@ -35,7 +25,7 @@ bool valid_client_key(std::string_view key) {
 bool header_has_token(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     const auto comma = list.find(',');
-    if (iequals_ascii(trim(list.substr(0, comma)), token)) return true;
+    if (boost::beast::iequals(http::trim_ows(list.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
