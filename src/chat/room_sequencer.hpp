@@ -1,0 +1,161 @@
+#pragma once
+// RoomSequencer: puts one node's incoming message publications back into `seq` order,
+// room by room, before they are fanned out (docs/architecture.md, "Order across nodes").
+//
+// Why it is needed: each node numbers, stores and publishes its own messages in seq
+// order, but two nodes posting to one room race to the broker, so node B's seq 6 can
+// arrive before node A's seq 5. The sequencer holds 6 until 5 arrives, for at most
+// `wait`; then it gives up on 5 (the node that reserved it may have died, or its batch
+// failed) and counts the numbers it skipped. A publication that arrives after its
+// number was passed is dropped and counted as late: its message is stored (nothing is
+// published before it is stored), so it is in the room's history, but delivering it now
+// would break the order every viewer relies on.
+//
+// A room the node has just started following has no known position: the node cannot
+// tell whether the first arrival is the next number or whether one published just
+// before is still on its way. Its first arrivals are held for `wait` and then released
+// in order, from the lowest. Later, a room's position is the last number released.
+//
+// The sequencer is pure bookkeeping: no clock (the caller passes `now`), no threads,
+// no timers. Not thread-safe; the hub calls it under one mutex and arms one timer at
+// next_deadline().
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace chatorbit::chat {
+
+template <class Item>
+class RoomSequencer {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  /// What an offer() or expire() decided.
+  struct Released {
+    std::vector<Item> ready;    ///< to deliver now, in this order
+    std::uint64_t skipped = 0;  ///< numbers given up on after the wait
+    std::uint64_t late = 0;     ///< publications dropped: their number was already passed, or seen
+    void clear() {
+      ready.clear();
+      skipped = 0;
+      late = 0;
+    }
+  };
+
+  /// `wait`: how long a publication may wait for the numbers before it. `max_waiting`:
+  /// publications held per room at most; past it the oldest gap is given up at once, so
+  /// a flood behind a dead sender cannot grow without bound.
+  explicit RoomSequencer(Clock::duration wait, std::size_t max_waiting = 16384)
+      : wait_(wait), max_waiting_(max_waiting) {}
+
+  /// Starts ordering `room` (the node subscribed to it): its position is unknown until
+  /// its first arrivals have waited (see the file comment). Idempotent.
+  void follow(const std::string& room) { rooms_.try_emplace(room); }
+  /// Stops ordering `room` and drops what waits for it (the node unsubscribed).
+  void forget(const std::string& room) { rooms_.erase(room); }
+  bool following(const std::string& room) const { return rooms_.contains(room); }
+
+  /// A publication with number `seq` arrived for `room`. Appends to `out` what may be
+  /// delivered now. A room not followed passes everything straight through (a stray
+  /// publication after an unsubscribe: the caller has nobody to give it to anyway).
+  void offer(const std::string& room, std::uint64_t seq, Item item, Clock::time_point now, Released& out) {
+    const auto it = rooms_.find(room);
+    if (it == rooms_.end()) {
+      out.ready.push_back(std::move(item));
+      return;
+    }
+    Room& r = it->second;
+    if (r.known && seq == r.next && r.waiting.empty()) {  // the common case: in order, nothing held
+      ++r.next;
+      out.ready.push_back(std::move(item));
+      return;
+    }
+    if ((r.known && seq < r.next) || r.waiting.contains(seq)) {
+      ++out.late;
+      return;
+    }
+    r.waiting.emplace(seq, std::move(item));
+    r.arrivals.emplace_back(now, seq);
+    if (r.known) drain(r, out);
+    if (r.waiting.size() > max_waiting_) give_up_head(r, out);
+  }
+
+  /// Gives up the gaps in front of every publication that has waited `wait` by `now`
+  /// (which starts rooms whose first arrivals have waited); appends what that releases.
+  /// No publication waits longer than `wait`.
+  void expire(Clock::time_point now, Released& out) {
+    for (auto& [room, r] : rooms_) {
+      while (const auto since = oldest_arrival(r)) {
+        if (*since + wait_ > now) break;
+        give_up_head(r, out);
+      }
+    }
+  }
+
+  /// When expire() next has something to do, if anything waits.
+  std::optional<Clock::time_point> next_deadline() {
+    std::optional<Clock::time_point> soonest;
+    for (auto& [room, r] : rooms_) {
+      const auto since = oldest_arrival(r);
+      if (since && (!soonest || *since + wait_ < *soonest)) soonest = *since + wait_;
+    }
+    return soonest;
+  }
+
+  /// Publications held, over every room.
+  std::size_t waiting() const {
+    std::size_t n = 0;
+    for (const auto& [room, r] : rooms_) n += r.waiting.size();
+    return n;
+  }
+
+ private:
+  struct Room {
+    bool known = false;      ///< false until the first arrivals have waited
+    std::uint64_t next = 0;  ///< the number expected next, when known
+    std::map<std::uint64_t, Item> waiting;
+    /// When each held publication arrived, oldest first; entries whose seq has left
+    /// `waiting` are dropped lazily (a number that left never comes back: it is late).
+    std::deque<std::pair<Clock::time_point, std::uint64_t>> arrivals;
+  };
+
+  /// When the publication that has waited longest arrived, if any waits.
+  static std::optional<Clock::time_point> oldest_arrival(Room& r) {
+    while (!r.arrivals.empty() && !r.waiting.contains(r.arrivals.front().second)) r.arrivals.pop_front();
+    if (r.arrivals.empty()) return std::nullopt;
+    return r.arrivals.front().first;
+  }
+
+  /// Releases what follows the position without a gap.
+  static void drain(Room& r, Released& out) {
+    while (!r.waiting.empty() && r.waiting.begin()->first == r.next) {
+      out.ready.push_back(std::move(r.waiting.begin()->second));
+      r.waiting.erase(r.waiting.begin());
+      ++r.next;
+    }
+    if (r.waiting.empty()) r.arrivals.clear();
+  }
+
+  /// Stops waiting for the numbers before the lowest held one, and releases from it.
+  static void give_up_head(Room& r, Released& out) {
+    const std::uint64_t lowest = r.waiting.begin()->first;
+    if (r.known) out.skipped += lowest - r.next;
+    r.known = true;
+    r.next = lowest;
+    drain(r, out);
+  }
+
+  Clock::duration wait_;
+  std::size_t max_waiting_;
+  std::unordered_map<std::string, Room> rooms_;
+};
+
+}  // namespace chatorbit::chat
