@@ -209,6 +209,12 @@ const std::vector<Setting>& settings() {
        [](Config& c, const std::string& v, const std::string& n) {
          c.fanout_flush = std::chrono::milliseconds{parse_int(v, n, 0, 1000)};
        }},
+      {"CHATORBIT_ORDER_WAIT_MS", "order-wait-ms", "300",
+       "milliseconds a node holds a room's message for earlier numbers still on their way from other nodes, before "
+       "it skips them",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.order_wait = std::chrono::milliseconds{parse_int(v, n, 1, 60'000)};
+       }},
       {"CHATORBIT_IO_URING", "io-uring", "true",
        "write fan-out through io_uring, up to 64 sockets per system call (false: one sendmsg each; also the "
        "fallback where the kernel refuses io_uring)",

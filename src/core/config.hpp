@@ -67,6 +67,9 @@ struct Config {
   std::chrono::seconds presence_ttl{30};
   std::chrono::milliseconds fanout_flush{20};  ///< delay fan-out writes to coalesce frames
   bool io_uring = true;                        ///< fan-out writes batched through io_uring
+  /// How long a node holds a room's message for the numbers before it (another node's,
+  /// still on their way) before it gives them up (chat/room_sequencer.hpp).
+  std::chrono::milliseconds order_wait{300};
 
   // backends (selected by presence; parsed and chosen in engine/engine_factory.cpp and
   // store/store_factory.cpp)
