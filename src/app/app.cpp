@@ -195,6 +195,10 @@ void App::build_chat() {
   metrics_.add_counter("chatorbit_publish_failures_total",
                        "Stored chat messages the broker did not take (not delivered live; in history).",
                        [this] { return static_cast<double>(pipeline_->publish_failures()); });
+  metrics_.add_counter("chatorbit_messages_unstored_total",
+                       "Chat messages whose batch failed and that are not (or not known to be) stored; "
+                       "their senders got an error.",
+                       [this] { return static_cast<double>(pipeline_->unstored()); });
   metrics_.add_counter("chatorbit_message_batches_total", "Store batches written by the message pipeline.",
                        [this] { return static_cast<double>(pipeline_->batches()); });
 }

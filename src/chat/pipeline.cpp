@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <map>
 #include <stdexcept>
 #include <unordered_map>
@@ -67,8 +68,14 @@ void MessagePipeline::write_batch(store::Store& s) {
   }
   if (batch.empty()) return;
 
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
   std::vector<std::pair<std::exception_ptr, PostResult>> results(batch.size());
-  std::vector<std::size_t> fresh;  // indexes of messages to store
+  std::vector<std::size_t> fresh;                          // indexes of messages to store, in seq order
+  std::vector<std::size_t> original(batch.size(), kNone);  // in-batch resend -> its original
+  std::size_t kept = 0;                                    // fresh[0, kept) are stored
+  auto rest = store::PartialAppend::Rest::not_stored;      // what fresh[kept, ...) are
+  bool appending = false;                                  // false: failed before the append
+  std::exception_ptr failure;
   try {
     // Resends: a cid already stored (or earlier in this batch) is acknowledged with the
     // original id and seq, and stored nothing.
@@ -83,7 +90,7 @@ void MessagePipeline::write_batch(store::Store& s) {
         const auto key =
             std::make_tuple(std::string_view(m.room_id), std::string_view(m.user_id), std::string_view(m.cid));
         if (auto it = seen.find(key); it != seen.end()) {
-          results[i].second = {batch[it->second].message.id, 0, true};
+          original[i] = it->second;
           continue;
         }
         if (stored[i]) {
@@ -98,24 +105,60 @@ void MessagePipeline::write_batch(store::Store& s) {
     std::vector<store::Message> rows;
     rows.reserve(fresh.size());
     for (std::size_t i : fresh) rows.push_back(batch[i].message);
-    if (!rows.empty()) s.append_messages(rows);
-    stored_.fetch_add(rows.size(), std::memory_order_relaxed);
-    batches_.fetch_add(1, std::memory_order_relaxed);
-    for (std::size_t i : fresh) results[i].second = {batch[i].message.id, batch[i].message.seq, false};
-    // In-batch resends learn their original's seq now that it has one.
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (results[i].second.duplicate && results[i].second.seq == 0) {
-        for (std::size_t j : fresh) {
-          if (batch[j].message.id == results[i].second.id) results[i].second.seq = batch[j].message.seq;
-        }
-      }
+    appending = true;
+    try {
+      if (!rows.empty()) s.append_messages(rows);
+      kept = rows.size();
+    } catch (const store::PartialAppend& e) {
+      kept = std::min(e.stored(), rows.size());
+      rest = e.rest();
+      throw;
+    } catch (...) {
+      rest = store::PartialAppend::Rest::unknown;  // outside the contract: assume the worst
+      throw;
     }
+    batches_.fetch_add(1, std::memory_order_relaxed);
   } catch (const std::exception& e) {
-    log::error("message_batch_failed", {{"messages", batch.size()}, {"what", e.what()}});
-    const auto error = std::current_exception();
-    for (auto& r : results) r.first = error;
-    fresh.clear();  // nothing stored, nothing to publish
+    failure = std::current_exception();
+    const std::size_t unstored = appending ? fresh.size() - kept : batch.size();
+    const bool unknown = rest == store::PartialAppend::Rest::unknown;
+    log::error("message_batch_failed", {{"messages", batch.size()},
+                                        {"stored", kept},
+                                        {"not_stored", unknown ? std::size_t{0} : unstored},
+                                        {"unknown", unknown ? unstored : std::size_t{0}},
+                                        {"what", e.what()}});
+    if (!appending) {
+      // find_by_cids or numbering failed: nothing was stored, and no resend was resolved.
+      for (auto& r : results) r.first = failure;
+      fresh.clear();
+      kept = 0;
+    }
   }
+  stored_.fetch_add(kept, std::memory_order_relaxed);
+  // The stored prefix is acknowledged; the rest (not stored, or of unknown outcome) hears
+  // the error. Resends in the batch share their original's fate.
+  std::vector<bool> is_stored(batch.size(), false);
+  for (std::size_t k = 0; k < fresh.size(); ++k) {
+    const std::size_t i = fresh[k];
+    if (k < kept) {
+      is_stored[i] = true;
+      results[i].second = {batch[i].message.id, batch[i].message.seq, false};
+    } else {
+      results[i].first = failure;
+    }
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const std::size_t j = original[i];
+    if (j == kNone || results[i].first) continue;
+    if (is_stored[j]) {
+      results[i].second = {batch[j].message.id, batch[j].message.seq, true};
+    } else {
+      results[i].first = failure;
+    }
+  }
+  const auto failed = std::count_if(results.begin(), results.end(), [](const auto& r) { return r.first != nullptr; });
+  unstored_.fetch_add(static_cast<std::uint64_t>(failed), std::memory_order_relaxed);
+  fresh.resize(kept);  // only what is stored is published
   // Stored: published in seq order; the senders hear of it once the broker took each
   // (at once with the memory engine), with `published` false where it did not.
   auto outcome = std::make_shared<Outcome>(std::move(batch), std::move(results), fresh.size() + 1);

@@ -6,6 +6,16 @@
 //   sequence order -> resume each sender.
 // Because one thread does all three steps, publication order equals sequence order
 // (within this process) and a message is never published before it is stored.
+//
+// A failed batch (store::PartialAppend: the store says which prefix of it is stored):
+// the stored messages are published and acknowledged as usual; every other sender gets
+// the exception, whether its message is not stored or of unknown outcome (a connection
+// lost mid-batch: it may be stored). Neither is published, so nothing unstored ever
+// reaches a viewer. An error for a message that was in fact stored is safe: a resend with
+// the same cid finds it (find_by_cids) and is acknowledged with its stored id and seq,
+// never stored twice; it stays unpublished, but is in the room's history. (A message
+// without a cid cannot be matched: its resend is a new message.) Sequence numbers of
+// unstored messages are not handed out again: the room's seq has a gap there.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -42,8 +52,11 @@ class MessagePipeline {
       : store_(store), engine_(engine), publish_(std::move(publish)) {}
 
   /// Numbers, stores and publishes `m` (id, room, user, content, timestamp, cid set by
-  /// the caller). Completes on the caller's executor; throws StoreError if the batch
-  /// could not be stored (the message was then not published).
+  /// the caller). Completes on the caller's executor; throws if `m` is not known to be
+  /// stored (it was then not published): a store::PartialAppend if its batch failed in
+  /// the append (rest() says whether `m` is not stored or of unknown outcome), the
+  /// error itself (a StoreError, an engine failure) if the batch failed before that:
+  /// nothing of it was then stored.
   auto submit(store::Message m) {
     // The message travels behind a unique_ptr (see offload.hpp: GCC 12 and coroutine
     // arguments).
@@ -61,8 +74,8 @@ class MessagePipeline {
   /// Resumes the sender; runs on the `home` executor given to enqueue().
   using Completion = std::function<void(std::exception_ptr, PostResult)>;
 
-  /// The callback form of submit(): `done` runs on `home` once `m` is stored (or the
-  /// batch failed). Messages enqueued one after another are numbered, stored, published
+  /// The callback form of submit(): `done` runs on `home` once `m` is stored, or with
+  /// the error submit() would throw. Messages enqueued one after another are numbered, stored, published
   /// and completed in that order.
   void enqueue(store::Message m, boost::asio::any_io_executor home, Completion done);
 
@@ -70,6 +83,8 @@ class MessagePipeline {
   std::uint64_t stored() const { return stored_.load(std::memory_order_relaxed); }
   /// Batches written so far (for metrics).
   std::uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
+  /// Messages whose senders got an error: not stored, or not known to be (for metrics).
+  std::uint64_t unstored() const { return unstored_.load(std::memory_order_relaxed); }
   /// Stored messages whose publication the broker refused (for metrics).
   std::uint64_t publish_failures() const { return publish_failures_.load(std::memory_order_relaxed); }
 
@@ -104,6 +119,7 @@ class MessagePipeline {
   std::atomic<std::uint64_t> stored_{0};
   std::atomic<std::uint64_t> batches_{0};
   std::atomic<std::uint64_t> publish_failures_{0};
+  std::atomic<std::uint64_t> unstored_{0};
 };
 
 }  // namespace chatorbit::chat

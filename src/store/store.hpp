@@ -9,8 +9,10 @@
 // database at once (one per lane, each from the store's opener, and other processes):
 // each sees what the others have committed, and the backend coordinates their writes
 // (SQLite's file locks, MongoDB's server). Errors from the database are thrown as
-// StoreError; "not found" and "already exists" are values, not errors.
+// StoreError (append_messages: PartialAppend, a StoreError that says what was stored);
+// "not found" and "already exists" are values, not errors.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -25,6 +27,28 @@ namespace chatorbit::store {
 class StoreError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+/// How append_messages() failed: what of its batch is stored. Ordered semantics, so that
+/// MongoDB's ordered insert_many can report it exactly: messages [0, stored()) of the
+/// batch are stored; the rest, [stored(), size), are either all not stored (the database
+/// refused message stored(), or the batch never started) or of unknown outcome (the
+/// connection was lost before the database answered for them: any of them may be stored).
+class PartialAppend : public StoreError {
+ public:
+  enum class Rest {
+    not_stored,  ///< none of the rest is stored: safe to report "not sent"
+    unknown,     ///< any of the rest may be stored; only a read can tell
+  };
+  PartialAppend(std::size_t stored, Rest rest, const std::string& what)
+      : StoreError(what), stored_(stored), rest_(rest) {}
+  /// How many messages, from the start of the batch, are stored.
+  std::size_t stored() const { return stored_; }
+  Rest rest() const { return rest_; }
+
+ private:
+  std::size_t stored_;
+  Rest rest_;
 };
 
 struct User {
@@ -133,7 +157,15 @@ class Store {
   virtual bool set_slow_mode(std::string_view room_id, int seconds) = 0;
 
   // --- messages --------------------------------------------------------------------
-  /// Appends a batch atomically (one transaction / one insert_many).
+  /// Appends a batch in order (one transaction / one ordered insert_many). Returns once
+  /// every message is stored. A message whose id or (room_id, seq) is already stored, or
+  /// earlier in the batch, is refused. On any failure it throws PartialAppend, which
+  /// says what the failed batch left stored: the first stored() messages, and the rest
+  /// either not stored or of unknown outcome (see PartialAppend). A refused message is
+  /// not stored (Rest::not_stored); only a lost connection leaves an outcome unknown.
+  /// An all-or-nothing backend (SQLite: one transaction) always reports stored() == 0,
+  /// Rest::not_stored. A caller that gets any other exception (a contract breach) must
+  /// read it as stored() == 0, Rest::unknown.
   virtual void append_messages(std::span<const Message> batch) = 0;
   /// Newest first, not deleted, at most `limit`; only seq < before_seq when given.
   virtual std::vector<Message> history(std::string_view room_id, int limit,

@@ -9,7 +9,8 @@
 //                            store_factory_name);
 //
 // Only behaviour store.hpp promises is tested here; choices it leaves to the backend
-// (e.g. whether a failed batch leaves a prefix behind) belong in the backend's own tests.
+// (e.g. whether a failed batch leaves a prefix behind, rather than that it leaves exactly
+// the one its PartialAppend reports) belong in the backend's own tests.
 
 #include <gtest/gtest.h>
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <tuple>
@@ -324,6 +325,54 @@ TEST_P(StoreConformance, BatchesAccumulateAndEmptyBatchIsHarmless) {
   store().append_messages({});
   store().append_messages(std::span(messages).subspan(2));
   EXPECT_EQ(seqs(store().history("general", 10, std::nullopt)), (Seqs{4u, 3u, 2u, 1u}));
+}
+
+/// Appends seq 3, 4, `clash`, 5, 6 over stored seq 1, 2: the clash is refused, and the
+/// store must hold exactly the prefix the PartialAppend reports (a backend may keep it,
+/// as an ordered insert_many does, or roll the batch back, as a transaction does).
+void expect_failed_append_leaves_what_it_reports(Store& store, const Message& clash) {
+  const auto before = make_messages("general", 2);
+  store.append_messages(before);
+  const std::vector<Message> batch{make_message("general", 3, "u1"), make_message("general", 4, "u1"), clash,
+                                   make_message("general", 5, "u1"), make_message("general", 6, "u1")};
+  std::optional<PartialAppend> failure;
+  try {
+    store.append_messages(batch);
+  } catch (const PartialAppend& e) {
+    failure = e;
+  }
+  ASSERT_TRUE(failure.has_value()) << "a refused message fails the append with PartialAppend";
+  EXPECT_EQ(failure->rest(), PartialAppend::Rest::not_stored) << "a refusal is not a lost connection";
+  ASSERT_LE(failure->stored(), 2u) << "nothing from the refused message on is stored";
+
+  Seqs expected{2u, 1u};
+  for (std::size_t i = 0; i < failure->stored(); ++i) expected.insert(expected.begin(), batch[i].seq);
+  const auto stored = store.history("general", 10, std::nullopt);
+  EXPECT_EQ(seqs(stored), expected);
+  // The clash replaced nothing: what was stored before is as it was.
+  ASSERT_GE(stored.size(), 2u);
+  EXPECT_EQ(fields(stored[stored.size() - 2]), fields(before[1]));
+  EXPECT_EQ(fields(stored.back()), fields(before[0]));
+
+  // "Not stored" means it: the rest of the batch, less the clash, now goes in without a clash.
+  std::vector<Message> rest;
+  for (std::size_t i = failure->stored(); i < batch.size(); ++i) {
+    if (i != 2) rest.push_back(batch[i]);
+  }
+  store.append_messages(rest);
+  EXPECT_EQ(seqs(store.history("general", 10, std::nullopt)), (Seqs{6u, 5u, 4u, 3u, 2u, 1u}));
+}
+
+TEST_P(StoreConformance, AnAppendFailingOnADuplicateSeqLeavesWhatItReports) {
+  auto clash = make_message("general", 2, "u2", "same seq as a stored message");
+  clash.id = oid(0xc1a5, 1);
+  expect_failed_append_leaves_what_it_reports(store(), clash);
+}
+
+TEST_P(StoreConformance, AnAppendFailingOnADuplicateIdLeavesWhatItReports) {
+  auto clash = make_message("general", 7, "u2", "same id as a stored message");
+  clash.id = make_message("general", 1, "u1").id;
+  expect_failed_append_leaves_what_it_reports(store(), clash);
 }
 
 TEST_P(StoreConformance, MaxSeqIsHighestStoredIncludingDeleted) {

@@ -601,15 +601,21 @@ bool SqliteStore::set_slow_mode(std::string_view room_id, int seconds) {
 
 void SqliteStore::append_messages(std::span<const Message> batch) {
   if (batch.empty()) return;
-  // One transaction for the batch: atomic, and one fsync instead of one per message.
-  Transaction tx(stmts_->begin, stmts_->commit);
-  for (const Message& m : batch) {
-    Query q(stmts_->insert_message);
-    q.bind(m.id).bind(m.room_id).bind(m.user_id).bind(m.username).bind(m.content).bind(m.timestamp_ns);
-    q.bind_seq(m.seq).bind(m.cid).bind(std::int64_t{m.deleted ? 1 : 0});
-    q.run();
+  try {
+    // One transaction for the batch: atomic, and one fsync instead of one per message.
+    Transaction tx(stmts_->begin, stmts_->commit);
+    for (const Message& m : batch) {
+      Query q(stmts_->insert_message);
+      q.bind(m.id).bind(m.room_id).bind(m.user_id).bind(m.username).bind(m.content).bind(m.timestamp_ns);
+      q.bind_seq(m.seq).bind(m.cid).bind(std::int64_t{m.deleted ? 1 : 0});
+      q.run();
+    }
+    tx.commit();
+  } catch (const StoreError& e) {
+    // The transaction is rolled back by now (tx's destructor, or SQLite itself when COMMIT
+    // fails): nothing of the batch is stored, whichever message failed.
+    throw PartialAppend(0, PartialAppend::Rest::not_stored, e.what());
   }
-  tx.commit();
 }
 
 std::vector<Message> SqliteStore::history(std::string_view room_id, int limit,

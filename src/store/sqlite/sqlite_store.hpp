@@ -40,9 +40,10 @@ namespace chatorbit::store {
 /// Behaviour where store.hpp leaves room:
 ///  - Emails are compared after ASCII lower-casing only; non-ASCII letters compare as-is.
 ///  - create_user throws StoreError on a duplicate id (a caller bug, unlike a taken email).
-///  - append_messages runs in one BEGIN IMMEDIATE transaction: a duplicate (room_id, seq),
-///    a duplicate non-empty (room_id, user_id, cid) or a seq above INT64_MAX rolls the
-///    whole batch back and throws StoreError. An empty batch does nothing.
+///  - append_messages runs in one BEGIN IMMEDIATE transaction, all or nothing: any failure
+///    (a duplicate id or (room_id, seq), a duplicate non-empty (room_id, user_id, cid), a
+///    seq above INT64_MAX, an I/O error) rolls the whole batch back and throws
+///    PartialAppend with stored() == 0 and Rest::not_stored. An empty batch does nothing.
 ///  - find_by_cids does return a since-deleted message (deleted = true), so a resend of
 ///    it is not stored again; it reads in one transaction (one lock, not one per key).
 ///  - purge_user_messages and clear_room only count messages not already deleted;

@@ -334,7 +334,13 @@ TEST(SqliteStore, FailedBatchLeavesNothingBehind) {
   auto duplicate_seq = make_message("general", 2);
   duplicate_seq.id = "ffffffffffffffffffffffff";
   const std::vector<Message> bad{make_message("general", 3), make_message("general", 4), duplicate_seq};
-  EXPECT_THROW(store->append_messages(bad), StoreError);
+  try {
+    store->append_messages(bad);
+    ADD_FAILURE() << "a duplicate seq must fail the batch";
+  } catch (const PartialAppend& e) {
+    EXPECT_EQ(e.stored(), 0u) << "all or nothing: the transaction keeps no prefix";
+    EXPECT_EQ(e.rest(), PartialAppend::Rest::not_stored);
+  }
   EXPECT_EQ(history_seqs(*store, "general"), (Seqs{2u, 1u}));
 
   // The failed transaction was closed: the next batch commits normally.
