@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "auth/shared_revocations.hpp"
 #include "chat/account_notifier.hpp"
 #include "chat/publication.hpp"
 #include "chat/wire.hpp"
@@ -66,8 +67,12 @@ App::App(Config config)
   // One connection per store lane (StoreWorker), each from the factory.
   store_ = std::make_unique<store::StoreWorker>([factory = store_factory_.get()] { return factory->open(); });
   log::info("store_opened", {{"kind", store_factory_->kind()}, {"location", store_factory_->location()}});
+  // Revocations: the store's durable record back into the engine (which may have lost
+  // it), then this node's cache from the engine. Again whenever the broker is back: the
+  // engine may have come back empty, and this node missed the account events meanwhile.
   revocations_ = std::make_unique<auth::RevocationList>(clock_);
-  revocations_->load_from(store_->unsafe_store());
+  auth::refill_revocations(store_->unsafe_store(), *engine_, *revocations_, clock_);
+  engine_->set_resubscribed([this] { refill_after_broker_loss(); });
   account_events_ = std::make_unique<chat::AccountNotifier>(*engine_);
   jwt_ = std::make_unique<auth::JwtCodec>(
       auth::JwtConfig{config_.jwt_secret, "chatorbit", "chatorbit", std::chrono::seconds{30}, config_.token_ttl},
@@ -114,9 +119,9 @@ App::App(Config config)
                                                         config_.swagger_ui_dir});
   ops_->register_routes(router_);
   if (config_.has_role("auth")) {
-    auth_ = std::make_unique<auth::AuthService>(
-        auth::AuthDeps{*store_, cpu_, *jwt_, *revocations_, *authenticator_, *account_events_, *pair_throttle_,
-                       *account_throttle_, *address_throttle_, ids_, clock_, config_.admins, auth::Argon2Params{}});
+    auth_ = std::make_unique<auth::AuthService>(auth::AuthDeps{
+        *store_, cpu_, *jwt_, *revocations_, *engine_, *authenticator_, *account_events_, *pair_throttle_,
+        *account_throttle_, *address_throttle_, ids_, clock_, config_.admins, auth::Argon2Params{}});
     auth_->register_routes(router_);
   }
   if (config_.has_role("user")) {
@@ -131,22 +136,25 @@ App::App(Config config)
 
 App::~App() { shutdown(); }
 
+void App::refill_after_broker_loss() {
+  // A broker that was lost may come back with an engine that lost its state (a Redis
+  // restarted empty), and this node missed the account events meanwhile: the engine
+  // is refilled from the store, and the revocation cache from the engine, on the store's
+  // general lane.
+  const bool chat = config_.has_role("chat");
+  log::warn("broker_resubscribed", {{"refill", chat ? "bans, revocations" : "revocations"}});
+  store_->post([this, chat](store::Store& s) {
+    try {
+      if (chat) chat::ModerationService::restore_bans(s, *engine_, clock_);
+      auth::refill_revocations(s, *engine_, *revocations_, clock_);
+    } catch (const std::exception& e) {
+      log::error("refill_failed", {{"what", e.what()}});
+    }
+  });
+}
+
 void App::build_chat() {
   chat::ModerationService::restore_bans(store_->unsafe_store(), *engine_, clock_);
-  // A broker that was lost may come back with an engine that lost its state (a Redis
-  // restarted empty), and this node missed the account events meanwhile: refill both
-  // from the store, on its general lane.
-  engine_->set_resubscribed([this] {
-    log::warn("broker_resubscribed", {{"refill", "bans, revocations"}});
-    store_->post([this](store::Store& s) {
-      try {
-        chat::ModerationService::restore_bans(s, *engine_, clock_);
-        revocations_->load_from(s);
-      } catch (const std::exception& e) {
-        log::error("refill_failed", {{"what", e.what()}});
-      }
-    });
-  });
   chat::HubLimits limits;
   limits.connection.max_message_bytes = config_.ws_max_frame_bytes;
   limits.connection.max_queue_bytes = config_.ws_max_queue_bytes;

@@ -50,6 +50,8 @@ class App {
  private:
   std::string load_or_create_secret();
   void build_chat();
+  /// Run when the broker is back after a loss (Engine::set_resubscribed).
+  void refill_after_broker_loss();
 
   Config config_;
   const Clock& clock_;

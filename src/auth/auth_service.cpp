@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "auth/credentials.hpp"
+#include "auth/shared_revocations.hpp"
 #include "core/log.hpp"
 #include "net/json_body.hpp"
 
@@ -64,6 +65,15 @@ asio::awaitable<bool> AuthService::verify(std::string password, std::string hash
 asio::awaitable<std::string> AuthService::hash(std::string password) {
   return offload(d_.cpu.get_executor(),
                  [p = std::move(password), params = d_.argon2] { return hash_password(p, params); });
+}
+
+asio::awaitable<void> AuthService::share(AccountEvents::Revocation revocation) {
+  const auto user_id = revocation.user_id;
+  try {
+    co_await share_revocation(d_.engine, std::move(revocation), d_.clock);
+  } catch (const engine::EngineUnavailable& e) {
+    log::warn("revocation_not_shared", {{"user_id", user_id}, {"what", e.what()}});
+  }
 }
 
 asio::awaitable<http::Response> AuthService::register_user(http::Context& ctx) {
@@ -173,7 +183,9 @@ asio::awaitable<http::Response> AuthService::change_password(http::Context& ctx)
     return s.update_password_hash(id, h, now);
   };
   co_await d_.store.run(std::move(update));
-  d_.events.tokens_revoked({user->id, "", floor.expires_at_s, floor.not_before_s});
+  const AccountEvents::Revocation revocation{user->id, "", floor.expires_at_s, floor.not_before_s};
+  co_await share(revocation);
+  d_.events.tokens_revoked(revocation);
   log::info("password_changed", {{"request_id", ctx.request_id}, {"user_id", user->id}});
   // This browser stays signed in: a fresh token in the cookie (the body is the original's).
   const auto token = d_.jwt.issue({user->id, user->email, user->username, effective_role(account_key, user->role)},
@@ -184,16 +196,20 @@ asio::awaitable<http::Response> AuthService::change_password(http::Context& ctx)
 }
 
 asio::awaitable<http::Response> AuthService::logout(http::Context& ctx) {
-  // The token dies with the session: revoked by its jti until it would have expired.
+  // The token dies with the session: revoked by its jti until it would have expired,
+  // the verifier's leeway included (as a password change's floor is).
   if (const auto token = Authenticator::token_of(ctx)) {
     if (auto claims = d_.authenticator.verify(*token)) {
-      d_.revocations.add(claims->jti, claims->exp);
-      auto revoke = [jti = claims->jti, exp = claims->exp](store::Store& s) {
-        s.revoke_token(jti, exp);
+      const AccountEvents::Revocation revocation{claims->user_id, claims->jti,
+                                                 claims->exp + d_.jwt.config().leeway.count(), 0};
+      d_.revocations.add(revocation.jti, revocation.expires_at_s);
+      auto revoke = [jti = revocation.jti, until = revocation.expires_at_s](store::Store& s) {
+        s.revoke_token(jti, until);
         return true;
       };
       co_await d_.store.run(std::move(revoke));
-      d_.events.tokens_revoked({claims->user_id, claims->jti, claims->exp, 0});
+      co_await share(revocation);
+      d_.events.tokens_revoked(revocation);
       log::info("logout", {{"request_id", ctx.request_id}, {"user_id", claims->user_id}});
     }
   }

@@ -16,6 +16,7 @@
 #include "auth/revocations.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
+#include "engine/engine.hpp"
 #include "net/router.hpp"
 #include "store/store_worker.hpp"
 
@@ -25,7 +26,8 @@ struct AuthDeps {
   store::StoreWorker& store;
   boost::asio::thread_pool& cpu;  ///< password hashing runs here
   const JwtCodec& jwt;
-  RevocationList& revocations;
+  RevocationList& revocations;  ///< this node's cache
+  engine::Engine& engine;       ///< the shared copy of revocations, for other nodes' refills
   const Authenticator& authenticator;
   AccountEvents& events;            ///< revocations reach live connections through it
   LoginThrottle& pair_throttle;     ///< one account from one address: locked past its limit
@@ -57,6 +59,10 @@ class AuthService {
   static std::string pair_key(const std::string& account, const std::string& address);
   boost::asio::awaitable<bool> verify(std::string password, std::string hash);
   boost::asio::awaitable<std::string> hash(std::string password);
+  /// Writes a revocation (already stored) to the engine. An engine that cannot be
+  /// reached is logged, not answered: the store has the revocation, and every refill
+  /// (when this node's broker is back) puts it into the engine.
+  boost::asio::awaitable<void> share(AccountEvents::Revocation revocation);
 
   AuthDeps d_;
 };

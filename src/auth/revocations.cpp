@@ -49,12 +49,6 @@ bool RevocationList::is_revoked(const Claims& claims) const {
   return it != floors_.end() && claims.iat < it->second.not_before_s;
 }
 
-void RevocationList::load_from(store::Store& store) {
-  const auto now = clock_.unix_seconds();
-  for (auto& [jti, exp] : store.active_revocations(now)) add(jti, exp);
-  for (auto& f : store.active_token_floors(now)) add_floor(f.user_id, f.not_before_s, f.expires_at_s);
-}
-
 std::size_t RevocationList::size() const {
   std::shared_lock lock(mu_);
   return revoked_.size() + floors_.size();

@@ -2,9 +2,13 @@
 // Tokens that must no longer be accepted although their signature and exp are fine:
 // one token revoked by logout (by its jti), or every token of a user issued before a
 // password change (a per-user floor on the issue time, iat). Checked on every
-// authenticated request and WebSocket handshake, so held in memory for a lock-light
-// lookup; the callers write each entry through to the store so that a restart does not
-// bring revoked tokens back to life. Thread-safe.
+// authenticated request and WebSocket handshake, so held in memory for a lock-light,
+// synchronous lookup.
+//
+// This is a node's cache. The store keeps the durable record and the engine the shared
+// copy (with TTL); the cache is filled from the engine at start and whenever the broker
+// is back (auth/shared_revocations.hpp), and in between by the account events every node
+// receives (chat::apply_revocation). Thread-safe.
 
 #include <cstdint>
 #include <shared_mutex>
@@ -14,7 +18,6 @@
 
 #include "auth/jwt.hpp"
 #include "core/clock.hpp"
-#include "store/store.hpp"
 
 namespace chatorbit::auth {
 
@@ -22,11 +25,13 @@ class RevocationList {
  public:
   explicit RevocationList(const Clock& clock) : clock_(clock) {}
 
-  /// Marks `jti` revoked until `expires_at_s` (the token's own exp; after that the token
-  /// is dead anyway and the entry is dropped).
+  /// Marks `jti` revoked until `expires_at_s` (the token's exp plus the verifier's
+  /// leeway; after that the token is dead anyway and the entry is dropped). Of two
+  /// expiries for one jti the later is kept.
   void add(std::string jti, std::int64_t expires_at_s);
   /// Revokes every token of `user_id` whose iat is before `not_before_s`, until
-  /// `expires_at_s` (when all of them have expired). A later floor replaces an earlier one.
+  /// `expires_at_s` (when all of them have expired). Floors only rise: of two, the higher
+  /// not_before_s and the later expiry are kept, as the engine does.
   void add_floor(std::string user_id, std::int64_t not_before_s, std::int64_t expires_at_s);
   /// The earliest iat a token of `user_id` may carry (0: no floor). Tokens issued for the
   /// user must not carry an earlier one, or they would be born revoked.
@@ -36,9 +41,6 @@ class RevocationList {
   /// True if the token is revoked by its jti or by its user's floor. A token without iat
   /// (the original service's) counts as issued at 0: any floor revokes it.
   bool is_revoked(const Claims& claims) const;
-  /// Adds what the store holds in force now (at start-up, and after a lost broker came
-  /// back, when events may have been missed). Adding what is already held is harmless.
-  void load_from(store::Store& store);
   /// Number of entries held (jti revocations and floors, including expired ones not yet
   /// pruned).
   std::size_t size() const;

@@ -1,11 +1,19 @@
 #pragma once
 // The engine seam: state that chat nodes must share in real time. Implementations:
 // memory/ (one process, the embedded default) and, later, redis/ (many nodes: pub/sub
-// for fan-out, keys with TTL for bans, sets with TTL for presence, Lua over sorted sets
-// for sliding windows). Both pass the same conformance suite (engine_conformance.hpp).
+// for fan-out, keys with TTL for bans and token revocations, sets with TTL for presence,
+// Lua over sorted sets for sliding windows and counting slots). Both pass the same
+// conformance suite (engine_conformance.hpp).
 //
 // Threading: every method is thread-safe. Awaitable methods complete on the caller's
 // executor. Time comes from the injected Clock, so TTLs can be tested without sleeping.
+//
+// Failure: an awaitable method throws EngineUnavailable when the backend cannot be
+// reached (the memory engine never does, except subscribed() while its broker is marked
+// down). State is not durable: an engine may come back empty (a memory engine after a
+// restart, a Redis restarted without persistence), so whatever the store keeps a durable
+// record of (bans, token revocations) is put back by the caller when the broker is back
+// (set_resubscribed()) and at start.
 
 #include <boost/asio/awaitable.hpp>
 
@@ -73,6 +81,35 @@ struct Admission {
   Verdict verdict = Verdict::ok;
   std::chrono::milliseconds retry_after{0};  ///< slow_mode / rate_limited / timed-out ban
   std::optional<BanState> ban;               ///< when banned
+};
+
+/// A token revoked by its id (logout), as the engine holds it.
+struct RevokedToken {
+  std::string jti;
+  std::int64_t expires_at_ms = 0;  ///< when the engine drops it (the token's exp)
+  bool operator==(const RevokedToken&) const = default;
+};
+
+/// A user's token floor (password change): tokens of the user with an iat below
+/// not_before_s are revoked.
+struct TokenFloor {
+  std::string user_id;
+  std::int64_t not_before_s = 0;   ///< Unix seconds, compared with a token's iat
+  std::int64_t expires_at_ms = 0;  ///< when the engine drops it (the last covered token's exp)
+  bool operator==(const TokenFloor&) const = default;
+};
+
+/// Every token revocation in force, for a node's cache (auth::RevocationList). Order
+/// unspecified.
+struct TokenRevocations {
+  std::vector<RevokedToken> tokens;
+  std::vector<TokenFloor> floors;
+};
+
+/// One member of a counting slot set (Engine::claim_slot), for refresh_slots().
+struct SlotRef {
+  std::string key;
+  std::string member;
 };
 
 /// Receives every publication on the channels this node subscribed to, in publish order
@@ -155,6 +192,61 @@ class Engine {
   virtual boost::asio::awaitable<Admission> admit(AdmitRequest request) = 0;
   /// A bare sliding-window limiter over `key` (also used for connection-rate limits).
   virtual boost::asio::awaitable<Admission> rate_hit(std::string key, RateSpec rate) = 0;
+
+  // --- token revocations (keys with TTL) ----------------------------------------------
+  // The shared copy of what logout and password changes revoke, so that every node can
+  // refill its cache from one place. The store keeps the durable record; the engine copy
+  // lives only until the tokens it covers expire, and a fresh or restarted engine knows
+  // nothing: the caller puts the store's records back (with their remaining TTL) before
+  // it reads them here.
+  //
+  // Redis: `revoked:{rv}:<jti>` (value exp ms) and `token_floor:{rv}:<user>` (value
+  // not_before_s) with PEXPIREAT, each write also adding the member to an index sorted
+  // set scored by expiry (`revoked:{rv}`, `token_floors:{rv}`); one hash tag so that
+  // one Lua script touches them all. A write is one script; token_revocations() is one
+  // script (ZREMRANGEBYSCORE to now, ZRANGE WITHSCORES, MGET the floors' values);
+  // is_token_revoked() is one MGET.
+
+  /// Revokes token `jti` for `ttl` (the token's exp + leeway - now). Idempotent; a
+  /// second call keeps the later expiry. A ttl of zero or less does nothing (the token
+  /// is dead anyway).
+  virtual boost::asio::awaitable<void> revoke_token(std::string jti, std::chrono::seconds ttl) = 0;
+  /// Revokes every token of `user_id` with an iat below `not_before_s`, for `ttl`.
+  /// A floor never moves down: the floor in force becomes the higher of the two
+  /// not_before_s and it expires at the later of the two expiries, so a replayed older
+  /// record (a refill from the store, a late write) cannot lower a newer floor. A ttl of
+  /// zero or less does nothing.
+  virtual boost::asio::awaitable<void> put_token_floor(std::string user_id, std::int64_t not_before_s,
+                                                       std::chrono::seconds ttl) = 0;
+  /// Every revocation and floor whose TTL has not passed.
+  virtual boost::asio::awaitable<TokenRevocations> token_revocations() = 0;
+  /// Whether a token (its jti, user and iat; iat 0 if it has none) is revoked now, by
+  /// its jti or by its user's floor: for a one-off check without a cache.
+  virtual boost::asio::awaitable<bool> is_token_revoked(std::string jti, std::string user_id, std::int64_t iat) = 0;
+
+  // --- counting slots (cross-node caps, e.g. connections per client address) ----------
+  // A slot set `key` holds at most `limit` live members. Each member expires `ttl` after
+  // its last claim or refresh, so the slots of a node that died free themselves; a live
+  // node refreshes its members well within the ttl.
+  //
+  // Redis: one sorted set per key, member -> expiry (ms); claim_slot() is a Lua script
+  // (ZREMRANGEBYSCORE key -inf now; if ZSCORE member or ZCARD < limit then ZADD member
+  // now+ttl, PEXPIRE key to the largest expiry, return 1; else return 0).
+  // release_slot() is ZREM; refresh_slots() pipelines ZADD XX per member (a member that
+  // expired or was released is not brought back), one round trip.
+
+  /// Claims a slot of `key` for `member`; false, and nothing changes, if `key` already
+  /// has `limit` live members (a limit of zero or less refuses everyone). Idempotent: a
+  /// member that holds a slot gets true again (its expiry is renewed), whatever the count.
+  virtual boost::asio::awaitable<bool> claim_slot(std::string key, std::string member, std::int64_t limit,
+                                                  std::chrono::seconds ttl) = 0;
+  /// Frees `member`'s slot of `key` (a no-op if it holds none).
+  virtual boost::asio::awaitable<void> release_slot(std::string key, std::string member) = 0;
+  /// Renews each listed member's slot to expire `ttl` from now; members that no longer
+  /// hold one (expired or released) are not given one.
+  virtual boost::asio::awaitable<void> refresh_slots(std::vector<SlotRef> slots, std::chrono::seconds ttl) = 0;
+  /// Live members of `key` (for metrics and tests).
+  virtual boost::asio::awaitable<std::int64_t> slots_in_use(std::string key) = 0;
 
   // --- per-room sequence numbers -------------------------------------------------------
   /// Reserves a block of consecutive numbers for each request, in one step for the whole

@@ -53,6 +53,9 @@ struct EngineFactory {
   /// Makes `engine` (made by `make`) lose its sequence counters, as a restart without
   /// persistence does (memory: a new process; Redis: a server restarted empty).
   std::function<void(Engine&)> forget_sequences;
+  /// Makes `engine` lose its token revocations, as a restart without persistence does.
+  /// Empty: that part of AFreshEngineKnowsNoRevocations is skipped.
+  std::function<void(Engine&)> forget_token_revocations;
   /// Makes `engine` lose (true) or regain (false) its broker, as a network failure or a
   /// broker restart would. Empty: the broker-failure cases are skipped.
   std::function<void(Engine&, bool down)> set_broker_down;

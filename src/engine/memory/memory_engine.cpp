@@ -211,6 +211,66 @@ struct MemoryEngine::Limits {
   std::array<Shard, kShards> shards;
 };
 
+struct MemoryEngine::Tokens {
+  struct Floor {
+    std::int64_t not_before_s = 0;
+    std::int64_t expires_at = 0;
+  };
+  struct Shard {
+    std::mutex mu;
+    std::map<std::string, std::int64_t> revoked;  // jti -> expires_at (ms)
+    std::string revoked_cursor;
+    std::map<std::string, Floor> floors;  // user id -> floor
+    std::string floor_cursor;
+
+    void sweep_stale(std::int64_t now) {
+      sweep(revoked, revoked_cursor, [now](std::int64_t expires_at) { return expires_at <= now; });
+      sweep(floors, floor_cursor, [now](const Floor& f) { return f.expires_at <= now; });
+    }
+  };
+  std::array<Shard, kShards> shards;
+};
+
+struct MemoryEngine::Slots {
+  // One key's members, ordered by expiry as well (the sorted set Redis would keep), so
+  // pruning costs only the expired members.
+  struct Set {
+    std::unordered_map<std::string, std::int64_t> members;  // member -> expires_at (ms)
+    std::set<std::pair<std::int64_t, std::string>> by_expiry;
+
+    void put(const std::string& member, std::int64_t expires_at) {
+      auto [it, fresh] = members.try_emplace(member, expires_at);
+      if (!fresh) {
+        by_expiry.erase({it->second, member});
+        it->second = expires_at;
+      }
+      by_expiry.emplace(expires_at, member);
+    }
+    void erase(const std::string& member) {
+      if (auto it = members.find(member); it != members.end()) {
+        by_expiry.erase({it->second, member});
+        members.erase(it);
+      }
+    }
+    void prune(std::int64_t now) {
+      while (!by_expiry.empty() && by_expiry.begin()->first <= now) {
+        members.erase(by_expiry.begin()->second);
+        by_expiry.erase(by_expiry.begin());
+      }
+    }
+    bool stale(std::int64_t now) {
+      prune(now);
+      return members.empty();
+    }
+  };
+  struct Shard {
+    std::mutex mu;
+    std::map<std::string, Set> sets;
+    std::string cursor;
+  };
+  std::array<Shard, kShards> shards;
+};
+
 struct MemoryEngine::Sequences {
   std::mutex mu;
   std::unordered_map<std::string, std::uint64_t> last;  // highest number handed out or floor
@@ -222,6 +282,8 @@ MemoryEngine::MemoryEngine(const Clock& clock)
       presence_(std::make_unique<Presence>()),
       bans_(std::make_unique<Bans>()),
       limits_(std::make_unique<Limits>()),
+      tokens_(std::make_unique<Tokens>()),
+      slots_(std::make_unique<Slots>()),
       sequences_(std::make_unique<Sequences>()) {}
 
 MemoryEngine::~MemoryEngine() = default;
@@ -474,6 +536,137 @@ boost::asio::awaitable<Admission> MemoryEngine::rate_hit(std::string key, RateSp
   co_return Admission{};
 }
 
+// --- token revocations -----------------------------------------------------------------------
+
+boost::asio::awaitable<void> MemoryEngine::revoke_token(std::string jti, std::chrono::seconds ttl) {
+  if (ttl.count() <= 0) co_return;
+  const std::int64_t now = now_ms();
+  auto& shard = tokens_->shards[shard_of(jti)];
+  std::lock_guard lock(shard.mu);
+  shard.sweep_stale(now);
+  auto& expires_at = shard.revoked[std::move(jti)];
+  expires_at = std::max(expires_at, now + to_ms(ttl));
+  co_return;
+}
+
+boost::asio::awaitable<void> MemoryEngine::put_token_floor(std::string user_id, std::int64_t not_before_s,
+                                                           std::chrono::seconds ttl) {
+  if (ttl.count() <= 0) co_return;
+  const std::int64_t now = now_ms();
+  auto& shard = tokens_->shards[shard_of(user_id)];
+  std::lock_guard lock(shard.mu);
+  shard.sweep_stale(now);
+  const Tokens::Floor wanted{not_before_s, now + to_ms(ttl)};
+  auto [it, fresh] = shard.floors.try_emplace(std::move(user_id), wanted);
+  if (!fresh) {
+    auto& f = it->second;
+    if (f.expires_at <= now) {
+      f = wanted;  // the old one had expired: nothing to keep of it
+    } else {
+      f.not_before_s = std::max(f.not_before_s, wanted.not_before_s);
+      f.expires_at = std::max(f.expires_at, wanted.expires_at);
+    }
+  }
+  co_return;
+}
+
+boost::asio::awaitable<TokenRevocations> MemoryEngine::token_revocations() {
+  const std::int64_t now = now_ms();
+  TokenRevocations out;
+  for (auto& shard : tokens_->shards) {
+    std::lock_guard lock(shard.mu);
+    std::erase_if(shard.revoked, [now](const auto& kv) { return kv.second <= now; });
+    std::erase_if(shard.floors, [now](const auto& kv) { return kv.second.expires_at <= now; });
+    for (const auto& [jti, expires_at] : shard.revoked) out.tokens.push_back(RevokedToken{jti, expires_at});
+    for (const auto& [user, f] : shard.floors) out.floors.push_back(TokenFloor{user, f.not_before_s, f.expires_at});
+  }
+  co_return out;
+}
+
+boost::asio::awaitable<bool> MemoryEngine::is_token_revoked(std::string jti, std::string user_id, std::int64_t iat) {
+  const std::int64_t now = now_ms();
+  if (!jti.empty()) {
+    auto& shard = tokens_->shards[shard_of(jti)];
+    std::lock_guard lock(shard.mu);
+    if (auto it = shard.revoked.find(jti); it != shard.revoked.end() && it->second > now) co_return true;
+  }
+  auto& shard = tokens_->shards[shard_of(user_id)];
+  std::lock_guard lock(shard.mu);
+  const auto it = shard.floors.find(user_id);
+  co_return it != shard.floors.end() && it->second.expires_at > now&& iat < it->second.not_before_s;
+}
+
+void MemoryEngine::forget_token_revocations() {
+  for (auto& shard : tokens_->shards) {
+    std::lock_guard lock(shard.mu);
+    shard.revoked.clear();
+    shard.floors.clear();
+    shard.revoked_cursor.clear();
+    shard.floor_cursor.clear();
+  }
+}
+
+// --- counting slots --------------------------------------------------------------------------
+
+boost::asio::awaitable<bool> MemoryEngine::claim_slot(std::string key, std::string member, std::int64_t limit,
+                                                      std::chrono::seconds ttl) {
+  const std::int64_t now = now_ms();
+  auto& shard = slots_->shards[shard_of(key)];
+  std::lock_guard lock(shard.mu);
+  sweep(shard.sets, shard.cursor, [now](Slots::Set& set) { return set.stale(now); });
+  auto it = shard.sets.find(key);
+  if (it != shard.sets.end()) it->second.prune(now);
+  const bool holds = it != shard.sets.end() && it->second.members.contains(member);
+  const auto in_use = it == shard.sets.end() ? 0 : static_cast<std::int64_t>(it->second.members.size());
+  if (!holds && in_use >= limit) co_return false;
+  // A ttl of zero or less gives a slot that has expired already: pruned at the next touch.
+  if (it == shard.sets.end()) it = shard.sets.emplace(std::move(key), Slots::Set{}).first;
+  it->second.put(member, now + to_ms(ttl));
+  co_return true;
+}
+
+boost::asio::awaitable<void> MemoryEngine::release_slot(std::string key, std::string member) {
+  const std::int64_t now = now_ms();
+  auto& shard = slots_->shards[shard_of(key)];
+  std::lock_guard lock(shard.mu);
+  sweep(shard.sets, shard.cursor, [now](Slots::Set& set) { return set.stale(now); });
+  if (auto it = shard.sets.find(key); it != shard.sets.end()) {
+    it->second.erase(member);
+    if (it->second.stale(now)) shard.sets.erase(it);
+  }
+  co_return;
+}
+
+boost::asio::awaitable<void> MemoryEngine::refresh_slots(std::vector<SlotRef> slots, std::chrono::seconds ttl) {
+  const std::int64_t now = now_ms();
+  const std::int64_t expires_at = now + to_ms(ttl);
+  for (const auto& ref : slots) {
+    auto& shard = slots_->shards[shard_of(ref.key)];
+    std::lock_guard lock(shard.mu);
+    sweep(shard.sets, shard.cursor, [now](Slots::Set& set) { return set.stale(now); });
+    auto it = shard.sets.find(ref.key);
+    if (it == shard.sets.end()) continue;
+    it->second.prune(now);
+    if (it->second.members.contains(ref.member)) it->second.put(ref.member, expires_at);
+    if (it->second.stale(now)) shard.sets.erase(it);
+  }
+  co_return;
+}
+
+boost::asio::awaitable<std::int64_t> MemoryEngine::slots_in_use(std::string key) {
+  const std::int64_t now = now_ms();
+  auto& shard = slots_->shards[shard_of(key)];
+  std::lock_guard lock(shard.mu);
+  sweep(shard.sets, shard.cursor, [now](Slots::Set& set) { return set.stale(now); });
+  auto it = shard.sets.find(key);
+  if (it == shard.sets.end()) co_return 0;
+  if (it->second.stale(now)) {
+    shard.sets.erase(it);
+    co_return 0;
+  }
+  co_return static_cast<std::int64_t>(it->second.members.size());
+}
+
 // --- sequences -----------------------------------------------------------------------------
 
 boost::asio::awaitable<std::vector<std::uint64_t>> MemoryEngine::reserve_sequences(
@@ -524,6 +717,14 @@ std::size_t MemoryEngine::tracked_keys() const {
   for (auto& shard : limits_->shards) {
     std::lock_guard lock(shard.mu);
     n += shard.posters.size() + shard.keys.size();
+  }
+  for (auto& shard : tokens_->shards) {
+    std::lock_guard lock(shard.mu);
+    n += shard.revoked.size() + shard.floors.size();
+  }
+  for (auto& shard : slots_->shards) {
+    std::lock_guard lock(shard.mu);
+    n += shard.sets.size();
   }
   std::lock_guard lock(sequences_->mu);
   return n + sequences_->last.size();

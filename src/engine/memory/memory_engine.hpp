@@ -9,7 +9,7 @@
 // window has passed; a key nobody touches again is reclaimed by later traffic.
 //
 // Threading: every method may be called from any thread. State is split by concern
-// (broker, presence, bans, posting limits, sequences) and, within a concern, into
+// (broker, presence, bans, posting limits, token revocations, slots, sequences) and, within a concern, into
 // shards by key, each behind its own mutex; no engine mutex is held while the
 // subscriber runs except the channel's delivery lock (see publish()).
 //
@@ -98,6 +98,23 @@ class MemoryEngine final : public Engine {
   /// The same sliding window over `key`; keys share nothing with admit()'s windows.
   boost::asio::awaitable<Admission> rate_hit(std::string key, RateSpec rate) override;
 
+  // --- token revocations ---------------------------------------------------------------
+  boost::asio::awaitable<void> revoke_token(std::string jti, std::chrono::seconds ttl) override;
+  boost::asio::awaitable<void> put_token_floor(std::string user_id, std::int64_t not_before_s,
+                                               std::chrono::seconds ttl) override;
+  boost::asio::awaitable<TokenRevocations> token_revocations() override;
+  boost::asio::awaitable<bool> is_token_revoked(std::string jti, std::string user_id, std::int64_t iat) override;
+  /// Forgets every token revocation, as a restart would: for tests of the refill.
+  void forget_token_revocations();
+
+  // --- counting slots ------------------------------------------------------------------
+  /// Each claim is atomic per key (one shard mutex), as the Redis script is.
+  boost::asio::awaitable<bool> claim_slot(std::string key, std::string member, std::int64_t limit,
+                                          std::chrono::seconds ttl) override;
+  boost::asio::awaitable<void> release_slot(std::string key, std::string member) override;
+  boost::asio::awaitable<void> refresh_slots(std::vector<SlotRef> slots, std::chrono::seconds ttl) override;
+  boost::asio::awaitable<std::int64_t> slots_in_use(std::string key) override;
+
   // --- sequences ---------------------------------------------------------------------
   /// Completes at once; never blocks beyond a short mutex.
   boost::asio::awaitable<std::vector<std::uint64_t>> reserve_sequences(std::vector<SequenceRequest> requests) override;
@@ -107,7 +124,8 @@ class MemoryEngine final : public Engine {
 
   // --- diagnostics -------------------------------------------------------------------
   /// How many keys the engine holds: presence rooms, bans, per-(room, user) posting
-  /// records, rate_hit keys, sequence counters and subscribed channels. Keys whose TTL
+  /// records, rate_hit keys, revoked tokens, token floors, slot sets, sequence counters
+  /// and subscribed channels. Keys whose TTL
   /// has passed count until they are swept; meant for tests and metrics.
   std::size_t tracked_keys() const;
 
@@ -116,6 +134,8 @@ class MemoryEngine final : public Engine {
   struct Presence;
   struct Bans;
   struct Limits;
+  struct Tokens;
+  struct Slots;
   struct Sequences;
 
   // Delivers one publication on this thread, holding the channel's delivery lock.
@@ -128,6 +148,8 @@ class MemoryEngine final : public Engine {
   std::unique_ptr<Presence> presence_;
   std::unique_ptr<Bans> bans_;
   std::unique_ptr<Limits> limits_;
+  std::unique_ptr<Tokens> tokens_;
+  std::unique_ptr<Slots> slots_;
   std::unique_ptr<Sequences> sequences_;
 };
 

@@ -32,6 +32,7 @@ INSTANTIATE_TEST_SUITE_P(Memory, EngineConformance,
                          ::testing::Values(EngineFactory{
                              "Memory", [](ManualClock& clock) { return std::make_unique<MemoryEngine>(clock); },
                              [](Engine& e) { static_cast<MemoryEngine&>(e).forget_sequences(); },
+                             [](Engine& e) { static_cast<MemoryEngine&>(e).forget_token_revocations(); },
                              [](Engine& e, bool down) { static_cast<MemoryEngine&>(e).set_broker_down(down); }}),
                          engine_factory_name);
 
@@ -207,6 +208,25 @@ TEST_F(MemoryEngineTest, ExpiredKeysAreSweptByLaterTraffic) {
   }
   // The new rate keys and posting records remain, nothing of the old ones.
   EXPECT_EQ(engine_.tracked_keys(), 2u * kKeys);
+}
+
+TEST_F(MemoryEngineTest, ExpiredRevocationsAndSlotsAreSweptByLaterTraffic) {
+  constexpr int kKeys = 1000;
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string n = std::to_string(i);
+    run(engine_.revoke_token("j" + n, seconds{20}));
+    run(engine_.put_token_floor("u" + n, 1, seconds{20}));
+    run(engine_.claim_slot("ip" + n, "c" + n, 10, seconds{20}));
+  }
+  EXPECT_EQ(engine_.tracked_keys(), 3u * kKeys);
+
+  clock_.advance(seconds{30});
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string n = std::to_string(i);
+    run(engine_.revoke_token("k" + n, seconds{20}));
+    run(engine_.claim_slot("other" + n, "c" + n, 10, seconds{20}));
+  }
+  EXPECT_EQ(engine_.tracked_keys(), 2u * kKeys) << "the new revocations and slot sets remain, no old key";
 }
 
 TEST_F(MemoryEngineTest, TrackedKeysCountsChannelsAndSequences) {
