@@ -1,5 +1,5 @@
-// MemoryNodes: the wrapper's own promises (fan-out to the nodes that want a channel,
-// per-node broker failure, shared state).
+// MemoryNodes: the multi-node conformance suite over one MemoryEngine, plus the wrapper's
+// own promises (fan-out to the nodes that want a channel, per-node broker failure).
 
 #include "engine/memory/memory_nodes.hpp"
 
@@ -13,8 +13,25 @@
 #include <utility>
 #include <vector>
 
+#include "engine/multi_node_conformance.hpp"
+
 namespace chatorbit::engine {
 namespace {
+
+class MemoryNodeBackend final : public NodeBackend {
+ public:
+  std::unique_ptr<Engine> make_node() override { return nodes_.node(); }
+  void forget_sequences() override { nodes_.forget_sequences(); }
+  void set_broker_down(Engine& node, bool down) override { static_cast<MemoryNode&>(node).set_broker_down(down); }
+
+ private:
+  MemoryNodes nodes_{SystemClock::instance()};
+};
+
+INSTANTIATE_TEST_SUITE_P(Memory, MultiNodeConformance,
+                         ::testing::Values(MultiNodeFactory{"Memory",
+                                                            [] { return std::make_unique<MemoryNodeBackend>(); }}),
+                         multi_node_factory_name);
 
 template <class T>
 T run(boost::asio::awaitable<T> op) {
