@@ -34,7 +34,9 @@ std::string binary_dir() {
 
 }  // namespace
 
-App::App(Config config)
+App::App(Config config) : App(std::move(config), nullptr) {}
+
+App::App(Config config, std::unique_ptr<engine::Engine> engine)
     : config_(std::move(config)), clock_(SystemClock::instance()), ids_(clock_, OsRandom::instance()) {
   if (const auto level = log::parse_level(config_.log_level)) log::set_level(*level);
   if (config_.has_role("gateway") && !config_.all_roles()) {
@@ -43,7 +45,7 @@ App::App(Config config)
   // Backends first: a setting that cannot work should fail before anything is created.
   // The engine is shared state for every role: auth and user announce account events on
   // its broker, chat nodes act on them.
-  engine_ = engine::make_engine(config_, clock_);
+  engine_ = engine ? std::move(engine) : engine::make_engine(config_, clock_);
   store_factory_ = store::make_store_factory(config_);
   if (config_.swagger_ui_dir.empty()) config_.swagger_ui_dir = binary_dir() + "/swagger-ui";
 

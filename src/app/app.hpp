@@ -36,6 +36,10 @@ class App {
   /// Validates `config` and builds everything; throws ConfigError (bad settings) or
   /// store::StoreError (database cannot be opened) with a message saying what to fix.
   explicit App(Config config);
+  /// The same, with `engine` in place of the one the configuration selects: a test seam,
+  /// so that several Apps in one process can share one backend (engine/memory/memory_nodes.hpp).
+  /// `engine` must take its time from the system clock, as App does; null = as App(Config).
+  App(Config config, std::unique_ptr<engine::Engine> engine);
   ~App();
 
   /// Binds the port and starts the event loops; returns the bound port.

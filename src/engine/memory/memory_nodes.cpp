@@ -1,0 +1,196 @@
+#include "engine/memory/memory_nodes.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "core/log.hpp"
+
+namespace chatorbit::engine {
+
+// One node's end of the broker: what the dispatcher delivers to.
+struct MemoryNode::Link {
+  std::mutex mu;  // subscriber and resubscribed; never held while either runs
+  std::shared_ptr<const Subscriber> subscriber;
+  std::shared_ptr<const std::function<void()>> resubscribed;
+  std::atomic<bool> down{false};
+  std::unordered_set<std::string> channels;  // guarded by Shared::mu
+};
+
+// The backend every node shares: the engine, and which nodes want which channel.
+struct MemoryNode::Shared {
+  explicit Shared(const Clock& clock) : engine(clock) {
+    // The one subscriber on the shared engine. It runs under the engine's delivery lock
+    // for the channel, so each node sees a channel's publications in delivery order.
+    engine.set_subscriber(
+        [this](const std::string& channel, std::shared_ptr<const std::string> payload) { dispatch(channel, payload); });
+  }
+
+  void dispatch(const std::string& channel, const std::shared_ptr<const std::string>& payload) {
+    std::vector<std::shared_ptr<Link>> to;
+    {
+      std::lock_guard lock(mu);
+      const auto it = channels.find(channel);
+      if (it == channels.end()) return;
+      to = it->second;
+    }
+    for (const auto& link : to) {
+      if (link->down.load()) continue;  // lost while that node's broker is down
+      std::shared_ptr<const Subscriber> subscriber;
+      {
+        std::lock_guard lock(link->mu);
+        subscriber = link->subscriber;
+      }
+      if (subscriber && *subscriber) (*subscriber)(channel, payload);
+    }
+  }
+
+  MemoryEngine engine;
+  std::mutex mu;  // channels, and every Link::channels
+  std::unordered_map<std::string, std::vector<std::shared_ptr<Link>>> channels;
+};
+
+MemoryNode::MemoryNode(std::shared_ptr<Shared> shared) : shared_(std::move(shared)), link_(std::make_shared<Link>()) {}
+
+MemoryNode::~MemoryNode() {
+  std::lock_guard lock(shared_->mu);
+  for (const auto& channel : link_->channels) {
+    auto& links = shared_->channels[channel];
+    std::erase(links, link_);
+    if (links.empty()) {
+      shared_->channels.erase(channel);
+      shared_->engine.unsubscribe(channel);
+    }
+  }
+  link_->channels.clear();
+  std::lock_guard link_lock(link_->mu);
+  link_->subscriber.reset();
+}
+
+// --- broker: this node's own -----------------------------------------------------------
+
+void MemoryNode::set_subscriber(Subscriber subscriber) {
+  auto shared = std::make_shared<const Subscriber>(std::move(subscriber));
+  std::lock_guard lock(link_->mu);
+  link_->subscriber = std::move(shared);
+}
+
+void MemoryNode::subscribe(const std::string& channel) {
+  std::lock_guard lock(shared_->mu);
+  if (!link_->channels.insert(channel).second) return;
+  auto& links = shared_->channels[channel];
+  if (links.empty()) shared_->engine.subscribe(channel);
+  links.push_back(link_);
+}
+
+boost::asio::awaitable<void> MemoryNode::subscribed(const std::string&) {
+  if (link_->down.load()) throw EngineUnavailable("memory node: broker marked down");
+  co_return;
+}
+
+void MemoryNode::unsubscribe(const std::string& channel) {
+  std::lock_guard lock(shared_->mu);
+  if (link_->channels.erase(channel) == 0) return;
+  auto& links = shared_->channels[channel];
+  std::erase(links, link_);
+  if (links.empty()) {
+    shared_->channels.erase(channel);
+    shared_->engine.unsubscribe(channel);
+  }
+}
+
+void MemoryNode::publish(const std::string& channel, std::shared_ptr<const std::string> payload, PublishDone done) {
+  if (link_->down.load()) {
+    if (done) {
+      done("memory node: broker marked down");
+    } else {
+      log::warn("publish_failed", {{"channel", channel}, {"error", "broker marked down"}});
+    }
+    return;
+  }
+  shared_->engine.publish(channel, std::move(payload), std::move(done));
+}
+
+BrokerHealth MemoryNode::broker_health() const {
+  if (link_->down.load()) return {false, "broker marked down"};
+  return shared_->engine.broker_health();
+}
+
+void MemoryNode::set_resubscribed(std::function<void()> f) {
+  auto shared = std::make_shared<const std::function<void()>>(std::move(f));
+  std::lock_guard lock(link_->mu);
+  link_->resubscribed = std::move(shared);
+}
+
+void MemoryNode::set_broker_down(bool down) {
+  const bool was = link_->down.exchange(down);
+  if (!was || down) return;
+  // Back up: every channel stayed wanted, so all are in force again now.
+  std::shared_ptr<const std::function<void()>> f;
+  {
+    std::lock_guard lock(link_->mu);
+    f = link_->resubscribed;
+  }
+  if (f && *f) (*f)();
+}
+
+// --- forwarded to the shared engine ----------------------------------------------------------
+// Every Engine method that is not about the broker goes here unchanged: the state is the
+// backend's, not the node's. A method added to Engine is forwarded the same way.
+
+boost::asio::awaitable<void> MemoryNode::presence_refresh(std::vector<PresenceEntry> entries,
+                                                          std::chrono::seconds ttl) {
+  return shared_->engine.presence_refresh(std::move(entries), ttl);
+}
+
+boost::asio::awaitable<void> MemoryNode::presence_remove(std::vector<PresenceEntry> entries) {
+  return shared_->engine.presence_remove(std::move(entries));
+}
+
+boost::asio::awaitable<std::vector<PresenceCounts>> MemoryNode::presence_counts(std::vector<std::string> rooms) {
+  return shared_->engine.presence_counts(std::move(rooms));
+}
+
+boost::asio::awaitable<void> MemoryNode::ban(std::string scope, std::string user_id, std::string reason,
+                                             std::optional<std::chrono::seconds> ttl) {
+  return shared_->engine.ban(std::move(scope), std::move(user_id), std::move(reason), ttl);
+}
+
+boost::asio::awaitable<bool> MemoryNode::unban(std::string scope, std::string user_id) {
+  return shared_->engine.unban(std::move(scope), std::move(user_id));
+}
+
+boost::asio::awaitable<std::optional<BanState>> MemoryNode::ban_state(std::string room_id, std::string user_id) {
+  return shared_->engine.ban_state(std::move(room_id), std::move(user_id));
+}
+
+boost::asio::awaitable<Admission> MemoryNode::admit(AdmitRequest request) {
+  return shared_->engine.admit(std::move(request));
+}
+
+boost::asio::awaitable<Admission> MemoryNode::rate_hit(std::string key, RateSpec rate) {
+  return shared_->engine.rate_hit(std::move(key), rate);
+}
+
+boost::asio::awaitable<std::vector<std::uint64_t>> MemoryNode::reserve_sequences(
+    std::vector<SequenceRequest> requests) {
+  return shared_->engine.reserve_sequences(std::move(requests));
+}
+
+// --- MemoryNodes ------------------------------------------------------------------------------
+
+MemoryNodes::MemoryNodes(const Clock& clock) : shared_(std::make_shared<MemoryNode::Shared>(clock)) {}
+
+MemoryNodes::~MemoryNodes() = default;
+
+std::unique_ptr<MemoryNode> MemoryNodes::node() { return std::make_unique<MemoryNode>(shared_); }
+
+void MemoryNodes::forget_sequences() { shared_->engine.forget_sequences(); }
+
+MemoryEngine& MemoryNodes::backend() { return shared_->engine; }
+
+}  // namespace chatorbit::engine
