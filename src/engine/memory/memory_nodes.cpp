@@ -181,6 +181,40 @@ boost::asio::awaitable<std::vector<std::uint64_t>> MemoryNode::reserve_sequences
   return shared_->engine.reserve_sequences(std::move(requests));
 }
 
+boost::asio::awaitable<void> MemoryNode::revoke_token(std::string jti, std::chrono::seconds ttl) {
+  return shared_->engine.revoke_token(std::move(jti), ttl);
+}
+
+boost::asio::awaitable<void> MemoryNode::put_token_floor(std::string user_id, std::int64_t not_before_s,
+                                                         std::chrono::seconds ttl) {
+  return shared_->engine.put_token_floor(std::move(user_id), not_before_s, ttl);
+}
+
+boost::asio::awaitable<TokenRevocations> MemoryNode::token_revocations() {
+  return shared_->engine.token_revocations();
+}
+
+boost::asio::awaitable<bool> MemoryNode::is_token_revoked(std::string jti, std::string user_id, std::int64_t iat) {
+  return shared_->engine.is_token_revoked(std::move(jti), std::move(user_id), iat);
+}
+
+boost::asio::awaitable<bool> MemoryNode::claim_slot(std::string key, std::string member, std::int64_t limit,
+                                                    std::chrono::seconds ttl) {
+  return shared_->engine.claim_slot(std::move(key), std::move(member), limit, ttl);
+}
+
+boost::asio::awaitable<void> MemoryNode::release_slot(std::string key, std::string member) {
+  return shared_->engine.release_slot(std::move(key), std::move(member));
+}
+
+boost::asio::awaitable<void> MemoryNode::refresh_slots(std::vector<SlotRef> slots, std::chrono::seconds ttl) {
+  return shared_->engine.refresh_slots(std::move(slots), ttl);
+}
+
+boost::asio::awaitable<std::int64_t> MemoryNode::slots_in_use(std::string key) {
+  return shared_->engine.slots_in_use(std::move(key));
+}
+
 // --- MemoryNodes ------------------------------------------------------------------------------
 
 MemoryNodes::MemoryNodes(const Clock& clock) : shared_(std::make_shared<MemoryNode::Shared>(clock)) {}

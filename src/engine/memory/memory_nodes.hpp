@@ -63,6 +63,16 @@ class MemoryNode final : public Engine {
   boost::asio::awaitable<Admission> admit(AdmitRequest request) override;
   boost::asio::awaitable<Admission> rate_hit(std::string key, RateSpec rate) override;
   boost::asio::awaitable<std::vector<std::uint64_t>> reserve_sequences(std::vector<SequenceRequest> requests) override;
+  boost::asio::awaitable<void> revoke_token(std::string jti, std::chrono::seconds ttl) override;
+  boost::asio::awaitable<void> put_token_floor(std::string user_id, std::int64_t not_before_s,
+                                               std::chrono::seconds ttl) override;
+  boost::asio::awaitable<TokenRevocations> token_revocations() override;
+  boost::asio::awaitable<bool> is_token_revoked(std::string jti, std::string user_id, std::int64_t iat) override;
+  boost::asio::awaitable<bool> claim_slot(std::string key, std::string member, std::int64_t limit,
+                                          std::chrono::seconds ttl) override;
+  boost::asio::awaitable<void> release_slot(std::string key, std::string member) override;
+  boost::asio::awaitable<void> refresh_slots(std::vector<SlotRef> slots, std::chrono::seconds ttl) override;
+  boost::asio::awaitable<std::int64_t> slots_in_use(std::string key) override;
 
  private:
   std::shared_ptr<Shared> shared_;
