@@ -11,6 +11,7 @@
 #include <string>
 
 #include "chat/client_frame.hpp"
+#include "chat/events_json.hpp"
 #include "chat/publication.hpp"
 #include "chat/util.hpp"
 #include "chat/wire.hpp"
@@ -42,12 +43,6 @@ bool wants_v2(const http::Request& req, std::string_view query) {
 }
 
 std::string json_line(const boost::json::object& o) { return boost::json::serialize(o); }
-
-/// A room's presence frame (v2): the counts, and what changed (`join`, `leave`, `count`).
-boost::json::object presence_frame(const std::string& room, const engine::PresenceCounts& c, std::string_view event) {
-  return {{"type", "presence"},     {"room_id", room},      {"online", c.online()},
-          {"chatters", c.chatters}, {"viewers", c.viewers}, {"event", event}};
-}
 
 }  // namespace
 
@@ -442,9 +437,9 @@ asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> 
   switch (admission.verdict) {
     case Verdict::ok: break;
     case Verdict::banned:
-      on_kick(*s, error_json("banned", "you are banned from this room",
-                             admission.retry_after.count() ? std::optional<std::int64_t>(admission.retry_after.count())
-                                                           : std::nullopt));
+      // Engine::admit() gives the ban with a banned verdict.
+      on_kick(*s, banned_json("you are banned from this room", admission.ban.value_or(engine::BanState{}),
+                              d_.clock.unix_millis()));
       co_return;
     case Verdict::slow_mode:
       conn->send_text(error_json("slow_mode", "slow mode is on in this room", admission.retry_after.count(), cid));
@@ -508,8 +503,7 @@ asio::awaitable<bool> ChatService::switch_room(std::shared_ptr<ws::Connection> c
   if (*room == s->room) co_return true;
   if (!s->anonymous()) {
     if (auto ban = co_await d_.engine.ban_state(*room, s->user_id)) {
-      const auto retry = ban->retry_after_ms(d_.clock.unix_millis());
-      if (alive(conn)) conn->send_text(error_json("banned", "you are banned from that room", retry));
+      if (alive(conn)) conn->send_text(banned_json("you are banned from that room", *ban, d_.clock.unix_millis()));
       co_return false;
     }
   }
@@ -601,10 +595,8 @@ asio::awaitable<void> ChatService::presence_changed(std::string room, std::strin
       presence_dirty_.insert(room);
       co_return;
     }
-    auto o = presence_frame(room, c, event);
-    o["user_id"] = user_id.empty() ? boost::json::value(nullptr) : boost::json::value(user_id);
-    o["username"] = username;
-    d_.engine.publish(room_channel(room), std::make_shared<const std::string>(encode_presence(o)));
+    const auto frame = presence_frame(room, c, event, user_id, username);
+    d_.engine.publish(room_channel(room), std::make_shared<const std::string>(encode_presence(frame)));
   } catch (const std::exception& e) {
     log::warn("presence_notify_failed", {{"what", e.what()}});
   }
