@@ -14,8 +14,6 @@ namespace chatorbit::chat {
 
 namespace asio = boost::asio;
 
-std::string room_channel(const std::string& room) { return "chat_room:" + room; }
-
 namespace {
 
 /// How long a loop remembers account events: far longer than a handshake's store read.
@@ -28,23 +26,6 @@ ws::Frame rehome(const ws::Frame& f) {
 }
 
 }  // namespace
-
-struct Hub::Delivery {
-  char kind = 'M';  ///< 'M' message, 'D' moderation, 'P' presence, 'U' account event
-  std::string room;
-  bool global = false;
-  std::uint64_t seq = 0;
-  ws::Frame v1;  ///< null: not sent to version 1 clients
-  ws::Frame v2;
-  std::string kick_user;  ///< ban/timeout: this user's sessions are closed with 4003
-  std::string kick_json;  ///< the error frame they receive first
-  // 'U': whose sessions, and what happened to the account.
-  std::string account_user;
-  std::string revoked_jti;            ///< revoke: that token's sessions; empty: the user's older ones
-  std::int64_t revoked_before_s = 0;  ///< revoke without jti: tokens issued before this
-  std::string new_role;               ///< role change
-  bool revoke = false;
-};
 
 /// A room's share on one loop: its members there, and the frames they all receive.
 struct Hub::LoopRoom {
@@ -92,8 +73,8 @@ struct Hub::Loop {
   net::SendBatch batch;  ///< the passes' writes, handed to the kernel together
 };
 
-Hub::Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits)
-    : loops_(loops), engine_(engine), limits_(limits) {
+Hub::Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits, const Clock& clock)
+    : loops_(loops), engine_(engine), limits_(limits), clock_(clock) {
   for (std::size_t i = 0; i < loops_.size(); ++i) {
     per_loop_.push_back(std::make_unique<Loop>(i, loops_.loop(i), limits_.io_uring));
     if (const auto& why = per_loop_.back()->batch.fallback_reason(); !why.empty() && i == 0) {
@@ -217,84 +198,35 @@ void Hub::release_held(Session& s, std::uint64_t after_seq) {
 }
 
 void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::string> payload) {
-  // Decoded here once per process, not per viewer (publication.hpp has the format).
-  const auto decoded = decode_publication(*payload);
-  if (!decoded.publication) {
-    dropped_publications_.fetch_add(1, std::memory_order_relaxed);
-    log::warn("publication_dropped", {{"channel", channel},
-                                      {"why", decoded.error == PublicationError::newer_version  ? "newer version"
-                                              : decoded.error == PublicationError::unknown_kind ? "unknown kind"
-                                                                                                : "malformed"}});
-    return;
-  }
-  const Publication& pub = *decoded.publication;
-  const std::string_view json = pub.json;
-  auto d = std::make_shared<Delivery>();
-  d->kind = static_cast<char>(pub.kind);
-  if (channel == kControlChannel) {
-    d->global = true;
-  } else if (channel.rfind("chat_room:", 0) == 0) {
-    d->room = channel.substr(10);
+  // Decoded here once per process, not per viewer (delivery.hpp).
+  const auto decoded = decode_delivery(channel, *payload, clock_.unix_millis());
+  if (!decoded.dropped.empty()) return drop(channel, decoded.dropped);
+  if (!decoded.delivery) return;  // not a chat channel
+  observe(decoded);
+  for (auto& loop : per_loop_) post_delivery(*loop, *decoded.delivery);
+}
+
+void Hub::drop(const std::string& channel, std::string_view why) {
+  dropped_publications_.fetch_add(1, std::memory_order_relaxed);
+  log::warn("publication_dropped", {{"channel", channel}, {"why", why}});
+}
+
+void Hub::observe(const DecodedDelivery& decoded) {
+  if (decoded.delivery->kind == 'D' && moderation_observer_) moderation_observer_(decoded.moderation_json);
+  if (decoded.account && account_observer_) account_observer_(*decoded.account);
+}
+
+void Hub::post_delivery(Loop& loop, const Delivery& d) {
+  // Each loop gets the same bytes under its own reference count: the per-viewer
+  // increments then stay on one core instead of bouncing a cache line between loops.
+  auto local = std::make_shared<Delivery>(d);
+  local->v1 = rehome(d.v1);
+  local->v2 = d.v2 == d.v1 ? local->v1 : rehome(d.v2);
+  Loop* target = &loop;
+  if (local->kind == 'U') {
+    asio::post(loop.ctx, [this, target, local] { deliver_account_event(*target, local); });
   } else {
-    return;
-  }
-  switch (pub.kind) {
-    case PublicationKind::message:
-      d->seq = pub.seq;
-      d->v1 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json));
-      d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, message_json_v2_from_v1(json)));
-      break;
-    case PublicationKind::moderation: {
-      if (moderation_observer_) moderation_observer_(json);
-      d->v1 = d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json));
-      const auto event = parse_moderation_event(json);
-      if (event && !event->user_id.empty() && (event->action == "ban" || event->action == "timeout")) {
-        d->kick_user = event->user_id;
-        std::optional<std::int64_t> retry_ms;
-        if (event->duration_seconds) retry_ms = *event->duration_seconds * 1000;
-        d->kick_json = error_json("banned", d->global ? "you are banned" : "you are banned from this room", retry_ms);
-      }
-      break;
-    }
-    case PublicationKind::presence:
-      d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json));
-      break;
-    case PublicationKind::account: {
-      auto event = parse_account_event(json);
-      if (!event) {
-        dropped_publications_.fetch_add(1, std::memory_order_relaxed);
-        log::warn("publication_dropped", {{"channel", channel}, {"why", "bad account event"}});
-        return;
-      }
-      if (account_observer_) account_observer_(*event);
-      d->account_user = std::move(event->user_id);
-      d->revoke = event->revoke;
-      d->revoked_jti = std::move(event->jti);
-      d->revoked_before_s = event->not_before_s;
-      d->new_role = std::move(event->role);
-      if (!d->revoke) {
-        std::string frame = R"({"type":"role","user_id":)";
-        append_json_string(frame, d->account_user);
-        frame += R"(,"role":)";
-        append_json_string(frame, d->new_role);
-        frame += '}';
-        d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, frame));
-      }
-      break;
-    }
-  }
-  for (auto& l : per_loop_) {
-    Loop* loop = l.get();
-    // Each loop gets the same bytes under its own reference count: the per-viewer
-    // increments then stay on one core instead of bouncing a cache line between loops.
-    auto local = std::make_shared<Delivery>(*d);
-    local->v1 = rehome(d->v1);
-    local->v2 = d->v2 == d->v1 ? local->v1 : rehome(d->v2);
-    if (local->kind == 'U') {
-      asio::post(loop->ctx, [this, loop, local] { deliver_account_event(*loop, local); });
-    } else {
-      asio::post(loop->ctx, [this, loop, local] { deliver(*loop, *local); });
-    }
+    asio::post(loop.ctx, [this, target, local] { deliver(*target, *local); });
   }
 }
 
