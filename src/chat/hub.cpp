@@ -6,6 +6,7 @@
 #include <charconv>
 #include <deque>
 
+#include "chat/fanout_passes.hpp"
 #include "chat/publication.hpp"
 #include "chat/wire.hpp"
 #include "core/log.hpp"
@@ -27,39 +28,14 @@ ws::Frame rehome(const ws::Frame& f) {
 
 }  // namespace
 
-/// A room's share on one loop: its members there, and the frames they all receive.
-struct Hub::LoopRoom {
-  std::vector<Session*> members;
-  /// One per protocol version: index version - 1.
-  std::array<std::shared_ptr<ws::Stream>, 2> streams{std::make_shared<ws::Stream>(), std::make_shared<ws::Stream>()};
-  std::size_t resuming = 0;  ///< members not yet following the streams (their resume is being sent)
-  bool listed = false;       ///< in the loop's next pass
-};
-
 struct Hub::Loop {
-  Loop(std::size_t i, asio::io_context& c, bool io_uring)
-      : index(i), ctx(c), timer(c), flush_timer(c), batch(io_uring) {}
+  Loop(std::size_t i, asio::io_context& c, std::chrono::milliseconds flush_interval, bool io_uring)
+      : index(i), ctx(c), timer(c), passes(c, flush_interval, io_uring) {}
   std::size_t index;
   asio::io_context& ctx;
   std::vector<char> buffer = std::vector<char>(64 * 1024);  ///< shared by every read on this loop
   std::unordered_map<ws::Connection*, std::unique_ptr<Session>> sessions;
   std::unordered_map<std::string, std::shared_ptr<LoopRoom>> rooms;
-  // Writing happens in passes (see flush_slice()): over the rooms whose streams grew,
-  // member by member, then over single connections with frames of their own (pings).
-  // `pass_rooms`/`pass` are the pass under way, written up to room_head/member_head and
-  // pass_head; rooms and connections with frames queued meanwhile wait in `next_rooms`
-  // and `next` for the following pass.
-  std::vector<std::shared_ptr<LoopRoom>> pass_rooms;
-  std::size_t room_head = 0;
-  std::size_t member_head = 0;
-  std::vector<std::shared_ptr<LoopRoom>> next_rooms;
-  std::vector<std::shared_ptr<ws::Connection>> pass;
-  std::size_t pass_head = 0;
-  std::vector<std::shared_ptr<ws::Connection>> next;
-  bool flushing = false;      ///< a pass is under way
-  bool flush_posted = false;  ///< a pass at the end of this turn is queued
-  bool flush_armed = false;   ///< a delayed pass (flush_interval) is pending
-  std::chrono::steady_clock::time_point pass_started{};
   /// Connections with a reply queued this turn: written at its end, outside the passes.
   std::vector<std::shared_ptr<ws::Connection>> replies;
   bool replies_posted = false;
@@ -69,15 +45,14 @@ struct Hub::Loop {
   /// the account before they arrived (Hub::add()).
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::shared_ptr<const Delivery>>> account_events;
   asio::steady_timer timer;
-  asio::steady_timer flush_timer;
-  net::SendBatch batch;  ///< the passes' writes, handed to the kernel together
+  FanoutPasses passes;  ///< how broadcast frames are written (rooms, pings)
 };
 
 Hub::Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits, const Clock& clock)
     : loops_(loops), engine_(engine), limits_(limits), clock_(clock) {
   for (std::size_t i = 0; i < loops_.size(); ++i) {
-    per_loop_.push_back(std::make_unique<Loop>(i, loops_.loop(i), limits_.io_uring));
-    if (const auto& why = per_loop_.back()->batch.fallback_reason(); !why.empty() && i == 0) {
+    per_loop_.push_back(std::make_unique<Loop>(i, loops_.loop(i), limits_.flush_interval, limits_.io_uring));
+    if (const auto& why = per_loop_.back()->passes.io_uring_fallback_reason(); !why.empty() && i == 0) {
       log::warn("io_uring_unavailable", {{"error", why}, {"fallback", "one sendmsg per connection"}});
     }
   }
@@ -163,7 +138,7 @@ void Hub::leave(Session& s) {
   }
   // What the room's stream had for it still goes out (with its own frames, in order).
   s.conn->unsubscribe();
-  if (s.conn->pending()) list_for_pass(loop, s.conn);
+  if (s.conn->pending()) loop.passes.list(s.conn);
   node_unsubscribe(s.room);
   s.room.clear();
 }
@@ -271,7 +246,7 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
       if (s->resuming) {
         s->held.emplace_back(d.seq, f);
       } else if (s->conn->queue(f)) {
-        list_for_pass(loop, s->conn);
+        loop.passes.list(s->conn);
       }
       ++delivered;
     }
@@ -294,7 +269,7 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
     }
     if (d.v1) delivered += room->streams[0]->push(d.v1);
     if (d.v2) delivered += room->streams[1]->push(d.v2);
-    list_for_pass(loop, room);
+    loop.passes.list(room);
   }
   // Written only by this loop's thread: no shared cache line per delivery.
   loop.delivered.store(loop.delivered.load(std::memory_order_relaxed) + delivered, std::memory_order_relaxed);
@@ -333,7 +308,7 @@ void Hub::on_closed(ws::Connection& c) {
 
 void Hub::on_dirty(ws::Connection& c, bool first) {
   // Only replies to one client (acks, errors, pongs, history) come here: broadcasts are
-  // queued with Connection::queue() and listed for a pass directly (list_for_pass()).
+  // queued with Connection::queue() and listed for a pass directly (FanoutPasses::list()).
   auto* s = static_cast<Session*>(c.user_data);
   if (!s) {
     if (first) c.flush();
@@ -352,123 +327,6 @@ void Hub::on_dirty(ws::Connection& c, bool first) {
     for (std::size_t i = 0; i < loop.replies.size(); ++i) loop.replies[i]->flush();
     loop.replies.clear();
   });
-}
-
-void Hub::list_for_pass(Loop& loop, const std::shared_ptr<ws::Connection>& conn) {
-  loop.next.push_back(conn);
-  pass_due(loop);
-}
-
-void Hub::list_for_pass(Loop& loop, const std::shared_ptr<LoopRoom>& room) {
-  if (room->listed) return;
-  room->listed = true;
-  loop.next_rooms.push_back(room);
-  pass_due(loop);
-}
-
-void Hub::pass_due(Loop& loop) {
-  // Broadcast frames go out in passes, which start at most every flush_interval so that
-  // the next messages join them in the same write: at a few messages per second per
-  // room, each write otherwise carries one frame, and the system call is nearly all of a
-  // delivery's cost.
-  if (loop.flushing || loop.flush_posted || loop.flush_armed) return;  // a pass is due
-  if (limits_.flush_interval.count() > 0) {
-    arm_flush(loop, limits_.flush_interval);
-  } else {
-    post_flush(loop);
-  }
-}
-
-void Hub::arm_flush(Loop& loop, std::chrono::steady_clock::duration delay) {
-  if (loop.flush_armed) return;
-  loop.flush_armed = true;
-  loop.flush_timer.expires_after(delay);
-  loop.flush_timer.async_wait([this, &loop](boost::system::error_code ec) {
-    loop.flush_armed = false;
-    if (!ec) start_pass(loop);
-  });
-}
-
-void Hub::post_flush(Loop& loop) {
-  if (loop.flush_posted) return;
-  loop.flush_posted = true;
-  asio::post(loop.ctx, [this, &loop] {
-    loop.flush_posted = false;
-    start_pass(loop);
-  });
-}
-
-void Hub::start_pass(Loop& loop) {
-  if (loop.flushing || (loop.next.empty() && loop.next_rooms.empty())) return;
-  loop.flushing = true;
-  loop.pass_started = std::chrono::steady_clock::now();
-  loop.pass_rooms.swap(loop.next_rooms);
-  for (auto& r : loop.pass_rooms) r->listed = false;  // what they get from now on is for the next pass
-  loop.room_head = 0;
-  loop.member_head = 0;
-  loop.pass.swap(loop.next);
-  loop.pass_head = 0;
-  flush_slice(loop);
-}
-
-void Hub::flush_slice(Loop& loop) {
-  // A pass over 10,000 viewers is ~100 ms of write calls on one core. Written in one
-  // go, it would hold back everything else on the loop for that long: senders' frames,
-  // acks, the next publication. In slices, with the loop's other work between them,
-  // only the writes wait.
-  std::size_t budget = kFlushSlice;
-  // Rooms first, so that a ping listed on its own joins its viewer's stream frames in
-  // the room's pass instead of taking them out of turn.
-  while (budget > 0 && loop.room_head < loop.pass_rooms.size()) {
-    // By index: a member closed here is removed by a posted handler, never during this
-    // loop, and a member moved by a removal between slices waits at most one pass.
-    auto& members = loop.pass_rooms[loop.room_head]->members;
-    while (budget > 0 && loop.member_head < members.size()) {
-      // Each member is two dependent cache misses away (session, then connection).
-      if (loop.member_head + 8 < members.size()) __builtin_prefetch(members[loop.member_head + 8]);
-      if (loop.member_head + 4 < members.size()) __builtin_prefetch(members[loop.member_head + 4]->conn.get());
-      ws::Connection& c = *members[loop.member_head++]->conn;
-      if (!c.pending()) continue;
-      --budget;
-      const std::size_t count = c.gather(loop.batch.next_iov());
-      if (count == 0) {
-        c.flush();  // its socket is full: flush() checks how far behind it is
-        continue;
-      }
-      loop.batch.add(c.native_handle(), count, &c);
-      if (loop.batch.full()) send_batch(loop);
-    }
-    if (loop.member_head >= members.size()) {
-      ++loop.room_head;
-      loop.member_head = 0;
-    }
-  }
-  send_batch(loop);  // before anything else may change what the connections gathered
-  for (; budget > 0 && loop.pass_head < loop.pass.size(); --budget) {
-    const auto conn = std::move(loop.pass[loop.pass_head++]);
-    conn->flush();
-  }
-  if (loop.room_head < loop.pass_rooms.size() || loop.pass_head < loop.pass.size()) {
-    asio::post(loop.ctx, [this, &loop] { flush_slice(loop); });
-    return;
-  }
-  loop.pass_rooms.clear();
-  loop.pass.clear();
-  loop.flushing = false;
-  if (loop.next.empty() && loop.next_rooms.empty()) return;
-  // Passes start at most every flush_interval: a loop with time to spare keeps
-  // coalescing, a saturated one writes pass after pass, each connection once per pass.
-  const auto since = std::chrono::steady_clock::now() - loop.pass_started;
-  if (since >= limits_.flush_interval) {
-    post_flush(loop);
-  } else {
-    arm_flush(loop, limits_.flush_interval - since);
-  }
-}
-
-void Hub::send_batch(Loop& loop) {
-  // Members are removed only by posted handlers: every connection here is alive.
-  loop.batch.send([](void* tag, long result) { static_cast<ws::Connection*>(tag)->sent(result); });
 }
 
 void Hub::schedule_sweep(Loop& loop) {
@@ -500,7 +358,7 @@ void Hub::sweep(Loop& loop) {
       // With the connection's next pass, not at once: a ping written on its own would
       // also take the viewer's waiting frames out of turn, and put it last in the next
       // pass (up to two passes between its writes).
-      if (conn->queue(ping)) list_for_pass(loop, s->conn);
+      if (conn->queue(ping)) loop.passes.list(s->conn);
       s->last_ping_ms = now;
     }
     if (!s->room.empty() && now - s->last_presence_ms >= refresh_ms && now - conn->last_activity_ms() < drop_ms) {

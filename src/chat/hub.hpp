@@ -3,8 +3,8 @@
 // room; a publication is turned into frames once per process (one shared buffer per
 // protocol version: decode_delivery(), delivery.hpp) and crosses to each loop once,
 // where it is appended to the room's ws::Stream for that version: one append per loop,
-// not one per member. Members write what waits for them in passes over the room (see
-// Hub::flush_slice()).
+// not one per member. Members write what waits for them in passes over the room
+// (FanoutPasses, fanout_passes.hpp).
 //
 // Threading: on_publication() may be called from any thread. Everything else runs on
 // the loop that owns the session it touches (the `loop` argument or session.loop).
@@ -25,7 +25,6 @@
 #include "core/config.hpp"
 #include "engine/engine.hpp"
 #include "net/event_loops.hpp"
-#include "net/send_batch.hpp"
 #include "net/ws_connection.hpp"
 
 namespace chatorbit::chat {
@@ -136,7 +135,6 @@ class Hub final : public ws::ConnectionHandler {
   void on_dirty(ws::Connection& c, bool first) override;
 
  private:
-  struct LoopRoom;
   struct Loop;
   /// Counts and logs a publication decode_delivery() refused.
   void drop(const std::string& channel, std::string_view why);
@@ -148,22 +146,10 @@ class Hub final : public ws::ConnectionHandler {
   /// An account event ('U'): role changes and revocations for one user's sessions.
   void deliver_account_event(Loop& loop, const std::shared_ptr<const Delivery>& d);
   void apply_account_event(const Delivery& d, Session& s);
+  /// Once a second: pings, idle drops, presence refreshes due (SessionEvents::on_presence_due()).
   void sweep(Loop& loop);
-  /// Puts a connection with frames of its own queued (a ping) on the next flush pass.
-  void list_for_pass(Loop& loop, const std::shared_ptr<ws::Connection>& conn);
-  /// Puts a room whose streams grew on the next flush pass.
-  void list_for_pass(Loop& loop, const std::shared_ptr<LoopRoom>& room);
-  void pass_due(Loop& loop);
   /// The session starts receiving its room's stream (after a resume: once it is sent).
   void follow_room(Session& s);
-  void arm_flush(Loop& loop, std::chrono::steady_clock::duration delay);
-  void post_flush(Loop& loop);
-  void start_pass(Loop& loop);
-  void flush_slice(Loop& loop);
-  /// Sends what the loop's batch holds and hands each connection its result.
-  static void send_batch(Loop& loop);
-  /// Connections written per handler of a flush pass (see flush_slice()).
-  static constexpr std::size_t kFlushSlice = 64;
   void schedule_sweep(Loop& loop);
   void node_subscribe(const std::string& room);
   void node_unsubscribe(const std::string& room);
