@@ -1,14 +1,13 @@
+// The hub proper: each loop's sessions and its share of each room, a Delivery's way to
+// the sessions of one loop (room streams, held frames, kicks, account events) and the
+// heartbeat sweep. Decoding is in delivery.cpp, the writing passes in fanout_passes.cpp.
 #include "chat/hub.hpp"
 
 #include <boost/asio/post.hpp>
 
-#include <array>
-#include <charconv>
 #include <deque>
 
 #include "chat/fanout_passes.hpp"
-#include "chat/publication.hpp"
-#include "chat/wire.hpp"
 #include "core/log.hpp"
 
 namespace chatorbit::chat {
