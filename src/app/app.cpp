@@ -165,7 +165,7 @@ void App::build_chat() {
   limits.presence_refresh = std::max(std::chrono::seconds{1}, config_.presence_ttl / 3);
   limits.flush_interval = config_.fanout_flush;
   limits.io_uring = config_.io_uring;
-  hub_ = std::make_unique<chat::Hub>(*loops_, *engine_, limits);
+  hub_ = std::make_unique<chat::Hub>(*loops_, *engine_, limits, clock_);
   engine_->set_subscriber([hub = hub_.get()](const std::string& channel, std::shared_ptr<const std::string> payload) {
     hub->on_publication(channel, std::move(payload));
   });

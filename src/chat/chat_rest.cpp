@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "chat/chat_service.hpp"
+#include "chat/events_json.hpp"
 #include "chat/util.hpp"
 #include "chat/wire.hpp"
 #include "net/json_body.hpp"
@@ -35,11 +36,9 @@ asio::awaitable<http::Response> ChatService::list_rooms(http::Context&) {
   boost::json::array out;
   for (std::size_t i = 0; i < rooms.size(); ++i) {
     const auto c = i < counts.size() ? counts[i] : engine::PresenceCounts{};
-    out.push_back(boost::json::object{{"room_id", rooms[i].room_id},
-                                      {"online", c.online()},
-                                      {"chatters", c.chatters},
-                                      {"viewers", c.viewers},
-                                      {"slow_mode_seconds", rooms[i].slow_mode_seconds}});
+    auto room = presence_counts_json(rooms[i].room_id, c);
+    room["slow_mode_seconds"] = rooms[i].slow_mode_seconds;
+    out.push_back(std::move(room));
   }
   co_return http::json_response(Status::ok, out);
 }
@@ -83,9 +82,7 @@ asio::awaitable<http::Response> ChatService::presence(http::Context& ctx) {
   const auto room = normalize_room_id(ctx.param("room"), &why);
   if (!room) throw HttpError(Status::bad_request, "invalid room_id", {{"detail", why}});
   const auto counts = co_await d_.engine.presence_counts(one(*room));
-  const auto& c = counts.at(0);
-  co_return http::json_response(
-      Status::ok, {{"room_id", *room}, {"online", c.online()}, {"chatters", c.chatters}, {"viewers", c.viewers}});
+  co_return http::json_response(Status::ok, presence_counts_json(*room, counts.at(0)));
 }
 
 }  // namespace chatorbit::chat

@@ -1,20 +1,24 @@
 #pragma once
 // The chat service: the WebSocket endpoint (handshake checks, then the frames of
-// docs/protocol.md), the room and history routes, and presence notifications.
+// docs/protocol.md), the room and history routes. Its parts, one file each:
+// - chat_handshake.cpp: the handshake checks and coroutine;
+// - chat_service.cpp: each session's frames, in order: posting, room moves, history,
+//   resume, and what the hub reports (closes, kicks, revocations);
+// - chat_rest.cpp: the REST routes;
+// - AddressCaps (address_caps.hpp): open sessions per client address;
+// - PresenceNotifier (presence_notifier.hpp): presence entries and frames.
 // Moderation routes live in moderation_service.hpp.
 
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
-#include <mutex>
-#include <set>
 #include <string>
-#include <unordered_map>
 
 #include "auth/authenticator.hpp"
+#include "chat/address_caps.hpp"
 #include "chat/hub.hpp"
 #include "chat/pipeline.hpp"
+#include "chat/presence_notifier.hpp"
 #include "chat/rooms.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
@@ -51,11 +55,6 @@ class ChatService final : public SessionEvents {
   void start();
   void stop();
 
-  /// Publishes a presence change for `room` (join/leave of `user_id`), coalesced into
-  /// periodic counts when the room is large.
-  void notify_presence(const std::string& room, const char* event, const std::string& user_id,
-                       const std::string& username);
-
   // SessionEvents
   void on_text(Session& s, std::string text) override;
   void on_binary(Session& s) override;
@@ -82,6 +81,7 @@ class ChatService final : public SessionEvents {
     bool counted = false;  ///< counted against the address's open connections
     std::optional<std::uint64_t> last_seq;
   };
+  // chat_handshake.cpp
   /// Headers, origin, token, room and the per-address cap: a refusal, or nullopt.
   std::optional<http::Response> check_handshake(const http::Request& req, const UpgradeInfo& info, Admitted& out);
   boost::asio::awaitable<void> handshake(boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer,
@@ -101,14 +101,8 @@ class ChatService final : public SessionEvents {
   boost::asio::awaitable<void> send_history(std::shared_ptr<ws::Connection> conn, std::optional<std::uint64_t> before,
                                             int limit);
   boost::asio::awaitable<void> resume(std::shared_ptr<ws::Connection> conn, std::uint64_t last_seq);
-  boost::asio::awaitable<void> presence_changed(std::string room, std::string event, std::string user_id,
-                                                std::string username);
-  boost::asio::awaitable<void> presence_gone(engine::PresenceEntry entry, std::string user_id, std::string username);
-  boost::asio::awaitable<void> presence_refresh_batch(std::vector<engine::PresenceEntry> entries);
-  boost::asio::awaitable<void> publish_counts(std::vector<std::string> rooms);
+  /// The v2 welcome frame, after the handshake and after each room move.
   void welcome(Session& s);
-  void schedule_presence_tick();
-  void release_address(const std::string& ip);
 
   boost::asio::awaitable<http::Response> create_room(http::Context& ctx);
   boost::asio::awaitable<http::Response> list_rooms(http::Context& ctx);
@@ -116,11 +110,8 @@ class ChatService final : public SessionEvents {
   boost::asio::awaitable<http::Response> presence(http::Context& ctx);
 
   ChatDeps d_;
-  std::mutex addr_mu_;
-  std::unordered_map<std::string, int> open_per_address_;
-  std::mutex presence_mu_;
-  std::set<std::string> presence_dirty_;  ///< large rooms with a count update pending
-  std::unique_ptr<boost::asio::steady_timer> presence_timer_;
+  AddressCaps caps_;
+  PresenceNotifier presence_;
   std::atomic<std::uint64_t> next_conn_{0};
   std::string node_id_;
 };

@@ -1,20 +1,18 @@
+// The hub proper: each loop's sessions and its share of each room, a Delivery's way to
+// the sessions of one loop (room streams, held frames, kicks, account events) and the
+// heartbeat sweep. Decoding is in delivery.cpp, the writing passes in fanout_passes.cpp.
 #include "chat/hub.hpp"
 
 #include <boost/asio/post.hpp>
 
-#include <array>
-#include <charconv>
 #include <deque>
 
-#include "chat/publication.hpp"
-#include "chat/wire.hpp"
+#include "chat/fanout_passes.hpp"
 #include "core/log.hpp"
 
 namespace chatorbit::chat {
 
 namespace asio = boost::asio;
-
-std::string room_channel(const std::string& room) { return "chat_room:" + room; }
 
 namespace {
 
@@ -29,56 +27,14 @@ ws::Frame rehome(const ws::Frame& f) {
 
 }  // namespace
 
-struct Hub::Delivery {
-  char kind = 'M';  ///< 'M' message, 'D' moderation, 'P' presence, 'U' account event
-  std::string room;
-  bool global = false;
-  std::uint64_t seq = 0;
-  ws::Frame v1;  ///< null: not sent to version 1 clients
-  ws::Frame v2;
-  std::string kick_user;  ///< ban/timeout: this user's sessions are closed with 4003
-  std::string kick_json;  ///< the error frame they receive first
-  // 'U': whose sessions, and what happened to the account.
-  std::string account_user;
-  std::string revoked_jti;            ///< revoke: that token's sessions; empty: the user's older ones
-  std::int64_t revoked_before_s = 0;  ///< revoke without jti: tokens issued before this
-  std::string new_role;               ///< role change
-  bool revoke = false;
-};
-
-/// A room's share on one loop: its members there, and the frames they all receive.
-struct Hub::LoopRoom {
-  std::vector<Session*> members;
-  /// One per protocol version: index version - 1.
-  std::array<std::shared_ptr<ws::Stream>, 2> streams{std::make_shared<ws::Stream>(), std::make_shared<ws::Stream>()};
-  std::size_t resuming = 0;  ///< members not yet following the streams (their resume is being sent)
-  bool listed = false;       ///< in the loop's next pass
-};
-
 struct Hub::Loop {
-  Loop(std::size_t i, asio::io_context& c, bool io_uring)
-      : index(i), ctx(c), timer(c), flush_timer(c), batch(io_uring) {}
+  Loop(std::size_t i, asio::io_context& c, std::chrono::milliseconds flush_interval, bool io_uring)
+      : index(i), ctx(c), timer(c), passes(c, flush_interval, io_uring) {}
   std::size_t index;
   asio::io_context& ctx;
   std::vector<char> buffer = std::vector<char>(64 * 1024);  ///< shared by every read on this loop
   std::unordered_map<ws::Connection*, std::unique_ptr<Session>> sessions;
   std::unordered_map<std::string, std::shared_ptr<LoopRoom>> rooms;
-  // Writing happens in passes (see flush_slice()): over the rooms whose streams grew,
-  // member by member, then over single connections with frames of their own (pings).
-  // `pass_rooms`/`pass` are the pass under way, written up to room_head/member_head and
-  // pass_head; rooms and connections with frames queued meanwhile wait in `next_rooms`
-  // and `next` for the following pass.
-  std::vector<std::shared_ptr<LoopRoom>> pass_rooms;
-  std::size_t room_head = 0;
-  std::size_t member_head = 0;
-  std::vector<std::shared_ptr<LoopRoom>> next_rooms;
-  std::vector<std::shared_ptr<ws::Connection>> pass;
-  std::size_t pass_head = 0;
-  std::vector<std::shared_ptr<ws::Connection>> next;
-  bool flushing = false;      ///< a pass is under way
-  bool flush_posted = false;  ///< a pass at the end of this turn is queued
-  bool flush_armed = false;   ///< a delayed pass (flush_interval) is pending
-  std::chrono::steady_clock::time_point pass_started{};
   /// Connections with a reply queued this turn: written at its end, outside the passes.
   std::vector<std::shared_ptr<ws::Connection>> replies;
   bool replies_posted = false;
@@ -88,15 +44,14 @@ struct Hub::Loop {
   /// the account before they arrived (Hub::add()).
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::shared_ptr<const Delivery>>> account_events;
   asio::steady_timer timer;
-  asio::steady_timer flush_timer;
-  net::SendBatch batch;  ///< the passes' writes, handed to the kernel together
+  FanoutPasses passes;  ///< how broadcast frames are written (rooms, pings)
 };
 
-Hub::Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits)
-    : loops_(loops), engine_(engine), limits_(limits) {
+Hub::Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits, const Clock& clock)
+    : loops_(loops), engine_(engine), limits_(limits), clock_(clock) {
   for (std::size_t i = 0; i < loops_.size(); ++i) {
-    per_loop_.push_back(std::make_unique<Loop>(i, loops_.loop(i), limits_.io_uring));
-    if (const auto& why = per_loop_.back()->batch.fallback_reason(); !why.empty() && i == 0) {
+    per_loop_.push_back(std::make_unique<Loop>(i, loops_.loop(i), limits_.flush_interval, limits_.io_uring));
+    if (const auto& why = per_loop_.back()->passes.io_uring_fallback_reason(); !why.empty() && i == 0) {
       log::warn("io_uring_unavailable", {{"error", why}, {"fallback", "one sendmsg per connection"}});
     }
   }
@@ -182,7 +137,7 @@ void Hub::leave(Session& s) {
   }
   // What the room's stream had for it still goes out (with its own frames, in order).
   s.conn->unsubscribe();
-  if (s.conn->pending()) list_for_pass(loop, s.conn);
+  if (s.conn->pending()) loop.passes.list(s.conn);
   node_unsubscribe(s.room);
   s.room.clear();
 }
@@ -217,84 +172,35 @@ void Hub::release_held(Session& s, std::uint64_t after_seq) {
 }
 
 void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::string> payload) {
-  // Decoded here once per process, not per viewer (publication.hpp has the format).
-  const auto decoded = decode_publication(*payload);
-  if (!decoded.publication) {
-    dropped_publications_.fetch_add(1, std::memory_order_relaxed);
-    log::warn("publication_dropped", {{"channel", channel},
-                                      {"why", decoded.error == PublicationError::newer_version  ? "newer version"
-                                              : decoded.error == PublicationError::unknown_kind ? "unknown kind"
-                                                                                                : "malformed"}});
-    return;
-  }
-  const Publication& pub = *decoded.publication;
-  const std::string_view json = pub.json;
-  auto d = std::make_shared<Delivery>();
-  d->kind = static_cast<char>(pub.kind);
-  if (channel == kControlChannel) {
-    d->global = true;
-  } else if (channel.rfind("chat_room:", 0) == 0) {
-    d->room = channel.substr(10);
+  // Decoded here once per process, not per viewer (delivery.hpp).
+  const auto decoded = decode_delivery(channel, *payload, clock_.unix_millis());
+  if (!decoded.dropped.empty()) return drop(channel, decoded.dropped);
+  if (!decoded.delivery) return;  // not a chat channel
+  observe(decoded);
+  for (auto& loop : per_loop_) post_delivery(*loop, *decoded.delivery);
+}
+
+void Hub::drop(const std::string& channel, std::string_view why) {
+  dropped_publications_.fetch_add(1, std::memory_order_relaxed);
+  log::warn("publication_dropped", {{"channel", channel}, {"why", why}});
+}
+
+void Hub::observe(const DecodedDelivery& decoded) {
+  if (decoded.delivery->kind == 'D' && moderation_observer_) moderation_observer_(decoded.moderation_json);
+  if (decoded.account && account_observer_) account_observer_(*decoded.account);
+}
+
+void Hub::post_delivery(Loop& loop, const Delivery& d) {
+  // Each loop gets the same bytes under its own reference count: the per-viewer
+  // increments then stay on one core instead of bouncing a cache line between loops.
+  auto local = std::make_shared<Delivery>(d);
+  local->v1 = rehome(d.v1);
+  local->v2 = d.v2 == d.v1 ? local->v1 : rehome(d.v2);
+  Loop* target = &loop;
+  if (local->kind == 'U') {
+    asio::post(loop.ctx, [this, target, local] { deliver_account_event(*target, local); });
   } else {
-    return;
-  }
-  switch (pub.kind) {
-    case PublicationKind::message:
-      d->seq = pub.seq;
-      d->v1 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json));
-      d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, message_json_v2_from_v1(json)));
-      break;
-    case PublicationKind::moderation: {
-      if (moderation_observer_) moderation_observer_(json);
-      d->v1 = d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json));
-      const auto event = parse_moderation_event(json);
-      if (event && !event->user_id.empty() && (event->action == "ban" || event->action == "timeout")) {
-        d->kick_user = event->user_id;
-        std::optional<std::int64_t> retry_ms;
-        if (event->duration_seconds) retry_ms = *event->duration_seconds * 1000;
-        d->kick_json = error_json("banned", d->global ? "you are banned" : "you are banned from this room", retry_ms);
-      }
-      break;
-    }
-    case PublicationKind::presence:
-      d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, json));
-      break;
-    case PublicationKind::account: {
-      auto event = parse_account_event(json);
-      if (!event) {
-        dropped_publications_.fetch_add(1, std::memory_order_relaxed);
-        log::warn("publication_dropped", {{"channel", channel}, {"why", "bad account event"}});
-        return;
-      }
-      if (account_observer_) account_observer_(*event);
-      d->account_user = std::move(event->user_id);
-      d->revoke = event->revoke;
-      d->revoked_jti = std::move(event->jti);
-      d->revoked_before_s = event->not_before_s;
-      d->new_role = std::move(event->role);
-      if (!d->revoke) {
-        std::string frame = R"({"type":"role","user_id":)";
-        append_json_string(frame, d->account_user);
-        frame += R"(,"role":)";
-        append_json_string(frame, d->new_role);
-        frame += '}';
-        d->v2 = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::text, frame));
-      }
-      break;
-    }
-  }
-  for (auto& l : per_loop_) {
-    Loop* loop = l.get();
-    // Each loop gets the same bytes under its own reference count: the per-viewer
-    // increments then stay on one core instead of bouncing a cache line between loops.
-    auto local = std::make_shared<Delivery>(*d);
-    local->v1 = rehome(d->v1);
-    local->v2 = d->v2 == d->v1 ? local->v1 : rehome(d->v2);
-    if (local->kind == 'U') {
-      asio::post(loop->ctx, [this, loop, local] { deliver_account_event(*loop, local); });
-    } else {
-      asio::post(loop->ctx, [this, loop, local] { deliver(*loop, *local); });
-    }
+    asio::post(loop.ctx, [this, target, local] { deliver(*target, *local); });
   }
 }
 
@@ -339,7 +245,7 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
       if (s->resuming) {
         s->held.emplace_back(d.seq, f);
       } else if (s->conn->queue(f)) {
-        list_for_pass(loop, s->conn);
+        loop.passes.list(s->conn);
       }
       ++delivered;
     }
@@ -362,7 +268,7 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
     }
     if (d.v1) delivered += room->streams[0]->push(d.v1);
     if (d.v2) delivered += room->streams[1]->push(d.v2);
-    list_for_pass(loop, room);
+    loop.passes.list(room);
   }
   // Written only by this loop's thread: no shared cache line per delivery.
   loop.delivered.store(loop.delivered.load(std::memory_order_relaxed) + delivered, std::memory_order_relaxed);
@@ -401,7 +307,7 @@ void Hub::on_closed(ws::Connection& c) {
 
 void Hub::on_dirty(ws::Connection& c, bool first) {
   // Only replies to one client (acks, errors, pongs, history) come here: broadcasts are
-  // queued with Connection::queue() and listed for a pass directly (list_for_pass()).
+  // queued with Connection::queue() and listed for a pass directly (FanoutPasses::list()).
   auto* s = static_cast<Session*>(c.user_data);
   if (!s) {
     if (first) c.flush();
@@ -420,123 +326,6 @@ void Hub::on_dirty(ws::Connection& c, bool first) {
     for (std::size_t i = 0; i < loop.replies.size(); ++i) loop.replies[i]->flush();
     loop.replies.clear();
   });
-}
-
-void Hub::list_for_pass(Loop& loop, const std::shared_ptr<ws::Connection>& conn) {
-  loop.next.push_back(conn);
-  pass_due(loop);
-}
-
-void Hub::list_for_pass(Loop& loop, const std::shared_ptr<LoopRoom>& room) {
-  if (room->listed) return;
-  room->listed = true;
-  loop.next_rooms.push_back(room);
-  pass_due(loop);
-}
-
-void Hub::pass_due(Loop& loop) {
-  // Broadcast frames go out in passes, which start at most every flush_interval so that
-  // the next messages join them in the same write: at a few messages per second per
-  // room, each write otherwise carries one frame, and the system call is nearly all of a
-  // delivery's cost.
-  if (loop.flushing || loop.flush_posted || loop.flush_armed) return;  // a pass is due
-  if (limits_.flush_interval.count() > 0) {
-    arm_flush(loop, limits_.flush_interval);
-  } else {
-    post_flush(loop);
-  }
-}
-
-void Hub::arm_flush(Loop& loop, std::chrono::steady_clock::duration delay) {
-  if (loop.flush_armed) return;
-  loop.flush_armed = true;
-  loop.flush_timer.expires_after(delay);
-  loop.flush_timer.async_wait([this, &loop](boost::system::error_code ec) {
-    loop.flush_armed = false;
-    if (!ec) start_pass(loop);
-  });
-}
-
-void Hub::post_flush(Loop& loop) {
-  if (loop.flush_posted) return;
-  loop.flush_posted = true;
-  asio::post(loop.ctx, [this, &loop] {
-    loop.flush_posted = false;
-    start_pass(loop);
-  });
-}
-
-void Hub::start_pass(Loop& loop) {
-  if (loop.flushing || (loop.next.empty() && loop.next_rooms.empty())) return;
-  loop.flushing = true;
-  loop.pass_started = std::chrono::steady_clock::now();
-  loop.pass_rooms.swap(loop.next_rooms);
-  for (auto& r : loop.pass_rooms) r->listed = false;  // what they get from now on is for the next pass
-  loop.room_head = 0;
-  loop.member_head = 0;
-  loop.pass.swap(loop.next);
-  loop.pass_head = 0;
-  flush_slice(loop);
-}
-
-void Hub::flush_slice(Loop& loop) {
-  // A pass over 10,000 viewers is ~100 ms of write calls on one core. Written in one
-  // go, it would hold back everything else on the loop for that long: senders' frames,
-  // acks, the next publication. In slices, with the loop's other work between them,
-  // only the writes wait.
-  std::size_t budget = kFlushSlice;
-  // Rooms first, so that a ping listed on its own joins its viewer's stream frames in
-  // the room's pass instead of taking them out of turn.
-  while (budget > 0 && loop.room_head < loop.pass_rooms.size()) {
-    // By index: a member closed here is removed by a posted handler, never during this
-    // loop, and a member moved by a removal between slices waits at most one pass.
-    auto& members = loop.pass_rooms[loop.room_head]->members;
-    while (budget > 0 && loop.member_head < members.size()) {
-      // Each member is two dependent cache misses away (session, then connection).
-      if (loop.member_head + 8 < members.size()) __builtin_prefetch(members[loop.member_head + 8]);
-      if (loop.member_head + 4 < members.size()) __builtin_prefetch(members[loop.member_head + 4]->conn.get());
-      ws::Connection& c = *members[loop.member_head++]->conn;
-      if (!c.pending()) continue;
-      --budget;
-      const std::size_t count = c.gather(loop.batch.next_iov());
-      if (count == 0) {
-        c.flush();  // its socket is full: flush() checks how far behind it is
-        continue;
-      }
-      loop.batch.add(c.native_handle(), count, &c);
-      if (loop.batch.full()) send_batch(loop);
-    }
-    if (loop.member_head >= members.size()) {
-      ++loop.room_head;
-      loop.member_head = 0;
-    }
-  }
-  send_batch(loop);  // before anything else may change what the connections gathered
-  for (; budget > 0 && loop.pass_head < loop.pass.size(); --budget) {
-    const auto conn = std::move(loop.pass[loop.pass_head++]);
-    conn->flush();
-  }
-  if (loop.room_head < loop.pass_rooms.size() || loop.pass_head < loop.pass.size()) {
-    asio::post(loop.ctx, [this, &loop] { flush_slice(loop); });
-    return;
-  }
-  loop.pass_rooms.clear();
-  loop.pass.clear();
-  loop.flushing = false;
-  if (loop.next.empty() && loop.next_rooms.empty()) return;
-  // Passes start at most every flush_interval: a loop with time to spare keeps
-  // coalescing, a saturated one writes pass after pass, each connection once per pass.
-  const auto since = std::chrono::steady_clock::now() - loop.pass_started;
-  if (since >= limits_.flush_interval) {
-    post_flush(loop);
-  } else {
-    arm_flush(loop, limits_.flush_interval - since);
-  }
-}
-
-void Hub::send_batch(Loop& loop) {
-  // Members are removed only by posted handlers: every connection here is alive.
-  loop.batch.send([](void* tag, long result) { static_cast<ws::Connection*>(tag)->sent(result); });
 }
 
 void Hub::schedule_sweep(Loop& loop) {
@@ -568,7 +357,7 @@ void Hub::sweep(Loop& loop) {
       // With the connection's next pass, not at once: a ping written on its own would
       // also take the viewer's waiting frames out of turn, and put it last in the next
       // pass (up to two passes between its writes).
-      if (conn->queue(ping)) list_for_pass(loop, s->conn);
+      if (conn->queue(ping)) loop.passes.list(s->conn);
       s->last_ping_ms = now;
     }
     if (!s->room.empty() && now - s->last_presence_ms >= refresh_ms && now - conn->last_activity_ms() < drop_ms) {

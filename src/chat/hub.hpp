@@ -1,9 +1,10 @@
 #pragma once
 // The fan-out hub. Each event loop owns its WebSocket sessions and its share of each
 // room; a publication is turned into frames once per process (one shared buffer per
-// protocol version) and crosses to each loop once, where it is appended to the room's
-// ws::Stream for that version: one append per loop, not one per member. Members write
-// what waits for them in passes over the room (see Hub::flush_slice()).
+// protocol version: decode_delivery(), delivery.hpp) and crosses to each loop once,
+// where it is appended to the room's ws::Stream for that version: one append per loop,
+// not one per member. Members write what waits for them in passes over the room
+// (FanoutPasses, fanout_passes.hpp).
 //
 // Threading: on_publication() may be called from any thread. Everything else runs on
 // the loop that owns the session it touches (the `loop` argument or session.loop).
@@ -18,11 +19,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "chat/delivery.hpp"
 #include "chat/publication.hpp"
+#include "core/clock.hpp"
 #include "core/config.hpp"
 #include "engine/engine.hpp"
 #include "net/event_loops.hpp"
-#include "net/send_batch.hpp"
 #include "net/ws_connection.hpp"
 
 namespace chatorbit::chat {
@@ -72,11 +74,6 @@ class SessionEvents {
   virtual void on_revoked(Session& s) = 0;
 };
 
-/// Channel names on the broker: the original's per-room channel, plus one for
-/// events that concern every room (global bans).
-std::string room_channel(const std::string& room);
-inline const std::string kControlChannel = "chat_control";
-
 struct HubLimits {
   ws::ConnectionLimits connection;
   std::chrono::seconds ping_interval{10};
@@ -91,7 +88,8 @@ struct HubLimits {
 
 class Hub final : public ws::ConnectionHandler {
  public:
-  Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits);
+  /// `clock` dates the bans that publications announce (their retry_after).
+  Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits, const Clock& clock = SystemClock::instance());
   ~Hub() override;
 
   void set_events(SessionEvents* events) { events_ = events; }
@@ -116,7 +114,8 @@ class Hub final : public ws::ConnectionHandler {
   /// Sends live frames held during a resume, those above `after_seq`, and stops holding.
   void release_held(Session& s, std::uint64_t after_seq);
 
-  /// The broker's subscriber: decodes once, then posts to every loop.
+  /// The broker's subscriber: decodes once (decode_delivery()), then posts the Delivery
+  /// to every loop.
   void on_publication(const std::string& channel, std::shared_ptr<const std::string> payload);
 
   /// Closes every session with `code` (shutdown: 1001). Thread-safe.
@@ -136,29 +135,21 @@ class Hub final : public ws::ConnectionHandler {
   void on_dirty(ws::Connection& c, bool first) override;
 
  private:
-  struct Delivery;
-  struct LoopRoom;
   struct Loop;
+  /// Counts and logs a publication decode_delivery() refused.
+  void drop(const std::string& channel, std::string_view why);
+  /// Hands a decoded publication to this node's observers (moderation, account events).
+  void observe(const DecodedDelivery& decoded);
+  /// Posts `d` to `loop`, which delivers it to its sessions there.
+  void post_delivery(Loop& loop, const Delivery& d);
   void deliver(Loop& loop, const Delivery& d);
   /// An account event ('U'): role changes and revocations for one user's sessions.
   void deliver_account_event(Loop& loop, const std::shared_ptr<const Delivery>& d);
   void apply_account_event(const Delivery& d, Session& s);
+  /// Once a second: pings, idle drops, presence refreshes due (SessionEvents::on_presence_due()).
   void sweep(Loop& loop);
-  /// Puts a connection with frames of its own queued (a ping) on the next flush pass.
-  void list_for_pass(Loop& loop, const std::shared_ptr<ws::Connection>& conn);
-  /// Puts a room whose streams grew on the next flush pass.
-  void list_for_pass(Loop& loop, const std::shared_ptr<LoopRoom>& room);
-  void pass_due(Loop& loop);
   /// The session starts receiving its room's stream (after a resume: once it is sent).
   void follow_room(Session& s);
-  void arm_flush(Loop& loop, std::chrono::steady_clock::duration delay);
-  void post_flush(Loop& loop);
-  void start_pass(Loop& loop);
-  void flush_slice(Loop& loop);
-  /// Sends what the loop's batch holds and hands each connection its result.
-  static void send_batch(Loop& loop);
-  /// Connections written per handler of a flush pass (see flush_slice()).
-  static constexpr std::size_t kFlushSlice = 64;
   void schedule_sweep(Loop& loop);
   void node_subscribe(const std::string& room);
   void node_unsubscribe(const std::string& room);
@@ -166,6 +157,7 @@ class Hub final : public ws::ConnectionHandler {
   net::EventLoops& loops_;
   engine::Engine& engine_;
   HubLimits limits_;
+  const Clock& clock_;
   SessionEvents* events_ = nullptr;
   std::function<void(std::string_view)> moderation_observer_;
   std::function<void(const AccountEvent&)> account_observer_;

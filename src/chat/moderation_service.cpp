@@ -3,6 +3,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "auth/credentials.hpp"
+#include "chat/events_json.hpp"
 #include "chat/hub.hpp"
 #include "chat/publication.hpp"
 #include "chat/wire.hpp"
@@ -140,18 +141,8 @@ asio::awaitable<http::Response> ModerationService::ban(http::Context& ctx) {
   };
   const auto purged = co_await d_.store.run(std::move(persist));
 
-  boost::json::object event{
-      {"type", "moderation"}, {"action", action.action}, {"user_id", user_id}, {"reason", reason}};
-  event["room_id"] = scope.empty() ? boost::json::value(nullptr) : boost::json::value(scope);
-  if (duration) event["duration_seconds"] = *duration;
-  publish(scope, event);
-  if (!purged.empty()) {
-    boost::json::array ids;
-    for (const auto& id : purged) ids.emplace_back(id);
-    publish(
-        scope,
-        {{"type", "moderation"}, {"action", "purge"}, {"room_id", scope}, {"user_id", user_id}, {"message_ids", ids}});
-  }
+  publish(scope, ban_event(scope, user_id, reason, duration));
+  if (!purged.empty()) publish(scope, purge_event(scope, user_id, purged));
   log::info("ban", {{"request_id", ctx.request_id}, {"actor", actor.id}, {"user_id", user_id}, {"scope", scope}});
   auto out = ban_json(record_ban);
   out["purged"] = purged.size();
@@ -171,9 +162,7 @@ asio::awaitable<http::Response> ModerationService::unban(http::Context& ctx) {
   };
   const bool recorded = co_await d_.store.run(std::move(persist));
   if (!lifted && !recorded) throw HttpError(Status::not_found, "ban not found");
-  boost::json::object event{{"type", "moderation"}, {"action", "unban"}, {"user_id", user_id}};
-  event["room_id"] = scope.empty() ? boost::json::value(nullptr) : boost::json::value(scope);
-  publish(scope, event);
+  publish(scope, unban_event(scope, user_id));
   co_return http::json_response(Status::ok, {{"user_id", user_id}, {"unbanned", true}});
 }
 
@@ -199,7 +188,7 @@ asio::awaitable<http::Response> ModerationService::delete_message(http::Context&
     return true;
   };
   if (!co_await d_.store.run(std::move(job))) throw HttpError(Status::not_found, "message not found");
-  publish(scope, {{"type", "moderation"}, {"action", "delete"}, {"room_id", scope}, {"message_id", id}});
+  publish(scope, delete_event(scope, id));
   co_return http::json_response(Status::ok, {{"id", id}, {"deleted", true}});
 }
 
@@ -219,7 +208,7 @@ asio::awaitable<http::Response> ModerationService::slow_mode(http::Context& ctx)
   };
   co_await d_.store.run(std::move(job));
   d_.rooms.set_slow_mode(scope, static_cast<int>(*seconds));
-  publish(scope, {{"type", "moderation"}, {"action", "slow_mode"}, {"room_id", scope}, {"seconds", *seconds}});
+  publish(scope, slow_mode_event(scope, *seconds));
   co_return http::json_response(Status::ok, {{"room_id", scope}, {"seconds", *seconds}});
 }
 
@@ -233,7 +222,7 @@ asio::awaitable<http::Response> ModerationService::clear(http::Context& ctx) {
     return n;
   };
   const auto cleared = co_await d_.store.run(std::move(job));
-  publish(scope, {{"type", "moderation"}, {"action", "clear"}, {"room_id", scope}});
+  publish(scope, clear_event(scope));
   co_return http::json_response(Status::ok, {{"room_id", scope}, {"cleared", cleared}});
 }
 

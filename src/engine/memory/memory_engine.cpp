@@ -497,9 +497,10 @@ boost::asio::awaitable<std::optional<BanState>> MemoryEngine::ban_state(std::str
 
 boost::asio::awaitable<Admission> MemoryEngine::admit(AdmitRequest request) {
   if (auto ban = find_ban(request.room_id, request.user_id)) {
-    // Read the clock after the ban lookup so retry_after is never negative.
-    const std::int64_t left = ban->expires_at_ms == 0 ? 0 : std::max<std::int64_t>(ban->expires_at_ms - now_ms(), 1);
-    Admission a = refused(Admission::Verdict::banned, left);
+    // Read the clock after the ban lookup so retry_after is never negative. At least
+    // 1 ms for a timed ban: 0 is a permanent one.
+    const auto left = ban->retry_after_ms(now_ms());
+    Admission a = refused(Admission::Verdict::banned, left ? std::max<std::int64_t>(*left, 1) : 0);
     a.ban = std::move(ban);
     co_return a;
   }
