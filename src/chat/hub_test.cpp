@@ -25,6 +25,7 @@
 #include "chat/publication.hpp"
 #include "chat/wire.hpp"
 #include "core/clock.hpp"
+#include "engine/forwarding_engine.hpp"
 #include "engine/memory/memory_engine.hpp"
 #include "net/event_loops.hpp"
 
@@ -36,9 +37,9 @@ using asio::ip::tcp;
 using namespace std::chrono_literals;
 
 /// The memory engine, counting the hub's subscribe and unsubscribe calls per channel.
-class CountingEngine final : public engine::Engine {
+class CountingEngine final : public engine::ForwardingEngine {
  public:
-  explicit CountingEngine(engine::Engine& inner) : inner_(inner) {}
+  explicit CountingEngine(engine::Engine& inner) : ForwardingEngine(inner) {}
   int subscribes(const std::string& channel) {
     std::lock_guard lock(mu_);
     return subscribes_[channel];
@@ -48,57 +49,22 @@ class CountingEngine final : public engine::Engine {
     return unsubscribes_[channel];
   }
 
-  void set_subscriber(engine::Subscriber s) override { inner_.set_subscriber(std::move(s)); }
   void subscribe(const std::string& channel) override {
     {
       std::lock_guard lock(mu_);
       ++subscribes_[channel];
     }
-    inner_.subscribe(channel);
+    ForwardingEngine::subscribe(channel);
   }
-  asio::awaitable<void> subscribed(const std::string& channel) override { return inner_.subscribed(channel); }
   void unsubscribe(const std::string& channel) override {
     {
       std::lock_guard lock(mu_);
       ++unsubscribes_[channel];
     }
-    inner_.unsubscribe(channel);
-  }
-  void publish(const std::string& channel, std::shared_ptr<const std::string> payload,
-               engine::PublishDone done = {}) override {
-    inner_.publish(channel, std::move(payload), std::move(done));
-  }
-  engine::BrokerHealth broker_health() const override { return inner_.broker_health(); }
-  void set_resubscribed(std::function<void()> f) override { inner_.set_resubscribed(std::move(f)); }
-  asio::awaitable<void> presence_refresh(std::vector<engine::PresenceEntry> e, std::chrono::seconds ttl) override {
-    return inner_.presence_refresh(std::move(e), ttl);
-  }
-  asio::awaitable<void> presence_remove(std::vector<engine::PresenceEntry> e) override {
-    return inner_.presence_remove(std::move(e));
-  }
-  asio::awaitable<std::vector<engine::PresenceCounts>> presence_counts(std::vector<std::string> rooms) override {
-    return inner_.presence_counts(std::move(rooms));
-  }
-  asio::awaitable<void> ban(std::string scope, std::string user_id, std::string reason,
-                            std::optional<std::chrono::seconds> ttl) override {
-    return inner_.ban(std::move(scope), std::move(user_id), std::move(reason), ttl);
-  }
-  asio::awaitable<bool> unban(std::string scope, std::string user_id) override {
-    return inner_.unban(std::move(scope), std::move(user_id));
-  }
-  asio::awaitable<std::optional<engine::BanState>> ban_state(std::string room_id, std::string user_id) override {
-    return inner_.ban_state(std::move(room_id), std::move(user_id));
-  }
-  asio::awaitable<engine::Admission> admit(engine::AdmitRequest r) override { return inner_.admit(std::move(r)); }
-  asio::awaitable<engine::Admission> rate_hit(std::string key, RateSpec rate) override {
-    return inner_.rate_hit(std::move(key), rate);
-  }
-  asio::awaitable<std::vector<std::uint64_t>> reserve_sequences(std::vector<engine::SequenceRequest> r) override {
-    return inner_.reserve_sequences(std::move(r));
+    ForwardingEngine::unsubscribe(channel);
   }
 
  private:
-  engine::Engine& inner_;
   std::mutex mu_;
   std::map<std::string, int> subscribes_;
   std::map<std::string, int> unsubscribes_;

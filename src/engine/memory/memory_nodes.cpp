@@ -54,7 +54,8 @@ struct MemoryNode::Shared {
   std::unordered_map<std::string, std::vector<std::shared_ptr<Link>>> channels;
 };
 
-MemoryNode::MemoryNode(std::shared_ptr<Shared> shared) : shared_(std::move(shared)), link_(std::make_shared<Link>()) {}
+MemoryNode::MemoryNode(std::shared_ptr<Shared> shared)
+    : ForwardingEngine(shared->engine), shared_(std::move(shared)), link_(std::make_shared<Link>()) {}
 
 MemoryNode::~MemoryNode() {
   std::lock_guard lock(shared_->mu);
@@ -136,83 +137,6 @@ void MemoryNode::set_broker_down(bool down) {
     f = link_->resubscribed;
   }
   if (f && *f) (*f)();
-}
-
-// --- forwarded to the shared engine ----------------------------------------------------------
-// Every Engine method that is not about the broker goes here unchanged: the state is the
-// backend's, not the node's. A method added to Engine is forwarded the same way.
-
-boost::asio::awaitable<void> MemoryNode::presence_refresh(std::vector<PresenceEntry> entries,
-                                                          std::chrono::seconds ttl) {
-  return shared_->engine.presence_refresh(std::move(entries), ttl);
-}
-
-boost::asio::awaitable<void> MemoryNode::presence_remove(std::vector<PresenceEntry> entries) {
-  return shared_->engine.presence_remove(std::move(entries));
-}
-
-boost::asio::awaitable<std::vector<PresenceCounts>> MemoryNode::presence_counts(std::vector<std::string> rooms) {
-  return shared_->engine.presence_counts(std::move(rooms));
-}
-
-boost::asio::awaitable<void> MemoryNode::ban(std::string scope, std::string user_id, std::string reason,
-                                             std::optional<std::chrono::seconds> ttl) {
-  return shared_->engine.ban(std::move(scope), std::move(user_id), std::move(reason), ttl);
-}
-
-boost::asio::awaitable<bool> MemoryNode::unban(std::string scope, std::string user_id) {
-  return shared_->engine.unban(std::move(scope), std::move(user_id));
-}
-
-boost::asio::awaitable<std::optional<BanState>> MemoryNode::ban_state(std::string room_id, std::string user_id) {
-  return shared_->engine.ban_state(std::move(room_id), std::move(user_id));
-}
-
-boost::asio::awaitable<Admission> MemoryNode::admit(AdmitRequest request) {
-  return shared_->engine.admit(std::move(request));
-}
-
-boost::asio::awaitable<Admission> MemoryNode::rate_hit(std::string key, RateSpec rate) {
-  return shared_->engine.rate_hit(std::move(key), rate);
-}
-
-boost::asio::awaitable<std::vector<std::uint64_t>> MemoryNode::reserve_sequences(
-    std::vector<SequenceRequest> requests) {
-  return shared_->engine.reserve_sequences(std::move(requests));
-}
-
-boost::asio::awaitable<void> MemoryNode::revoke_token(std::string jti, std::chrono::seconds ttl) {
-  return shared_->engine.revoke_token(std::move(jti), ttl);
-}
-
-boost::asio::awaitable<void> MemoryNode::put_token_floor(std::string user_id, std::int64_t not_before_s,
-                                                         std::chrono::seconds ttl) {
-  return shared_->engine.put_token_floor(std::move(user_id), not_before_s, ttl);
-}
-
-boost::asio::awaitable<TokenRevocations> MemoryNode::token_revocations() {
-  return shared_->engine.token_revocations();
-}
-
-boost::asio::awaitable<bool> MemoryNode::is_token_revoked(std::string jti, std::string user_id, std::int64_t iat) {
-  return shared_->engine.is_token_revoked(std::move(jti), std::move(user_id), iat);
-}
-
-boost::asio::awaitable<bool> MemoryNode::claim_slot(std::string key, std::string member, std::int64_t limit,
-                                                    std::chrono::seconds ttl) {
-  return shared_->engine.claim_slot(std::move(key), std::move(member), limit, ttl);
-}
-
-boost::asio::awaitable<void> MemoryNode::release_slot(std::string key, std::string member) {
-  return shared_->engine.release_slot(std::move(key), std::move(member));
-}
-
-boost::asio::awaitable<void> MemoryNode::refresh_slots(std::vector<SlotRef> slots, std::chrono::seconds ttl) {
-  return shared_->engine.refresh_slots(std::move(slots), ttl);
-}
-
-boost::asio::awaitable<std::int64_t> MemoryNode::slots_in_use(std::string key) {
-  return shared_->engine.slots_in_use(std::move(key));
 }
 
 // --- MemoryNodes ------------------------------------------------------------------------------

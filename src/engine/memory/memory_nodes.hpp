@@ -21,13 +21,14 @@
 
 #include "core/clock.hpp"
 #include "engine/engine.hpp"
+#include "engine/forwarding_engine.hpp"
 #include "engine/memory/memory_engine.hpp"
 
 namespace chatorbit::engine {
 
 /// One node's Engine. Broker calls are the node's own; all other calls are forwarded to
-/// the shared MemoryEngine unchanged.
-class MemoryNode final : public Engine {
+/// the shared MemoryEngine unchanged (ForwardingEngine).
+class MemoryNode final : public ForwardingEngine {
  public:
   struct Shared;
   struct Link;
@@ -51,28 +52,6 @@ class MemoryNode final : public Engine {
   /// channels stay wanted). Coming back up runs the resubscribed callback. Other nodes
   /// are unaffected.
   void set_broker_down(bool down);
-
-  // --- forwarded to the shared engine ----------------------------------------------------
-  boost::asio::awaitable<void> presence_refresh(std::vector<PresenceEntry> entries, std::chrono::seconds ttl) override;
-  boost::asio::awaitable<void> presence_remove(std::vector<PresenceEntry> entries) override;
-  boost::asio::awaitable<std::vector<PresenceCounts>> presence_counts(std::vector<std::string> rooms) override;
-  boost::asio::awaitable<void> ban(std::string scope, std::string user_id, std::string reason,
-                                   std::optional<std::chrono::seconds> ttl) override;
-  boost::asio::awaitable<bool> unban(std::string scope, std::string user_id) override;
-  boost::asio::awaitable<std::optional<BanState>> ban_state(std::string room_id, std::string user_id) override;
-  boost::asio::awaitable<Admission> admit(AdmitRequest request) override;
-  boost::asio::awaitable<Admission> rate_hit(std::string key, RateSpec rate) override;
-  boost::asio::awaitable<std::vector<std::uint64_t>> reserve_sequences(std::vector<SequenceRequest> requests) override;
-  boost::asio::awaitable<void> revoke_token(std::string jti, std::chrono::seconds ttl) override;
-  boost::asio::awaitable<void> put_token_floor(std::string user_id, std::int64_t not_before_s,
-                                               std::chrono::seconds ttl) override;
-  boost::asio::awaitable<TokenRevocations> token_revocations() override;
-  boost::asio::awaitable<bool> is_token_revoked(std::string jti, std::string user_id, std::int64_t iat) override;
-  boost::asio::awaitable<bool> claim_slot(std::string key, std::string member, std::int64_t limit,
-                                          std::chrono::seconds ttl) override;
-  boost::asio::awaitable<void> release_slot(std::string key, std::string member) override;
-  boost::asio::awaitable<void> refresh_slots(std::vector<SlotRef> slots, std::chrono::seconds ttl) override;
-  boost::asio::awaitable<std::int64_t> slots_in_use(std::string key) override;
 
  private:
   std::shared_ptr<Shared> shared_;
