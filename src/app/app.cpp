@@ -164,6 +164,7 @@ void App::build_chat() {
   limits.idle_drop = config_.idle_drop;
   limits.presence_refresh = std::max(std::chrono::seconds{1}, config_.presence_ttl / 3);
   limits.flush_interval = config_.fanout_flush;
+  limits.order_wait = config_.order_wait;
   limits.io_uring = config_.io_uring;
   hub_ = std::make_unique<chat::Hub>(*loops_, *engine_, limits, clock_);
   engine_->set_subscriber([hub = hub_.get()](const std::string& channel, std::shared_ptr<const std::string> payload) {
@@ -200,6 +201,14 @@ void App::build_chat() {
   metrics_.add_counter("chatorbit_publications_dropped_total",
                        "Broker publications this node could not decode (malformed, unknown kind, newer version).",
                        [this] { return static_cast<double>(hub_->dropped_publications()); });
+  metrics_.add_counter("chatorbit_sequence_gaps_total",
+                       "Message numbers this node gave up waiting for after CHATORBIT_ORDER_WAIT_MS (a sender died, a "
+                       "batch failed, a store stalled).",
+                       [this] { return static_cast<double>(hub_->sequence_gaps()); });
+  metrics_.add_counter("chatorbit_publications_late_total",
+                       "Messages that reached this node after their number was given up or delivered: not delivered "
+                       "live (in history).",
+                       [this] { return static_cast<double>(hub_->late_publications()); });
   metrics_.add_counter("chatorbit_messages_stored_total", "Chat messages stored.",
                        [this] { return static_cast<double>(pipeline_->stored()); });
   metrics_.add_counter("chatorbit_publish_failures_total",

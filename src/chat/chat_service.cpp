@@ -6,13 +6,18 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
 #include "chat/client_frame.hpp"
 #include "chat/events_json.hpp"
+#include "chat/replay.hpp"
 #include "chat/util.hpp"
 #include "chat/wire.hpp"
 #include "core/log.hpp"
@@ -70,13 +75,27 @@ asio::awaitable<void> ChatService::resume(std::shared_ptr<ws::Connection> conn, 
   Session* s = alive(conn);
   if (!s) co_return;
   const std::string room = s->room;
-  auto job = [room](store::Store& st) { return st.history(room, 200, std::nullopt); };
+  constexpr std::size_t kLimit = 200;
+  auto job = [room](store::Store& st) { return st.history(room, kLimit, std::nullopt); };
   std::vector<store::Message> newest_first;
   try {
     // History is read only once live messages are coming in (the hub subscribed when the
     // session joined; this waits until that is in force), so nothing falls between.
     co_await d_.engine.subscribed(room_channel(room));
-    newest_first = co_await d_.store.run(std::move(job));
+    newest_first = co_await d_.store.run(job);
+    // A hole next to a young message may be another node's message, numbered before
+    // its neighbours and not yet stored: read again once it had the order wait to land
+    // (docs/architecture.md, "Order across nodes"). Live frames are held meanwhile.
+    const auto recent = std::max<std::chrono::nanoseconds>(std::chrono::seconds{3}, 10 * d_.config.order_wait);
+    // Only up to what the first read reached: what came after is held live.
+    if (replay_has_recent_hole(newest_first, kLimit, last_seq, d_.clock.unix_nanos(), recent)) {
+      asio::steady_timer wait(co_await asio::this_coro::executor);
+      wait.expires_after(d_.config.order_wait);
+      co_await wait.async_wait(asio::use_awaitable);
+      const std::uint64_t reached = newest_first.front().seq;
+      auto again = [room, reached](store::Store& st) { return st.history(room, kLimit, reached + 1); };
+      newest_first = co_await d_.store.run(again);
+    }
   } catch (const std::exception& e) {
     log::error("resume_failed", {{"what", e.what()}});
   }

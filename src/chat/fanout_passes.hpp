@@ -34,8 +34,9 @@ struct LoopRoom {
   std::vector<Session*> members;
   /// One per protocol version: index version - 1.
   std::array<std::shared_ptr<ws::Stream>, 2> streams{std::make_shared<ws::Stream>(), std::make_shared<ws::Stream>()};
-  std::size_t resuming = 0;  ///< members not yet following the streams (their resume is being sent)
-  bool listed = false;       ///< in the loop's next pass
+  std::size_t resuming = 0;    ///< members not yet following the streams (their resume is being sent)
+  std::uint64_t last_seq = 0;  ///< the highest message seq the streams carried
+  bool listed = false;         ///< in the loop's next pass
 };
 
 class FanoutPasses {

@@ -48,7 +48,12 @@ struct Hub::Loop {
 };
 
 Hub::Hub(net::EventLoops& loops, engine::Engine& engine, HubLimits limits, const Clock& clock)
-    : loops_(loops), engine_(engine), limits_(limits), clock_(clock) {
+    : loops_(loops),
+      engine_(engine),
+      limits_(limits),
+      clock_(clock),
+      order_(limits.order_wait),
+      order_timer_(loops.loop(0)) {
   for (std::size_t i = 0; i < loops_.size(); ++i) {
     per_loop_.push_back(std::make_unique<Loop>(i, loops_.loop(i), limits_.flush_interval, limits_.io_uring));
     if (const auto& why = per_loop_.back()->passes.io_uring_fallback_reason(); !why.empty() && i == 0) {
@@ -105,6 +110,11 @@ void Hub::join(Session& s, const std::string& room) {
   s.room = room;
   s.room_index = r->members.size();
   r->members.push_back(&s);
+  if (s.replayed) {
+    // Resumed in another room: that replay's floor means nothing here.
+    s.resuming = false;
+    s.replayed = false;
+  }
   if (s.resuming) {
     ++r->resuming;  // live frames are held for it until its resume is sent
   } else {
@@ -144,7 +154,13 @@ void Hub::leave(Session& s) {
 
 void Hub::node_subscribe(const std::string& room) {
   std::lock_guard lock(subs_mu_);
-  if (node_members_[room]++ == 0) engine_.subscribe(room_channel(room));
+  if (node_members_[room]++ == 0) {
+    {
+      std::lock_guard order_lock(order_mu_);
+      order_.follow(room);  // before the first publication can arrive
+    }
+    engine_.subscribe(room_channel(room));
+  }
 }
 
 void Hub::node_unsubscribe(const std::string& room) {
@@ -154,21 +170,36 @@ void Hub::node_unsubscribe(const std::string& room) {
   if (--it->second == 0) {
     node_members_.erase(it);
     engine_.unsubscribe(room_channel(room));
+    std::lock_guard order_lock(order_mu_);
+    order_.forget(room);
   }
 }
 
 void Hub::release_held(Session& s, std::uint64_t after_seq) {
-  if (!s.resuming) return;
-  s.resuming = false;
+  if (!s.resuming || s.replayed) return;
   for (auto& [seq, frame] : s.held) {
     if (seq == 0 || seq > after_seq) s.conn->send(frame);
   }
   s.held.clear();
   s.held.shrink_to_fit();
-  if (s.room.empty()) return;
   Loop& loop = *per_loop_[s.loop];
-  if (const auto it = loop.rooms.find(s.room); it != loop.rooms.end()) --it->second->resuming;
-  follow_room(s);
+  const auto it = loop.rooms.find(s.room);
+  if (it == loop.rooms.end()) {
+    s.resuming = false;
+    return;
+  }
+  if (it->second->last_seq >= after_seq) {
+    // Everything this loop will still stream lies above the replay.
+    s.resuming = false;
+    --it->second->resuming;
+    follow_room(s);
+    return;
+  }
+  // The replay read messages whose publications are still on their way here; were the
+  // session to follow the stream now, it would get them twice. deliver() sends it live
+  // frames itself meanwhile, without those, and lets it follow once the stream is past.
+  s.replayed = true;
+  s.replayed_to = after_seq;
 }
 
 void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::string> payload) {
@@ -177,7 +208,52 @@ void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::
   if (!decoded.dropped.empty()) return drop(channel, decoded.dropped);
   if (!decoded.delivery) return;  // not a chat channel
   observe(decoded);
-  for (auto& loop : per_loop_) post_delivery(*loop, *decoded.delivery);
+  if (decoded.delivery->global) return fan_out(*decoded.delivery);
+  order(std::move(*decoded.delivery));
+}
+
+void Hub::fan_out(const Delivery& d) {
+  for (auto& loop : per_loop_) post_delivery(*loop, d);
+}
+
+void Hub::order(Delivery d) {
+  std::lock_guard lock(order_mu_);
+  const std::string room = d.room;
+  if (d.kind == 'M') {
+    const std::uint64_t seq = d.seq;
+    order_.offer(room, seq, std::move(d), std::chrono::steady_clock::now(), released_);
+  } else {
+    order_.offer_unnumbered(room, std::move(d), released_);
+  }
+  release_ordered();
+}
+
+void Hub::release_ordered() {
+  for (const Delivery& d : released_.ready) fan_out(d);
+  if (released_.skipped) {
+    sequence_gaps_.fetch_add(released_.skipped, std::memory_order_relaxed);
+    log::warn("sequence_gap_skipped", {{"numbers", released_.skipped}});
+  }
+  if (released_.late) late_publications_.fetch_add(released_.late, std::memory_order_relaxed);
+  released_.clear();
+  // The timer lives on loop 0 and is touched only there; arming again is needed only
+  // for a deadline earlier than the one it waits for.
+  const auto at = order_.next_deadline();
+  if (!at || (order_armed_for_ && *order_armed_for_ <= *at)) return;
+  order_armed_for_ = at;
+  asio::post(order_timer_.get_executor(), [this, when = *at] {
+    order_timer_.expires_at(when);
+    order_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) on_order_timer();
+    });
+  });
+}
+
+void Hub::on_order_timer() {
+  std::lock_guard lock(order_mu_);
+  order_armed_for_.reset();
+  order_.expire(std::chrono::steady_clock::now(), released_);
+  release_ordered();
 }
 
 void Hub::drop(const std::string& channel, std::string_view why) {
@@ -242,7 +318,7 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
       }
       const ws::Frame& f = s->version == 1 ? d.v1 : d.v2;
       if (!f) continue;
-      if (s->resuming) {
+      if (s->resuming && !s->replayed) {
         s->held.emplace_back(d.seq, f);
       } else if (s->conn->queue(f)) {
         loop.passes.list(s->conn);
@@ -250,24 +326,42 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
       ++delivered;
     }
   } else if (const auto it = loop.rooms.find(d.room); it != loop.rooms.end()) {
-    const auto room = it->second;  // a kick may empty the room and erase it from the map
+    const auto room = it->second;     // a kick may empty the room and erase it from the map
+    std::vector<Session*> caught_up;  // replayed sessions this message brings to the stream
     if (!d.kick_user.empty() || room->resuming > 0) {
       // Only the members the streams do not serve: the kicked, who are closed first (and
-      // so leave the streams), and those whose resume is being sent.
+      // so leave the streams), and those whose resume is being sent or was just sent.
       // Index loop: a kick can reorder this vector only via a posted cleanup, never here.
       auto& members = room->members;
       for (std::size_t i = 0; i < members.size(); ++i) {
         Session& s = *members[i];
+        const ws::Frame& f = s.version == 1 ? d.v1 : d.v2;
         if (!d.kick_user.empty() && s.user_id == d.kick_user) {
           if (events_) events_->on_kick(s, d.kick_json);
-        } else if (const ws::Frame& f = s.version == 1 ? d.v1 : d.v2; s.resuming && f) {
+        } else if (!s.resuming || !f) {
+          continue;
+        } else if (!s.replayed) {
           s.held.emplace_back(d.seq, f);
           ++delivered;
+        } else {
+          if (d.seq == 0 || d.seq > s.replayed_to) {
+            if (s.conn->queue(f)) loop.passes.list(s.conn);
+            ++delivered;
+          }
+          if (d.seq >= s.replayed_to) caught_up.push_back(&s);
         }
       }
     }
+    if (d.seq > room->last_seq) room->last_seq = d.seq;
     if (d.v1) delivered += room->streams[0]->push(d.v1);
     if (d.v2) delivered += room->streams[1]->push(d.v2);
+    // From here on the stream only carries what is above their replay.
+    for (Session* s : caught_up) {
+      s->resuming = false;
+      s->replayed = false;
+      --room->resuming;
+      follow_room(*s);
+    }
     loop.passes.list(room);
   }
   // Written only by this loop's thread: no shared cache line per delivery.

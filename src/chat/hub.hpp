@@ -15,12 +15,14 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "chat/delivery.hpp"
 #include "chat/publication.hpp"
+#include "chat/room_sequencer.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "engine/engine.hpp"
@@ -47,7 +49,12 @@ struct Session {
   bool paused = false;            ///< waiting for stored messages before the next frame (see ChatService)
   bool barrier = false;           ///< paused until every message in the pipeline is stored
   std::uint32_t in_pipeline = 0;  ///< messages of this session accepted but not yet stored
-  bool resuming = false;          ///< live frames are held until the resumed history is sent
+  bool resuming = false;          ///< not following the room's stream: its resume is being sent, or just was
+  /// The resume is sent, up to `replayed_to`: live frames go to it one by one, those at
+  /// or below that number dropped (the replay had them), until the room's stream is past
+  /// it (Hub::release_held()).
+  bool replayed = false;
+  std::uint64_t replayed_to = 0;
   std::vector<std::string> inbox;
   std::vector<std::pair<std::uint64_t, ws::Frame>> held;
   std::int64_t last_ping_ms = 0;
@@ -84,6 +91,8 @@ struct HubLimits {
   std::chrono::milliseconds flush_interval{0};
   /// Fan-out passes hand their writes to the kernel in batches through io_uring.
   bool io_uring = true;
+  /// How long a room's message may wait for the numbers before it (room_sequencer.hpp).
+  std::chrono::milliseconds order_wait{300};
 };
 
 class Hub final : public ws::ConnectionHandler {
@@ -111,11 +120,16 @@ class Hub final : public ws::ConnectionHandler {
   void join(Session& s, const std::string& room);
   /// Removes the session from its room.
   void leave(Session& s);
-  /// Sends live frames held during a resume, those above `after_seq`, and stops holding.
+  /// The resume (stored messages up to `after_seq`) has been sent: sends the live frames
+  /// held meanwhile that lie above it. The session follows the room's stream at once if
+  /// the stream is past `after_seq`; if not (the replay read messages whose publications
+  /// have not reached this node yet), it gets live frames one by one, without those the
+  /// replay had, until a live message reaches `after_seq`.
   void release_held(Session& s, std::uint64_t after_seq);
 
-  /// The broker's subscriber: decodes once (decode_delivery()), then posts the Delivery
-  /// to every loop.
+  /// The broker's subscriber: decodes once (decode_delivery()); a room's messages then
+  /// pass through the node's RoomSequencer, which restores their seq order across nodes
+  /// (docs/architecture.md, "Order across nodes"); each Delivery is posted to every loop.
   void on_publication(const std::string& channel, std::shared_ptr<const std::string> payload);
 
   /// Closes every session with `code` (shutdown: 1001). Thread-safe.
@@ -125,6 +139,11 @@ class Hub final : public ws::ConnectionHandler {
   std::uint64_t frames_queued() const;
   /// Publications that could not be decoded (malformed, unknown kind, newer version).
   std::uint64_t dropped_publications() const { return dropped_publications_.load(std::memory_order_relaxed); }
+  /// Message numbers given up after the order wait (a sender died, a batch failed).
+  std::uint64_t sequence_gaps() const { return sequence_gaps_.load(std::memory_order_relaxed); }
+  /// Messages that arrived after their number had been given up or delivered: not
+  /// delivered live (they are in history).
+  std::uint64_t late_publications() const { return late_publications_.load(std::memory_order_relaxed); }
   /// Local members of `room` on every loop; for tests of the hub itself. Loop-unsafe.
   boost::asio::io_context& loop_context(std::size_t loop) { return loops_.loop(loop); }
 
@@ -140,8 +159,15 @@ class Hub final : public ws::ConnectionHandler {
   void drop(const std::string& channel, std::string_view why);
   /// Hands a decoded publication to this node's observers (moderation, account events).
   void observe(const DecodedDelivery& decoded);
-  /// Posts `d` to `loop`, which delivers it to its sessions there.
+  /// Posts `d` to every loop, which delivers it to its sessions there.
+  void fan_out(const Delivery& d);
   void post_delivery(Loop& loop, const Delivery& d);
+  /// A room's publication, through the sequencer; posts what it releases.
+  void order(Delivery d);
+  /// Posts what the sequencer released and counts what it gave up; arms its timer if
+  /// something waits. Called with order_mu_ held.
+  void release_ordered();
+  void on_order_timer();
   void deliver(Loop& loop, const Delivery& d);
   /// An account event ('U'): role changes and revocations for one user's sessions.
   void deliver_account_event(Loop& loop, const std::shared_ptr<const Delivery>& d);
@@ -166,6 +192,16 @@ class Hub final : public ws::ConnectionHandler {
   std::unordered_map<std::string, int> node_members_;  ///< room -> sessions on this node
   std::atomic<std::int64_t> sessions_{0};
   std::atomic<std::uint64_t> dropped_publications_{0};
+  // Ordering across nodes: the sequencer, what it last released, and the timer that
+  // gives up gaps (on loop 0). Releases are posted to the loops under order_mu_, so
+  // that the broker's thread and the timer hand them over in the order released.
+  std::mutex order_mu_;
+  RoomSequencer<Delivery> order_;
+  RoomSequencer<Delivery>::Released released_;
+  std::optional<std::chrono::steady_clock::time_point> order_armed_for_;
+  boost::asio::steady_timer order_timer_;
+  std::atomic<std::uint64_t> sequence_gaps_{0};
+  std::atomic<std::uint64_t> late_publications_{0};
 };
 
 }  // namespace chatorbit::chat

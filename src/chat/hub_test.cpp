@@ -177,6 +177,8 @@ struct Member {
 
 class HubTest : public ::testing::Test {
  protected:
+  /// Short, so that a room's first messages (held for it) and skipped gaps come quickly.
+  static constexpr std::chrono::milliseconds kOrderWait{50};
   HubTest() : memory_(clock_), engine_(memory_), loops_(2), hub_(loops_, engine_, limits(), clock_) {
     hub_.set_events(&events_);
     hub_.set_account_observer([this](const AccountEvent& e) {
@@ -197,6 +199,7 @@ class HubTest : public ::testing::Test {
     l.ping_interval = std::chrono::hours{1};
     l.idle_drop = std::chrono::hours{2};
     l.presence_refresh = std::chrono::hours{1};
+    l.order_wait = kOrderWait;
     return l;
   }
 
@@ -410,6 +413,70 @@ TEST_F(HubTest, AResumingSessionHoldsLiveFramesThenGetsOnlyThoseAfterItsReplay) 
   EXPECT_EQ(resuming.client->texts(5), (std::vector<std::string>{deleted, sent[3], sent[4], sent[5], sent[6]}))
       << "held: those above seq 3 and those without a seq, in order; then the room's stream";
   EXPECT_TRUE(resuming.client->quiet().empty());
+}
+
+TEST_F(HubTest, MessagesPublishedOutOfSeqOrderReachMembersInSeqOrder) {
+  // Two nodes' pipelines race to the broker: 3 arrives before 2.
+  Member m = connect(0, "a");
+  Member n = connect(1, "a");
+  const auto one = publish_message("a", 1);
+  const auto three = publish_message("a", 3);
+  const auto presence = boost::json::serialize(presence_frame("a", {1, 1}, "join", "u2", "name-u2"));
+  publish(room_channel("a"), encode_presence(presence_frame("a", {1, 1}, "join", "u2", "name-u2")));
+  const auto two = publish_message("a", 2);
+  const std::vector<std::string> in_order{one, two, three};
+  EXPECT_EQ(m.client->texts(3), in_order);
+  EXPECT_EQ(n.client->texts(3), in_order);
+  EXPECT_TRUE(m.client->quiet().empty());
+  EXPECT_EQ(hub_.sequence_gaps(), 0u);
+  // Later ones pass at once, in order.
+  const auto four = publish_message("a", 4);
+  EXPECT_EQ(m.client->texts(1), std::vector<std::string>{four});
+}
+
+TEST_F(HubTest, AnUnnumberedEventWaitsBehindTheMessagesThatArrivedBeforeIt) {
+  Member v2 = connect(0, "a", as("u1", 2));
+  publish_message("a", 1);
+  EXPECT_EQ(v2.client->texts(1).size(), 1u);
+  const auto three = publish_message("a", 3);  // waits for 2
+  const auto deleted = boost::json::serialize(delete_event("a", "65f0c0ffee00000000000000"));
+  publish(room_channel("a"), encode_moderation(delete_event("a", "65f0c0ffee00000000000000")));
+  const auto two = publish_message("a", 2);
+  EXPECT_EQ(v2.client->texts(3),
+            (std::vector<std::string>{message_json_v2_from_v1(two), message_json_v2_from_v1(three), deleted}))
+      << "a deletion published after message 3 must not overtake it";
+}
+
+TEST_F(HubTest, ANumberThatNeverArrivesIsSkippedAfterTheWaitAndALateOneIsDropped) {
+  Member m = connect(0, "a");
+  const auto one = publish_message("a", 1);
+  EXPECT_EQ(m.client->texts(1), std::vector<std::string>{one});
+  const auto three = publish_message("a", 3);  // 2 was reserved by a node that died
+  EXPECT_TRUE(m.client->quiet(kOrderWait / 2).empty()) << "3 waits for 2 first";
+  EXPECT_EQ(m.client->texts(1), std::vector<std::string>{three});
+  EXPECT_EQ(hub_.sequence_gaps(), 1u);
+  publish_message("a", 2);  // it was only slow: too late now, it is in the room's history
+  const auto four = publish_message("a", 4);
+  EXPECT_EQ(m.client->texts(1), std::vector<std::string>{four});
+  EXPECT_TRUE(m.client->quiet().empty());
+  EXPECT_EQ(hub_.late_publications(), 1u);
+}
+
+TEST_F(HubTest, AResumedSessionDoesNotGetTwiceWhatItsReplayAlreadyHad) {
+  Session proto = as("u1");
+  proto.resuming = true;
+  Member resuming = connect(0, "a", proto);
+  Member live = connect(0, "a");
+  // The replay read seqs 1 to 3 from the store before their publications got here.
+  run_on(0, [&] { hub_.release_held(*resuming.session, 3); });
+  std::vector<std::string> sent;
+  for (std::uint64_t seq = 1; seq <= 5; ++seq) sent.push_back(publish_message("a", seq));
+  EXPECT_EQ(live.client->texts(5), sent);
+  EXPECT_EQ(resuming.client->texts(2), (std::vector<std::string>{sent[3], sent[4]}));
+  const auto six = publish_message("a", 6);
+  EXPECT_EQ(resuming.client->texts(1), std::vector<std::string>{six}) << "now from the room's stream";
+  EXPECT_TRUE(resuming.client->quiet().empty());
+  run_on(0, [&] { EXPECT_FALSE(resuming.session->resuming) << "it follows the stream again"; });
 }
 
 TEST_F(HubTest, ASessionThatLeftItsRoomGetsNothingMoreFromIt) {

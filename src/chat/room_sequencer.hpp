@@ -11,6 +11,11 @@
 // published before it is stored), so it is in the room's history, but delivering it now
 // would break the order every viewer relies on.
 //
+// Other publications on a room's channel (moderation, presence) carry no number. They
+// keep their place among the messages as they arrived: one that arrives while messages
+// wait is released right after the messages that arrived before it (a deletion never
+// overtakes the message it deletes).
+//
 // A room the node has just started following has no known position: the node cannot
 // tell whether the first arrival is the next number or whether one published just
 // before is still on its way. Its first arrivals are held for `wait` and then released
@@ -88,6 +93,18 @@ class RoomSequencer {
     if (r.waiting.size() > max_waiting_) give_up_head(r, out);
   }
 
+  /// A publication without a number arrived for `room`: released at once unless messages
+  /// of the room wait, else right after the ones that arrived before it.
+  void offer_unnumbered(const std::string& room, Item item, Released& out) {
+    const auto it = rooms_.find(room);
+    if (it == rooms_.end() || it->second.waiting.empty()) {
+      out.ready.push_back(std::move(item));
+      return;
+    }
+    Room& r = it->second;
+    r.unnumbered.emplace_back(r.waiting.rbegin()->first, std::move(item));
+  }
+
   /// Gives up the gaps in front of every publication that has waited `wait` by `now`
   /// (which starts rooms whose first arrivals have waited); appends what that releases.
   /// No publication waits longer than `wait`.
@@ -122,6 +139,9 @@ class RoomSequencer {
     bool known = false;      ///< false until the first arrivals have waited
     std::uint64_t next = 0;  ///< the number expected next, when known
     std::map<std::uint64_t, Item> waiting;
+    /// Unnumbered publications held, in arrival order, each with the highest number
+    /// that waited when it arrived: it is released once the position has passed that.
+    std::deque<std::pair<std::uint64_t, Item>> unnumbered;
     /// When each held publication arrived, oldest first; entries whose seq has left
     /// `waiting` are dropped lazily (a number that left never comes back: it is late).
     std::deque<std::pair<Clock::time_point, std::uint64_t>> arrivals;
@@ -134,9 +154,15 @@ class RoomSequencer {
     return r.arrivals.front().first;
   }
 
-  /// Releases what follows the position without a gap.
+  /// Releases what follows the position without a gap, unnumbered publications in
+  /// their place.
   static void drain(Room& r, Released& out) {
-    while (!r.waiting.empty() && r.waiting.begin()->first == r.next) {
+    while (true) {
+      while (!r.unnumbered.empty() && r.unnumbered.front().first < r.next) {
+        out.ready.push_back(std::move(r.unnumbered.front().second));
+        r.unnumbered.pop_front();
+      }
+      if (r.waiting.empty() || r.waiting.begin()->first != r.next) break;
       out.ready.push_back(std::move(r.waiting.begin()->second));
       r.waiting.erase(r.waiting.begin());
       ++r.next;

@@ -126,6 +126,29 @@ TEST_F(RoomSequencerTest, RoomsAreOrderedIndependently) {
   EXPECT_EQ(out.ready, V{11}) << "a gap in one room holds nothing of another";
 }
 
+TEST_F(RoomSequencerTest, UnnumberedPublicationsKeepTheirPlaceAmongWaitingMessages) {
+  start_at_one();
+  constexpr std::uint64_t kDelete = 1000;  // e.g. the deletion of message 3
+  out.clear();
+  seq.offer_unnumbered("r", 999, out);
+  EXPECT_EQ(out.ready, V{999}) << "nothing waits: it passes at once";
+  offer(3, kWait);  // waits for 2
+  out.clear();
+  seq.offer_unnumbered("r", kDelete, out);
+  EXPECT_EQ(out.ready, V{}) << "it arrived after 3, so it goes after 3";
+  offer(5, kWait + 1ms);  // waits for 4; arrived after the deletion
+  EXPECT_EQ(offer(2, kWait + 2ms), (V{2, 3, kDelete}));
+  EXPECT_EQ(offer(4, kWait + 3ms), (V{4, 5}));
+}
+
+TEST_F(RoomSequencerTest, UnnumberedPublicationsHeldBehindAGapAreReleasedWhenItIsGivenUp) {
+  start_at_one();
+  offer(3, kWait);
+  out.clear();
+  seq.offer_unnumbered("r", 1000, out);
+  EXPECT_EQ(expire(2 * kWait), (V{3, 1000}));
+}
+
 TEST_F(RoomSequencerTest, ARoomNotFollowedPassesEverythingThrough) {
   EXPECT_EQ(offer(9, 0ms), V{9});
   EXPECT_EQ(offer(3, 0ms), V{3});
