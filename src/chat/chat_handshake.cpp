@@ -138,6 +138,26 @@ std::optional<http::Response> ChatService::check_handshake(const http::Request& 
   return std::nullopt;
 }
 
+asio::awaitable<std::optional<http::Response>> ChatService::claim_address_slot(const UpgradeInfo& info, Admitted& a) {
+  // The same cap across every node: each session holds a slot of its address's count in
+  // the engine, refreshed with its presence, so that a node that dies frees its slots a
+  // presence TTL later. The per-node count (check_handshake) came first and is cheaper.
+  a.conn_id = node_id_ + "-" + std::to_string(next_conn_.fetch_add(1, std::memory_order_relaxed));
+  try {
+    a.slot = co_await d_.engine.claim_slot(address_slot_key(info.client_ip), a.conn_id,
+                                           d_.config.max_connections_per_ip, d_.config.presence_ttl);
+  } catch (const engine::EngineUnavailable& e) {
+    // Open, not shut, while the engine is away: the per-node cap still holds, and a
+    // chat that refuses every viewer because a counter is unreachable is worse.
+    log::warn("address_slot_unavailable", {{"what", e.what()}});
+    co_return std::nullopt;
+  }
+  if (a.slot) co_return std::nullopt;
+  auto res = refusal(Status::too_many_requests, "too many connections");
+  res.set(http::bhttp::field::retry_after, "1");
+  co_return res;
+}
+
 asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::flat_buffer buffer, http::Request req,
                                              UpgradeInfo info) {
   Admitted a;
@@ -155,6 +175,7 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
         refused->set(http::bhttp::field::retry_after, std::to_string(std::max<std::int64_t>(1, (ms + 999) / 1000)));
       }
     }
+    if (!refused) refused = co_await claim_address_slot(info, a);
     if (!refused && a.claims) {
       // The role is the account's current one, not the token's claim: a demoted
       // moderator's token must not bring the old powers back. Changes made during and
@@ -172,6 +193,7 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
     }
     if (refused) {
       if (a.counted) caps_.release(info.client_ip);
+      if (a.slot) co_await release_address_slot(info.client_ip, a.conn_id);
       refused->prepare_payload();
       stream.expires_after(std::chrono::seconds{5});
       co_await beast::http::async_write(stream, *refused, use_nothrow);
@@ -191,13 +213,14 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
     (void)wn;
     if (wec) {
       caps_.release(info.client_ip);
+      co_await release_address_slot(info.client_ip, a.conn_id);
       co_return;
     }
     stream.expires_never();
     a.counted = false;  // from here the session releases the address when it closes
 
     Session proto;
-    proto.conn_id = node_id_ + "-" + std::to_string(next_conn_.fetch_add(1, std::memory_order_relaxed));
+    proto.conn_id = a.conn_id;
     proto.client_ip = info.client_ip;
     proto.version = a.v2 ? 2 : 1;
     if (a.user) {
@@ -221,6 +244,8 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
   } catch (const std::exception& e) {
     log::error("ws_handshake_failed", {{"client", info.client_ip}, {"what", e.what()}});
     if (a.counted) caps_.release(info.client_ip);
+    if (a.slot)
+      asio::co_spawn(d_.loops.loop(info.loop), release_address_slot(info.client_ip, a.conn_id), asio::detached);
   }
 }
 

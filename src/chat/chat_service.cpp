@@ -355,11 +355,40 @@ asio::awaitable<void> ChatService::send_history(std::shared_ptr<ws::Connection> 
 void ChatService::on_closed(Session& s) {
   if (!s.room.empty()) presence_.gone(s.loop, s.presence(), s.user_id, s.username);
   caps_.release(s.client_ip);
+  asio::co_spawn(d_.loops.loop(s.loop), release_address_slot(s.client_ip, s.conn_id), asio::detached);
 }
 
-void ChatService::on_presence_due(std::size_t loop, std::vector<engine::PresenceEntry> entries) {
-  presence_.refresh(loop, std::move(entries));
+asio::awaitable<void> ChatService::release_address_slot(std::string ip, std::string conn_id) {
+  try {
+    co_await d_.engine.release_slot(address_slot_key(ip), std::move(conn_id));
+  } catch (const std::exception& e) {
+    // It expires by itself a presence TTL after its last refresh.
+    log::warn("address_slot_release_failed", {{"what", e.what()}});
+  }
 }
+
+void ChatService::on_presence_due(std::size_t loop, const std::vector<const Session*>& due) {
+  std::vector<engine::PresenceEntry> entries;
+  std::vector<engine::SlotRef> slots;
+  entries.reserve(due.size());
+  slots.reserve(due.size());
+  for (const Session* s : due) {
+    entries.push_back(s->presence());
+    slots.push_back({address_slot_key(s->client_ip), s->conn_id});
+  }
+  presence_.refresh(loop, std::move(entries));
+  asio::co_spawn(d_.loops.loop(loop), refresh_address_slots(std::move(slots)), asio::detached);
+}
+
+asio::awaitable<void> ChatService::refresh_address_slots(std::vector<engine::SlotRef> slots) {
+  try {
+    co_await d_.engine.refresh_slots(std::move(slots), d_.config.presence_ttl);
+  } catch (const std::exception& e) {
+    log::warn("address_slot_refresh_failed", {{"what", e.what()}});
+  }
+}
+
+std::string address_slot_key(const std::string& ip) { return "ws_address:" + ip; }
 
 void ChatService::on_kick(Session& s, const std::string& error_frame) {
   s.conn->send_text(error_frame);

@@ -59,7 +59,7 @@ class ChatService final : public SessionEvents {
   void on_text(Session& s, std::string text) override;
   void on_binary(Session& s) override;
   void on_closed(Session& s) override;
-  void on_presence_due(std::size_t loop, std::vector<engine::PresenceEntry> entries) override;
+  void on_presence_due(std::size_t loop, const std::vector<const Session*>& due) override;
   void on_kick(Session& s, const std::string& error_frame) override;
   void on_revoked(Session& s) override;
 
@@ -78,12 +78,18 @@ class ChatService final : public SessionEvents {
     std::string accept;
     bool v2 = false;
     bool subprotocol = false;
-    bool counted = false;  ///< counted against the address's open connections
+    bool counted = false;  ///< counted against the address's open connections on this node
+    std::string conn_id;   ///< the session's, chosen before it exists: it holds the address's shared slot
+    bool slot = false;     ///< holds a slot of the address's count across nodes
     std::optional<std::uint64_t> last_seq;
   };
   // chat_handshake.cpp
   /// Headers, origin, token, room and the per-address cap: a refusal, or nullopt.
   std::optional<http::Response> check_handshake(const http::Request& req, const UpgradeInfo& info, Admitted& out);
+  /// The per-address cap across nodes (an engine slot per session): a refusal, or nullopt.
+  boost::asio::awaitable<std::optional<http::Response>> claim_address_slot(const UpgradeInfo& info, Admitted& a);
+  boost::asio::awaitable<void> release_address_slot(std::string ip, std::string conn_id);
+  boost::asio::awaitable<void> refresh_address_slots(std::vector<engine::SlotRef> slots);
   boost::asio::awaitable<void> handshake(boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer,
                                          http::Request req, UpgradeInfo info);
   /// What process() does after a frame.
@@ -118,5 +124,9 @@ class ChatService final : public SessionEvents {
 
 /// The session behind a connection, or null once it has been closed and removed.
 inline Session* alive(const std::shared_ptr<ws::Connection>& c) { return static_cast<Session*>(c->user_data); }
+
+/// The engine key counting a client address's WebSocket sessions across nodes
+/// (CHATORBIT_MAX_CONNECTIONS_PER_IP): one slot per session, its conn_id.
+std::string address_slot_key(const std::string& ip);
 
 }  // namespace chatorbit::chat

@@ -437,7 +437,7 @@ void Hub::sweep(Loop& loop) {
   const auto ping_ms = std::chrono::milliseconds(limits_.ping_interval).count();
   const auto drop_ms = std::chrono::milliseconds(limits_.idle_drop).count();
   const auto refresh_ms = std::chrono::milliseconds(limits_.presence_refresh).count();
-  std::vector<engine::PresenceEntry> due;
+  std::vector<const Session*> due;
   for (auto& [conn, s] : loop.sessions) {
     if (!conn->open()) {
       if (conn->closing_since_ms() != 0 && now - conn->closing_since_ms() > 2000) conn->abort();
@@ -455,11 +455,11 @@ void Hub::sweep(Loop& loop) {
       s->last_ping_ms = now;
     }
     if (!s->room.empty() && now - s->last_presence_ms >= refresh_ms && now - conn->last_activity_ms() < drop_ms) {
-      due.push_back(s->presence());
+      due.push_back(s.get());
       s->last_presence_ms = now;
     }
   }
-  if (!due.empty() && events_) events_->on_presence_due(loop.index, std::move(due));
+  if (!due.empty() && events_) events_->on_presence_due(loop.index, due);
 }
 
 void Hub::close_all(std::uint16_t code) {

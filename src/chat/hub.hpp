@@ -73,8 +73,9 @@ class SessionEvents {
   virtual void on_binary(Session& s) = 0;
   /// The session is closing; it is still a member of its room.
   virtual void on_closed(Session& s) = 0;
-  /// Presence entries due for a refresh (one call per loop per sweep).
-  virtual void on_presence_due(std::size_t loop, std::vector<engine::PresenceEntry> entries) = 0;
+  /// Sessions whose presence (and per-address slot) is due for a refresh, one call per
+  /// loop per sweep. The pointers are valid during the call only.
+  virtual void on_presence_due(std::size_t loop, const std::vector<const Session*>& due) = 0;
   /// A moderation event for `user_id` (ban/timeout) reached a session of that user.
   virtual void on_kick(Session& s, const std::string& reason_json) = 0;
   /// The token the session was opened with was revoked (logout, password change).

@@ -89,7 +89,7 @@ class RecordingEvents final : public SessionEvents {
   void on_text(Session&, std::string) override {}
   void on_binary(Session&) override {}
   void on_closed(Session&) override {}
-  void on_presence_due(std::size_t, std::vector<engine::PresenceEntry>) override {}
+  void on_presence_due(std::size_t, const std::vector<const Session*>&) override {}
   void on_kick(Session& s, const std::string& json) override {
     std::lock_guard lock(mu_);
     kicks_.push_back({s.conn_id, json});

@@ -48,6 +48,12 @@
 //     persistence). Posts on B and A then all succeed and get seqs above every seq
 //     stored before, none twice.
 //
+//   APerAddressCapHoldsAcrossNodes
+//     CHATORBIT_MAX_CONNECTIONS_PER_IP counts one address's WebSocket sessions on every
+//     node together: with a cap of 3, two sessions on A and one on B leave no room for a
+//     fourth on either (429); once one closes, a new one is let in on the other node.
+//     The count lives in the shared backend (Engine::claim_slot).
+//
 //   APublishToABrokerThatIsDownFailsVisibly
 //     With node A's broker link down (NodeBackend::set_broker_down), a post on A is
 //     stored and its sender gets an `unavailable` error (with its cid); A's /readyz
@@ -113,7 +119,7 @@ class MultiNodeConformance : public ::testing::TestWithParam<MultiNodeFactory> {
   void TearDown() override;
 
   /// Starts `n` more nodes; returns the index of the first.
-  std::size_t start(std::size_t n);
+  std::size_t start(std::size_t n, const std::function<void(Config&)>& adjust = {});
   /// The HTTP port of node `i`.
   int port(std::size_t i) const { return nodes_.at(i).port; }
   void set_broker_down(std::size_t i, bool down) { backend_->set_broker_down(*nodes_.at(i).engine, down); }

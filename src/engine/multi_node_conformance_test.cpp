@@ -430,7 +430,7 @@ void MultiNodeConformance::TearDown() {
   std::filesystem::remove_all(dir_, ignored);
 }
 
-std::size_t MultiNodeConformance::start(std::size_t n) {
+std::size_t MultiNodeConformance::start(std::size_t n, const std::function<void(Config&)>& adjust) {
   const std::size_t first = nodes_.size();
   for (std::size_t i = 0; i < n; ++i) {
     Config config;
@@ -448,6 +448,7 @@ std::size_t MultiNodeConformance::start(std::size_t n) {
     config.mod_rate_limit = {1'000'000, seconds{1}};
     config.connect_rate_per_ip = {1'000'000, seconds{1}};
     config.login_ip_max_failures = 1'000'000;
+    if (adjust) adjust(config);
     auto engine = backend_->make_node();
     Node node;
     node.engine = engine.get();
@@ -677,6 +678,35 @@ TEST_P(MultiNodeConformance, ARevokedTokenIsRefusedOnAnotherNode) {
   Reply refused;
   WsClient again(port(b), Join{room, y.token, {}}, &refused);
   EXPECT_EQ(refused.status, 401u) << json::serialize(refused.body);
+}
+
+// One address's WebSocket sessions are counted on every node together.
+TEST_P(MultiNodeConformance, APerAddressCapHoldsAcrossNodes) {
+  start(2, [](Config& c) { c.max_connections_per_ip = 3; });
+  const std::size_t a = 0, b = 1;
+  const std::string room = unique("mn-");
+  auto one_on_a = std::make_unique<WsClient>(port(a), Join{room, {}, {}});
+  WsClient two_on_a(port(a), Join{room, {}, {}});
+  WsClient one_on_b(port(b), Join{room, {}, {}});
+  ASSERT_TRUE(one_on_a->recv_type("welcome"));
+  ASSERT_TRUE(two_on_a.recv_type("welcome"));
+  ASSERT_TRUE(one_on_b.recv_type("welcome"));
+  for (const std::size_t node : {a, b}) {
+    Reply refused;
+    WsClient fourth(port(node), Join{room, {}, {}}, &refused);
+    EXPECT_EQ(refused.status, 429u) << "node " << node << ": " << json::serialize(refused.body);
+  }
+  one_on_a.reset();  // closes; node A gives its slot back once it has seen the close
+  Reply reply;
+  std::unique_ptr<WsClient> again;
+  for (const auto deadline = steady::now() + kWait; steady::now() < deadline;) {
+    reply = {};
+    again = std::make_unique<WsClient>(port(b), Join{room, {}, {}}, &reply);
+    if (reply.status != 429u) break;
+    std::this_thread::sleep_for(milliseconds{20});
+  }
+  EXPECT_EQ(reply.status, 101u) << "refused after a slot was freed on the other node: " << json::serialize(reply.body);
+  EXPECT_TRUE(again->recv_type("welcome"));
 }
 
 // After the backend forgets its counters, posts on both nodes get seqs above everything
