@@ -20,6 +20,8 @@
 // tell whether the first arrival is the next number or whether one published just
 // before is still on its way. Its first arrivals are held for `wait` and then released
 // in order, from the lowest. Later, a room's position is the last number released.
+// One first arrival needs no wait: seq 1, since no number comes before it (a new room,
+// the common case for a stream that just started).
 //
 // The sequencer is pure bookkeeping: no clock (the caller passes `now`), no threads,
 // no timers. Not thread-safe; the hub calls it under one mutex and arms one timer at
@@ -82,6 +84,10 @@ class RoomSequencer {
       ++r.next;
       out.ready.push_back(std::move(item));
       return;
+    }
+    if (!r.known && seq == 1) {
+      r.known = true;  // nothing comes before 1
+      r.next = 1;
     }
     if ((r.known && seq < r.next) || r.waiting.contains(seq)) {
       ++out.late;

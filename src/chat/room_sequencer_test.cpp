@@ -31,8 +31,7 @@ class RoomSequencerTest : public ::testing::Test {
   /// Brings room "r" to a known position: 1 arrives and waits out the start.
   void start_at_one() {
     seq.follow("r");
-    offer(1, 0ms);
-    ASSERT_EQ(expire(kWait), std::vector<std::uint64_t>{1});
+    ASSERT_EQ(offer(1, 0ms), std::vector<std::uint64_t>{1});
   }
 };
 
@@ -48,6 +47,14 @@ TEST_F(RoomSequencerTest, ARoomNewlyFollowedHoldsItsFirstArrivalsForTheWaitThenR
   EXPECT_EQ(expire(kWait), (V{5, 6, 7}));
   EXPECT_EQ(out.skipped, 0u) << "nothing was known to be missing";
   EXPECT_EQ(offer(8, kWait + 1ms), V{8}) << "from now on, in-order arrivals pass at once";
+}
+
+TEST_F(RoomSequencerTest, ANewRoomsFirstMessageNeedsNoWait) {
+  seq.follow("r");
+  EXPECT_EQ(offer(2, 0ms), V{}) << "another node's 2 got here first";
+  EXPECT_EQ(offer(1, 1ms), (V{1, 2})) << "no number comes before 1";
+  EXPECT_EQ(offer(3, 2ms), V{3});
+  EXPECT_EQ(seq.next_deadline(), std::nullopt);
 }
 
 TEST_F(RoomSequencerTest, InOrderArrivalsPassAtOnce) {

@@ -567,8 +567,8 @@ TEST_P(MultiNodeConformance, ANodeJoiningABusyRoomMissesNothingBetweenReplayAndL
   while (k < kSeenBeforeJoin && steady::now() < deadline) {
     if (auto f = watcher.recv(milliseconds{200}); f && type_of(*f) == "message") k = std::max(k, seq_of(*f));
   }
-  // Then up to the live edge: node A held the room's first messages for its order wait
-  // (it had just started following the room), so what the watcher saw first is old.
+  // Then up to the live edge: a node holds messages for its order wait when it cannot
+  // yet tell their order, so what the watcher saw first may be old by now.
   const auto edge = steady::now() + 2 * Config{}.order_wait;
   while (steady::now() < edge) {
     if (auto f = watcher.recv(milliseconds{50}); f && type_of(*f) == "message") k = std::max(k, seq_of(*f));
