@@ -204,7 +204,7 @@ void Hub::release_held(Session& s, std::uint64_t after_seq) {
 
 void Hub::on_publication(const std::string& channel, std::shared_ptr<const std::string> payload) {
   // Decoded here once per process, not per viewer (delivery.hpp).
-  const auto decoded = decode_delivery(channel, *payload, clock_.unix_millis());
+  auto decoded = decode_delivery(channel, *payload, clock_.unix_millis());
   if (!decoded.dropped.empty()) return drop(channel, decoded.dropped);
   if (!decoded.delivery) return;  // not a chat channel
   observe(decoded);
@@ -218,12 +218,10 @@ void Hub::fan_out(const Delivery& d) {
 
 void Hub::order(Delivery d) {
   std::lock_guard lock(order_mu_);
-  const std::string room = d.room;
   if (d.kind == 'M') {
-    const std::uint64_t seq = d.seq;
-    order_.offer(room, seq, std::move(d), std::chrono::steady_clock::now(), released_);
+    order_.offer(d.room, d.seq, std::move(d), std::chrono::steady_clock::now(), released_);
   } else {
-    order_.offer_unnumbered(room, std::move(d), released_);
+    order_.offer_unnumbered(d.room, std::move(d), released_);
   }
   release_ordered();
 }

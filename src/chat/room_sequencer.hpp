@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -67,13 +68,19 @@ class RoomSequencer {
   /// its first arrivals have waited (see the file comment). Idempotent.
   void follow(const std::string& room) { rooms_.try_emplace(room); }
   /// Stops ordering `room` and drops what waits for it (the node unsubscribed).
-  void forget(const std::string& room) { rooms_.erase(room); }
+  void forget(const std::string& room) {
+    if (const auto it = rooms_.find(room); it != rooms_.end()) {
+      busy_.erase(&it->second);
+      rooms_.erase(it);
+    }
+  }
   bool following(const std::string& room) const { return rooms_.contains(room); }
 
   /// A publication with number `seq` arrived for `room`. Appends to `out` what may be
   /// delivered now. A room not followed passes everything straight through (a stray
   /// publication after an unsubscribe: the caller has nobody to give it to anyway).
-  void offer(const std::string& room, std::uint64_t seq, Item item, Clock::time_point now, Released& out) {
+  /// `item` is moved from only once `room` is no longer needed: `room` may be part of it.
+  void offer(const std::string& room, std::uint64_t seq, Item&& item, Clock::time_point now, Released& out) {
     const auto it = rooms_.find(room);
     if (it == rooms_.end()) {
       out.ready.push_back(std::move(item));
@@ -97,11 +104,12 @@ class RoomSequencer {
     r.arrivals.emplace_back(now, seq);
     if (r.known) drain(r, out);
     if (r.waiting.size() > max_waiting_) give_up_head(r, out);
+    settle(r);
   }
 
   /// A publication without a number arrived for `room`: released at once unless messages
   /// of the room wait, else right after the ones that arrived before it.
-  void offer_unnumbered(const std::string& room, Item item, Released& out) {
+  void offer_unnumbered(const std::string& room, Item&& item, Released& out) {
     const auto it = rooms_.find(room);
     if (it == rooms_.end() || it->second.waiting.empty()) {
       out.ready.push_back(std::move(item));
@@ -115,19 +123,21 @@ class RoomSequencer {
   /// (which starts rooms whose first arrivals have waited); appends what that releases.
   /// No publication waits longer than `wait`.
   void expire(Clock::time_point now, Released& out) {
-    for (auto& [room, r] : rooms_) {
-      while (const auto since = oldest_arrival(r)) {
+    const std::vector<Room*> busy(busy_.begin(), busy_.end());
+    for (Room* r : busy) {
+      while (const auto since = oldest_arrival(*r)) {
         if (*since + wait_ > now) break;
-        give_up_head(r, out);
+        give_up_head(*r, out);
       }
+      settle(*r);
     }
   }
 
   /// When expire() next has something to do, if anything waits.
   std::optional<Clock::time_point> next_deadline() {
     std::optional<Clock::time_point> soonest;
-    for (auto& [room, r] : rooms_) {
-      const auto since = oldest_arrival(r);
+    for (Room* r : busy_) {
+      const auto since = oldest_arrival(*r);
       if (since && (!soonest || *since + wait_ < *soonest)) soonest = *since + wait_;
     }
     return soonest;
@@ -136,7 +146,7 @@ class RoomSequencer {
   /// Publications held, over every room.
   std::size_t waiting() const {
     std::size_t n = 0;
-    for (const auto& [room, r] : rooms_) n += r.waiting.size();
+    for (const Room* r : busy_) n += r->waiting.size();
     return n;
   }
 
@@ -152,6 +162,15 @@ class RoomSequencer {
     /// `waiting` are dropped lazily (a number that left never comes back: it is late).
     std::deque<std::pair<Clock::time_point, std::uint64_t>> arrivals;
   };
+
+  /// Keeps `busy_` to the rooms where something waits.
+  void settle(Room& r) {
+    if (r.waiting.empty()) {
+      busy_.erase(&r);
+    } else {
+      busy_.insert(&r);
+    }
+  }
 
   /// When the publication that has waited longest arrived, if any waits.
   static std::optional<Clock::time_point> oldest_arrival(Room& r) {
@@ -188,6 +207,10 @@ class RoomSequencer {
   Clock::duration wait_;
   std::size_t max_waiting_;
   std::unordered_map<std::string, Room> rooms_;
+  /// The rooms where something waits: what expire() and next_deadline() look at, so that
+  /// a node following many rooms pays nothing per publication for the quiet ones.
+  /// (Pointers into rooms_ stay valid: it is node-based.)
+  std::unordered_set<Room*> busy_;
 };
 
 }  // namespace chatorbit::chat

@@ -20,7 +20,7 @@ class RoomSequencerTest : public ::testing::Test {
 
   std::vector<std::uint64_t> offer(std::uint64_t n, Clock::duration at) {
     out.clear();
-    seq.offer("r", n, n, t0 + at, out);
+    seq.offer("r", n, std::uint64_t{n}, t0 + at, out);
     return out.ready;
   }
   std::vector<std::uint64_t> expire(Clock::duration at) {
@@ -113,7 +113,7 @@ TEST_F(RoomSequencerTest, TooManyHeldGiveUpTheOldestGapAtOnce) {
   small.offer("r", 1, 1, t0, out);
   small.expire(t0 + kWait, out);
   out.clear();
-  for (std::uint64_t n = 3; n <= 6; ++n) small.offer("r", n, n, t0 + kWait, out);
+  for (std::uint64_t n = 3; n <= 6; ++n) small.offer("r", n, std::uint64_t{n}, t0 + kWait, out);
   EXPECT_EQ(out.ready, (V{3, 4, 5, 6})) << "four held, over the cap of three";
   EXPECT_EQ(out.skipped, 1u);
 }
@@ -141,7 +141,7 @@ TEST_F(RoomSequencerTest, UnnumberedPublicationsKeepTheirPlaceAmongWaitingMessag
   EXPECT_EQ(out.ready, V{999}) << "nothing waits: it passes at once";
   offer(3, kWait);  // waits for 2
   out.clear();
-  seq.offer_unnumbered("r", kDelete, out);
+  seq.offer_unnumbered("r", std::uint64_t{kDelete}, out);
   EXPECT_EQ(out.ready, V{}) << "it arrived after 3, so it goes after 3";
   offer(5, kWait + 1ms);  // waits for 4; arrived after the deletion
   EXPECT_EQ(offer(2, kWait + 2ms), (V{2, 3, kDelete}));
