@@ -459,6 +459,21 @@ std::size_t MultiNodeConformance::start(std::size_t n, const std::function<void(
   return first;
 }
 
+namespace {
+
+/// The server closed `c` with `close_code`, after an error frame with `code`.
+void expect_closed_after_error(WsClient& c, const std::string& code, int close_code) {
+  const auto frames = c.until_closed();
+  EXPECT_TRUE(c.closed());
+  EXPECT_EQ(c.close_code(), close_code);
+  const bool told = std::any_of(frames.begin(), frames.end(), [&](const json::object& f) {
+    return type_of(f) == "error" && field(f, "code") == code;
+  });
+  EXPECT_TRUE(told) << "no `" << code << "` error frame before the close";
+}
+
+}  // namespace
+
 // --- cases ----------------------------------------------------------------------------------
 
 // Posts from two nodes at once reach a third node's viewers (and the first node's) exactly
@@ -633,13 +648,7 @@ TEST_P(MultiNodeConformance, ABanIssuedOnOneNodeIsAppliedOnAnother) {
   const auto r = post(port(a), "/chat/rooms/" + room + "/bans", ban, admin.token);
   ASSERT_EQ(r.status, 200u) << json::serialize(r.body);
 
-  const auto frames = in_room.until_closed();
-  EXPECT_TRUE(in_room.closed());
-  EXPECT_EQ(in_room.close_code(), 4003);
-  const bool told = std::any_of(frames.begin(), frames.end(), [](const json::object& f) {
-    return type_of(f) == "error" && field(f, "code") == "banned";
-  });
-  EXPECT_TRUE(told) << "no `banned` error frame before the close";
+  expect_closed_after_error(in_room, "banned", 4003);
 
   Reply refused;
   WsClient again(port(b), Join{room, x.token, {}}, &refused);
@@ -667,13 +676,7 @@ TEST_P(MultiNodeConformance, ARevokedTokenIsRefusedOnAnotherNode) {
   const auto r = post(port(a), "/logout", json::object{}, y.token);
   ASSERT_EQ(r.status, 200u) << json::serialize(r.body);
 
-  const auto frames = live.until_closed();
-  EXPECT_TRUE(live.closed());
-  EXPECT_EQ(live.close_code(), 4001);
-  const bool told = std::any_of(frames.begin(), frames.end(), [](const json::object& f) {
-    return type_of(f) == "error" && field(f, "code") == "unauthorized";
-  });
-  EXPECT_TRUE(told) << "no `unauthorized` error frame before the close";
+  expect_closed_after_error(live, "unauthorized", 4001);
 
   Reply refused;
   WsClient again(port(b), Join{room, y.token, {}}, &refused);

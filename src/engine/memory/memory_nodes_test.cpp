@@ -5,14 +5,11 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
-
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/run_blocking.hpp"
 #include "engine/multi_node_conformance.hpp"
 
 namespace chatorbit::engine {
@@ -32,14 +29,6 @@ INSTANTIATE_TEST_SUITE_P(Memory, MultiNodeConformance,
                          ::testing::Values(MultiNodeFactory{"Memory",
                                                             [] { return std::make_unique<MemoryNodeBackend>(); }}),
                          multi_node_factory_name);
-
-template <class T>
-T run(boost::asio::awaitable<T> op) {
-  boost::asio::io_context io;
-  auto result = boost::asio::co_spawn(io, std::move(op), boost::asio::use_future);
-  io.run();
-  return result.get();
-}
 
 std::shared_ptr<const std::string> text(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
 
@@ -112,10 +101,10 @@ TEST_F(MemoryNodesTest, ABrokerDownAffectsThatNodeOnly) {
   a->publish("x", text("lost"), [&](std::string_view e) { error = std::string(e); });
   EXPECT_FALSE(error.empty());
   EXPECT_FALSE(a->broker_health().up);
-  EXPECT_THROW(run(a->subscribed("x")), EngineUnavailable);
+  EXPECT_THROW(run_blocking(a->subscribed("x")), EngineUnavailable);
   b->publish("x", text("1"));  // b is fine; a misses it
   EXPECT_TRUE(b->broker_health().up);
-  run(b->subscribed("x"));
+  run_blocking(b->subscribed("x"));
   a->set_broker_down(false);
   EXPECT_EQ(resubscribed, 1);
   b->publish("x", text("2"));
@@ -126,15 +115,15 @@ TEST_F(MemoryNodesTest, ABrokerDownAffectsThatNodeOnly) {
 TEST_F(MemoryNodesTest, StateIsSharedAndSequencesCanBeForgotten) {
   auto a = nodes_.node();
   auto b = nodes_.node();
-  run(a->ban("r", "u", "spam", std::nullopt));
-  EXPECT_TRUE(run(b->ban_state("r", "u")).has_value());
+  run_blocking(a->ban("r", "u", "spam", std::nullopt));
+  EXPECT_TRUE(run_blocking(b->ban_state("r", "u")).has_value());
   std::vector<SequenceRequest> first{{"r", 3, 0}};
-  EXPECT_EQ(run(a->reserve_sequences(std::move(first))).at(0), 1u);
+  EXPECT_EQ(run_blocking(a->reserve_sequences(std::move(first))).at(0), 1u);
   std::vector<SequenceRequest> second{{"r", 1, std::nullopt}};
-  EXPECT_EQ(run(b->reserve_sequences(std::move(second))).at(0), 4u);
+  EXPECT_EQ(run_blocking(b->reserve_sequences(std::move(second))).at(0), 4u);
   nodes_.forget_sequences();
   std::vector<SequenceRequest> third{{"r", 1, std::nullopt}};
-  EXPECT_EQ(run(a->reserve_sequences(std::move(third))).at(0), 0u);
+  EXPECT_EQ(run_blocking(a->reserve_sequences(std::move(third))).at(0), 0u);
 }
 
 }  // namespace
