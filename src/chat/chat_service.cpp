@@ -274,13 +274,32 @@ asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> 
   d_.pipeline.enqueue(std::move(m), home, std::move(done));
 }
 
+namespace {
+
+/// What a sender is told of a message its batch failed to store. A lost connection
+/// leaves the outcome unknown: then the message may be stored, and a resend with the
+/// same cid finds out without storing it twice (MessagePipeline).
+std::string stored_error_text(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const store::PartialAppend& e) {
+    if (e.rest() == store::PartialAppend::Rest::unknown) {
+      return "the message may not have been stored and was not sent; resend it with the same cid to know";
+    }
+  } catch (...) {
+  }
+  return "the message could not be stored; it was not sent";
+}
+
+}  // namespace
+
 void ChatService::on_stored(const std::shared_ptr<ws::Connection>& conn, const std::string& cid,
                             std::exception_ptr error, const PostResult& result) {
   Session* s = alive(conn);
   if (!s) return;
   --s->in_pipeline;
   if (error) {
-    conn->send_text(error_json("internal", "the message could not be stored; it was not sent", {}, cid));
+    conn->send_text(error_json("internal", stored_error_text(error), {}, cid));
   } else {
     if (s->version == 2 && !cid.empty()) {
       boost::json::object ack{
