@@ -1,6 +1,7 @@
 #pragma once
 // The Engine conformance suite: behaviour every Engine implementation must share, written
-// once (engine_conformance_test.cpp) and run against each engine unchanged.
+// once (engine_conformance_test.cpp and engine_conformance_keys_test.cpp) and run against
+// each engine unchanged.
 //
 // An engine's test file instantiates it with one or more factories:
 //
