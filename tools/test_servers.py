@@ -22,7 +22,7 @@ As a command (the ctest fixture, and src/engine/redis/test_redis.hpp):
 ("127.0.0.1:P"), DIR/redis-cluster.addr ("127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3") and
 DIR/pids, and prints both addresses. It is a no-op when the servers DIR names still
 answer. With --owner-pid, a small watcher stops them once that process is gone, however
-it ended. `stop` kills what `start` started and removes those three files (the logs stay,
+it ended, and deletes DIR (meant for a temporary DIR that process made). `stop` kills what `start` started and removes those three files (the logs stay,
 for a post-mortem, until the next `start`).
 
 Standard library only: it runs under the system python3 as well as the test venv.
@@ -565,7 +565,7 @@ def cli_stop(dir: Path) -> int:
 
 
 def cli_watch(dir: Path, owner_pid: int) -> int:
-    """Blocks until owner_pid has exited, then stops the servers in dir."""
+    """Blocks until owner_pid has exited, then stops the servers in dir and deletes it."""
     try:
         fd = os.pidfd_open(owner_pid)
     except OSError as e:
@@ -574,7 +574,9 @@ def cli_watch(dir: Path, owner_pid: int) -> int:
     else:
         select.select([fd], [], [])
         os.close(fd)
-    return cli_stop(dir)
+    cli_stop(dir)
+    shutil.rmtree(dir, ignore_errors=True)
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -582,7 +584,7 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     start = sub.add_parser("start", help="start a standalone server and a 3-master cluster under DIR")
     start.add_argument("dir", type=Path)
-    start.add_argument("--owner-pid", type=int, help="stop them once this process has exited")
+    start.add_argument("--owner-pid", type=int, help="stop them and delete DIR once this process has exited")
     stop = sub.add_parser("stop", help="kill what `start DIR` started")
     stop.add_argument("dir", type=Path)
     watch = sub.add_parser("_watch")  # internal: the --owner-pid watcher
