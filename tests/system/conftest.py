@@ -183,3 +183,50 @@ def wait_until(predicate, timeout=5.0, interval=0.02):
             return True
         time.sleep(interval)
     return predicate()
+
+
+# --- Redis: real servers from tools/test_servers.py ------------------------------------
+
+
+def _load_test_servers():
+    """tools/test_servers.py, imported by path (tools/ is not a package)."""
+    import importlib.util
+    import sys
+
+    path = ROOT / "tools" / "test_servers.py"
+    spec = importlib.util.spec_from_file_location("test_servers", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+test_servers = _load_test_servers()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A standalone redis-server shared by the whole session (test_servers.RedisServer).
+    Use keys of your own and leave it running: tests that kill, restart, pause or flush
+    it take `fresh_redis` instead."""
+    server = test_servers.start_standalone(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A 3-master Redis Cluster shared by the whole session (test_servers.RedisCluster;
+    .seeds is CHATORBIT_REDIS_CLUSTER's form). Ready: cluster_state:ok on every node."""
+    cluster = test_servers.start_cluster(tmp_path_factory.mktemp("redis-cluster"), masters=3)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def fresh_redis(tmp_path):
+    """A standalone redis-server of this test's own, stopped after it: for tests that
+    kill, restart or pause Redis."""
+    server = test_servers.start_standalone(tmp_path / "redis")
+    yield server
+    server.stop()
