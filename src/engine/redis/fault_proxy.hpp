@@ -145,7 +145,9 @@ class FaultProxy {
   auto on_io(F f) const -> decltype(f()) {
     std::packaged_task<decltype(f())()> task(std::move(f));
     auto result = task.get_future();
-    boost::asio::post(executor_, std::move(task));
+    // Not post(executor_, std::move(task)): Asio treats a packaged_task as a completion
+    // token and takes its future itself.
+    boost::asio::post(executor_, [&task] { task(); });
     return result.get();
   }
 
