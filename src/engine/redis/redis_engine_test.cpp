@@ -1,0 +1,256 @@
+// The Redis engine against real redis-server processes (started for the test run by
+// tools/test_servers.py, test_redis.hpp): the engine conformance suite on one server
+// and on a three-master cluster, the multi-node suite on one server, and what only a
+// networked engine has (a lost or stalled server, NOSCRIPT, the slot map).
+
+#include "engine/redis/redis_engine.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "core/run_blocking.hpp"
+#include "engine/engine_conformance.hpp"
+#include "engine/forwarding_engine.hpp"
+#include "engine/multi_node_conformance.hpp"
+#include "engine/redis/fault_proxy.hpp"
+#include "engine/redis/redis_cluster.hpp"
+#include "engine/redis/test_redis.hpp"
+
+namespace chatorbit::engine::redis {
+namespace {
+
+using test_redis::FaultProxy;
+
+// A key prefix no other test (process) uses: tests share the servers.
+std::string fresh_prefix() {
+  static std::atomic<int> counter{0};
+  static const unsigned salt = std::random_device{}();
+  return "t" + std::to_string(::getpid()) + "." + std::to_string(salt % 100000) + "." + std::to_string(counter++) + ":";
+}
+
+RedisSettings test_settings(std::string prefix) {
+  RedisSettings s;
+  s.key_prefix = std::move(prefix);
+  // Short enough that a stalled server is found within a test's patience.
+  s.command_timeout = std::chrono::milliseconds{800};
+  s.probe_interval = std::chrono::milliseconds{200};
+  s.backoff_min = std::chrono::milliseconds{20};
+  s.backoff_max = std::chrono::milliseconds{200};
+  return s;
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, sep)) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+RedisEndpoint endpoint_of(const std::string& addr) { return parse_redis_endpoint(addr, "test"); }
+
+// Deletes every key matching `pattern` on every server in `addrs` (a cluster's keys live
+// on their own masters).
+void delete_keys(const std::vector<std::string>& addrs, const std::string& pattern) {
+  for (const auto& addr : addrs) {
+    for (const auto& k : split(test_redis::redis_cli(addr, {"--scan", "--pattern", pattern}), '\n')) {
+      test_redis::redis_cli(addr, {"DEL", k});
+    }
+  }
+}
+
+std::vector<std::string> cluster_addrs() { return split(test_redis::cluster_seeds(), ','); }
+
+// A RedisEngine on one server whose broker connections (publisher and subscriber) go
+// through a fault proxy, so a test can cut this node's broker link alone.
+class ProxiedEngine final : public ForwardingEngine {
+ public:
+  ProxiedEngine(std::unique_ptr<FaultProxy> proxy, std::unique_ptr<RedisEngine> engine)
+      : ForwardingEngine(*engine), proxy_(std::move(proxy)), engine_(std::move(engine)) {}
+  FaultProxy& proxy() { return *proxy_; }
+
+ private:
+  std::unique_ptr<FaultProxy> proxy_;  // outlives the engine
+  std::unique_ptr<RedisEngine> engine_;
+};
+
+// Cuts or restores `e`'s broker link and waits (at most 5 s) until the engine has seen
+// it: the suites expect the change to be visible when the hook returns.
+void set_proxied_broker_down(Engine& e, bool down) {
+  auto& proxy = static_cast<ProxiedEngine&>(e).proxy();
+  down ? proxy.cut() : proxy.restore();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{5};
+  while (e.broker_health().up == down && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{2});
+  }
+}
+
+std::unique_ptr<Engine> proxied_engine(const std::string& prefix, const Clock& clock) {
+  const std::string addr = test_redis::standalone_addr();
+  auto proxy = std::make_unique<FaultProxy>(addr);
+  RedisTopology topology;
+  topology.nodes.push_back(endpoint_of(addr));
+  topology.broker = endpoint_of(proxy->addr());
+  auto engine = std::make_unique<RedisEngine>(std::move(topology), test_settings(prefix), clock);
+  return std::make_unique<ProxiedEngine>(std::move(proxy), std::move(engine));
+}
+
+std::unique_ptr<Engine> cluster_engine(const std::string& prefix, const Clock& clock) {
+  RedisTopology topology;
+  topology.cluster = true;
+  topology.nodes = parse_redis_cluster(test_redis::cluster_seeds(), "test");
+  return std::make_unique<RedisEngine>(std::move(topology), test_settings(prefix), clock);
+}
+
+// The prefix an engine made by a factory uses, for the forget_* hooks.
+std::map<const Engine*, std::string>& prefixes() {
+  static std::map<const Engine*, std::string> m;
+  return m;
+}
+
+std::unique_ptr<Engine> remember(std::unique_ptr<Engine> e, std::string prefix) {
+  prefixes()[e.get()] = std::move(prefix);
+  return e;
+}
+
+EngineFactory standalone_factory() {
+  EngineFactory f;
+  f.name = "Redis";
+  f.make = [](ManualClock& clock) {
+    auto prefix = fresh_prefix();
+    return remember(proxied_engine(prefix, clock), prefix);
+  };
+  f.forget_sequences = [](Engine& e) { delete_keys({test_redis::standalone_addr()}, prefixes()[&e] + "seq:*"); };
+  f.forget_token_revocations = [](Engine& e) {
+    delete_keys({test_redis::standalone_addr()}, prefixes()[&e] + "revoked:*");
+    delete_keys({test_redis::standalone_addr()}, prefixes()[&e] + "token_floors:*");
+  };
+  f.set_broker_down = set_proxied_broker_down;
+  return f;
+}
+
+EngineFactory cluster_factory() {
+  EngineFactory f;
+  f.name = "RedisCluster";
+  f.make = [](ManualClock& clock) {
+    auto prefix = fresh_prefix();
+    return remember(cluster_engine(prefix, clock), prefix);
+  };
+  f.forget_sequences = [](Engine& e) { delete_keys(cluster_addrs(), prefixes()[&e] + "seq:*"); };
+  f.forget_token_revocations = [](Engine& e) {
+    delete_keys(cluster_addrs(), prefixes()[&e] + "revoked:*");
+    delete_keys(cluster_addrs(), prefixes()[&e] + "token_floors:*");
+  };
+  return f;
+}
+
+INSTANTIATE_TEST_SUITE_P(Redis, EngineConformance, ::testing::Values(standalone_factory(), cluster_factory()),
+                         engine_factory_name);
+
+class RedisNodeBackend final : public NodeBackend {
+ public:
+  std::unique_ptr<Engine> make_node() override { return proxied_engine(prefix_, SystemClock::instance()); }
+  void forget_sequences() override { delete_keys({test_redis::standalone_addr()}, prefix_ + "seq:*"); }
+  void set_broker_down(Engine& node, bool down) override { set_proxied_broker_down(node, down); }
+
+ private:
+  std::string prefix_ = fresh_prefix();
+};
+
+INSTANTIATE_TEST_SUITE_P(Redis, MultiNodeConformance,
+                         ::testing::Values(MultiNodeFactory{"Redis",
+                                                            [] { return std::make_unique<RedisNodeBackend>(); }}),
+                         multi_node_factory_name);
+
+// --- what only a networked engine has ------------------------------------------------------
+
+TEST(RedisHashSlot, MatchesTheClusterSpecification) {
+  // Values from the Redis Cluster specification's examples and CLUSTER KEYSLOT.
+  EXPECT_EQ(hash_slot("123456789"), 12739);
+  EXPECT_EQ(hash_slot("{user1000}.following"), hash_slot("{user1000}.followers"));
+  EXPECT_EQ(hash_slot("foo{}{bar}"), hash_slot("foo{}{bar}")) << "empty tag: the whole key";
+  EXPECT_NE(hash_slot("foo{}{bar}"), hash_slot("bar"));
+  EXPECT_EQ(hash_slot("foo{{bar}}zap"), hash_slot("{bar"));
+  const auto addr = cluster_addrs().at(0);
+  for (const std::string k : {"chat_room:lobby", "seq:{r1}", "ban:{u7}:global", "x{y}z", "a{}b"}) {
+    EXPECT_EQ(std::to_string(hash_slot(k)) + "\n", test_redis::redis_cli(addr, {"CLUSTER", "KEYSLOT", k})) << k;
+  }
+}
+
+class RedisEngineTest : public ::testing::Test {
+ protected:
+  std::string prefix_ = fresh_prefix();
+  ManualClock clock_;
+};
+
+TEST_F(RedisEngineTest, AScriptFlushedFromTheServerIsLoadedAgain) {
+  auto engine = proxied_engine(prefix_, clock_);
+  EXPECT_EQ(run_blocking(engine->reserve_sequences({{"r", 1, 0}})).at(0), 1u);
+  test_redis::redis_cli(test_redis::standalone_addr(), {"SCRIPT", "FLUSH"});
+  EXPECT_EQ(run_blocking(engine->reserve_sequences({{"r", 2, std::nullopt}})).at(0), 2u) << "NOSCRIPT -> EVAL";
+  EXPECT_EQ(run_blocking(engine->reserve_sequences({{"r", 1, std::nullopt}})).at(0), 4u);
+}
+
+TEST_F(RedisEngineTest, AStalledServerIsFoundByTheProbesAndReportedDown) {
+  // Commands and broker both through one proxy: stalling it is a server that stopped
+  // answering without closing (SIGSTOP, a half-open link).
+  FaultProxy proxy(test_redis::standalone_addr());
+  RedisTopology topology;
+  topology.nodes.push_back(endpoint_of(proxy.addr()));
+  RedisEngine engine(std::move(topology), test_settings(prefix_), clock_);
+  engine.set_subscriber([](const std::string&, std::shared_ptr<const std::string>) {});
+  engine.subscribe("c");
+  run_blocking(engine.subscribed("c"));
+  ASSERT_TRUE(engine.broker_health().up) << engine.broker_health().detail;
+
+  proxy.stall();
+  const auto stalled_at = std::chrono::steady_clock::now();
+  while (engine.broker_health().up && std::chrono::steady_clock::now() - stalled_at < std::chrono::seconds{5}) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  }
+  EXPECT_FALSE(engine.broker_health().up) << "a stalled server must not look healthy";
+  EXPECT_THROW(run_blocking(engine.reserve_sequences({{"r", 1, 0}})), EngineUnavailable);
+
+  std::atomic<int> resubscribed{0};
+  engine.set_resubscribed([&] { ++resubscribed; });
+  proxy.restore();
+  const auto restored_at = std::chrono::steady_clock::now();
+  while ((!engine.broker_health().up || resubscribed == 0) &&
+         std::chrono::steady_clock::now() - restored_at < std::chrono::seconds{5}) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  }
+  EXPECT_TRUE(engine.broker_health().up) << engine.broker_health().detail;
+  EXPECT_EQ(resubscribed.load(), 1);
+  EXPECT_EQ(run_blocking(engine.reserve_sequences({{"r", 1, 0}})).at(0), 1u);
+}
+
+TEST_F(RedisEngineTest, CommandsToAServerThatIsGoneFailAtOnce) {
+  FaultProxy proxy(test_redis::standalone_addr());
+  RedisTopology topology;
+  topology.nodes.push_back(endpoint_of(proxy.addr()));
+  RedisEngine engine(std::move(topology), test_settings(prefix_), clock_);
+  EXPECT_EQ(run_blocking(engine.reserve_sequences({{"r", 1, 0}})).at(0), 1u);
+  proxy.cut();
+  const auto t0 = std::chrono::steady_clock::now();
+  int failures = 0;
+  for (int i = 0; i < 5; ++i) {
+    try {
+      run_blocking(engine.claim_slot("k", "m", 1, std::chrono::seconds{10}));
+    } catch (const EngineUnavailable&) {
+      ++failures;
+    }
+  }
+  EXPECT_EQ(failures, 5);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds{3});
+  proxy.restore();
+}
+
+}  // namespace
+}  // namespace chatorbit::engine::redis
