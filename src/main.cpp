@@ -5,6 +5,7 @@
 
 #include "app/app.hpp"
 #include "core/log.hpp"
+#include "engine/engine.hpp"
 #include "store/store.hpp"
 
 int main(int argc, char** argv) {
@@ -35,6 +36,10 @@ int main(int argc, char** argv) {
   } catch (const store::StoreError& e) {
     log::error("store_error", {{"what", e.what()}});
     std::cerr << "chatorbit: cannot open the store: " << e.what() << "\n";
+    return 1;
+  } catch (const engine::EngineUnavailable& e) {
+    log::error("engine_unavailable", {{"what", e.what()}});
+    std::cerr << "chatorbit: cannot reach the engine's backend at start-up: " << e.what() << "\n";
     return 1;
   } catch (const std::exception& e) {
     log::error("fatal", {{"what", e.what()}});

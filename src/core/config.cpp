@@ -65,6 +65,12 @@ bool parse_bool(const std::string& text, const std::string& name) {
   throw ConfigError(name + ": expected true or false, got '" + text + "'");
 }
 
+Apply ms_setting(std::chrono::milliseconds RedisSettings::*field, long long lo, long long hi) {
+  return [=](Config& c, const std::string& v, const std::string& n) {
+    c.redis.*field = std::chrono::milliseconds{parse_int(v, n, lo, hi)};
+  };
+}
+
 Apply int_setting(int Config::*field, long long lo, long long hi) {
   return [=](Config& c, const std::string& v, const std::string& n) {
     c.*field = static_cast<int>(parse_int(v, n, lo, hi));
@@ -223,13 +229,36 @@ const std::vector<Setting>& settings() {
        "MongoDB URL (mongodb://... or mongodb+srv://...); selects the MongoDB store (not in this build yet)",
        string_setting(&Config::mongo_url)},
       {"REDIS_ADDR", "redis-addr", "",
-       "one Redis node, host:port or redis://[:password@]host:port[/db]; selects the Redis engine (not in this "
-       "build yet)",
+       "one Redis node, host:port or redis://[[user]:password@]host:port[/db]; selects the Redis engine (many chat "
+       "nodes share one chat through it)",
        string_setting(&Config::redis_addr)},
       {"CHATORBIT_REDIS_CLUSTER", "redis-cluster", "",
-       "Redis Cluster seed nodes, host:port,host:port,...; selects the Redis engine on a cluster (not in this build "
-       "yet); not together with REDIS_ADDR",
+       "Redis Cluster seed nodes, host:port,host:port,...; selects the Redis engine on a cluster (sharded pub/sub); "
+       "not together with REDIS_ADDR",
        string_setting(&Config::redis_cluster)},
+      {"CHATORBIT_REDIS_KEY_PREFIX", "redis-key-prefix", "",
+       "put before every Redis key and channel, so several deployments can share one Redis",
+       [](Config& c, const std::string& v, const std::string&) { c.redis.key_prefix = v; }},
+      {"CHATORBIT_REDIS_CONNECT_TIMEOUT_MS", "redis-connect-timeout-ms", "2000",
+       "milliseconds a connection to Redis may take to open and answer its first PING",
+       ms_setting(&RedisSettings::connect_timeout, 10, 600'000)},
+      {"CHATORBIT_REDIS_COMMAND_TIMEOUT_MS", "redis-command-timeout-ms", "2000",
+       "milliseconds of silence from Redis, while a command or probe waits, after which the connection is dropped "
+       "as dead and reopened (a stalled server or a half-open link)",
+       ms_setting(&RedisSettings::command_timeout, 10, 600'000)},
+      {"CHATORBIT_REDIS_PROBE_INTERVAL_MS", "redis-probe-interval-ms", "1000",
+       "milliseconds without traffic after which an idle Redis connection (commands or subscriber) is sent a PING",
+       ms_setting(&RedisSettings::probe_interval, 10, 600'000)},
+      {"CHATORBIT_REDIS_BACKOFF_MIN_MS", "redis-backoff-min-ms", "50",
+       "first delay before reconnecting to Redis; doubled on each failure up to the maximum, with jitter",
+       ms_setting(&RedisSettings::backoff_min, 1, 600'000)},
+      {"CHATORBIT_REDIS_BACKOFF_MAX_MS", "redis-backoff-max-ms", "2000", "longest delay between reconnect attempts",
+       ms_setting(&RedisSettings::backoff_max, 1, 600'000)},
+      {"CHATORBIT_REDIS_PIPELINE_DEPTH", "redis-pipeline-depth", "65536",
+       "commands in flight on one Redis connection; more wait for replies",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.redis.pipeline_depth = static_cast<std::size_t>(parse_int(v, n, 1, 10'000'000));
+       }},
   };
   return table;
 }

@@ -6,6 +6,7 @@
 // message naming the variable.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -19,6 +20,18 @@ namespace chatorbit {
 struct RateSpec {
   int count = 0;
   std::chrono::seconds window{0};
+};
+
+/// How the Redis engine talks to its servers (engine/redis/). Every field is a setting.
+struct RedisSettings {
+  std::chrono::milliseconds connect_timeout{2000};  ///< TCP connect + handshake
+  /// A request (command or probe) unanswered this long means the server is gone.
+  std::chrono::milliseconds command_timeout{2000};
+  std::chrono::milliseconds probe_interval{1000};  ///< PING after this long without traffic
+  std::chrono::milliseconds backoff_min{50};       ///< first reconnect delay, doubled each failure
+  std::chrono::milliseconds backoff_max{2000};
+  std::size_t pipeline_depth = 65536;  ///< commands in flight per connection; more wait their turn
+  std::string key_prefix;              ///< before every key and channel (several deployments on one Redis)
 };
 
 struct Config {
@@ -76,6 +89,7 @@ struct Config {
   std::string mongo_url;
   std::string redis_addr;     ///< one Redis node: host:port or redis://[:password@]host:port[/db]
   std::string redis_cluster;  ///< Redis Cluster seed nodes: host:port,host:port,...
+  RedisSettings redis;
 
   /// True if `role` ("auth", "user", "chat", "gateway") runs in this process.
   bool has_role(const std::string& role) const;

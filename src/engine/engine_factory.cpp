@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "engine/memory/memory_engine.hpp"
+#include "engine/redis/redis_engine.hpp"
 
 namespace chatorbit::engine {
 namespace {
@@ -165,14 +166,17 @@ EngineKind select_engine(const Config& config) {
 
 std::unique_ptr<Engine> make_engine(const Config& config, const Clock& clock) {
   switch (select_engine(config)) {
-    case EngineKind::redis:
-      throw ConfigError(
-          "REDIS_ADDR is set, but the Redis engine is not in this build yet; unset REDIS_ADDR to use the embedded "
-          "memory engine (one node only)");
-    case EngineKind::redis_cluster:
-      throw ConfigError(
-          "CHATORBIT_REDIS_CLUSTER is set, but the Redis engine is not in this build yet; unset "
-          "CHATORBIT_REDIS_CLUSTER to use the embedded memory engine (one node only)");
+    case EngineKind::redis: {
+      redis::RedisTopology topology;
+      topology.nodes.push_back(parse_redis_endpoint(config.redis_addr, "REDIS_ADDR"));
+      return std::make_unique<redis::RedisEngine>(std::move(topology), config.redis, clock);
+    }
+    case EngineKind::redis_cluster: {
+      redis::RedisTopology topology;
+      topology.cluster = true;
+      topology.nodes = parse_redis_cluster(config.redis_cluster, "CHATORBIT_REDIS_CLUSTER");
+      return std::make_unique<redis::RedisEngine>(std::move(topology), config.redis, clock);
+    }
     case EngineKind::memory: break;
   }
   return std::make_unique<MemoryEngine>(clock);
