@@ -13,6 +13,7 @@
 
 #include "auth/shared_revocations.hpp"
 #include "chat/account_notifier.hpp"
+#include "chat/gap_fill.hpp"
 #include "chat/publication.hpp"
 #include "chat/wire.hpp"
 #include "core/fd_limit.hpp"
@@ -147,7 +148,15 @@ void App::refill_after_broker_loss() {
   log::warn("broker_resubscribed", {{"refill", chat ? "bans, revocations" : "revocations"}});
   store_->post([this, chat](store::Store& s) {
     try {
-      if (chat) chat::ModerationService::restore_bans(s, *engine_, clock_);
+      if (chat) {
+        // First what viewers missed (the subscriptions are in force again, so nothing
+        // published from now on can fall between), then the engine's state.
+        const auto filled = chat::fill_missed_messages(s, *hub_);
+        log::info("gap_filled",
+                  {{"rooms", filled.rooms}, {"offered", filled.offered}, {"truncated", filled.truncated}});
+        hub_->refresh_all_presence();
+        chat::ModerationService::restore_bans(s, *engine_, clock_);
+      }
       auth::refill_revocations(s, *engine_, *revocations_, clock_);
     } catch (const std::exception& e) {
       log::error("refill_failed", {{"what", e.what()}});

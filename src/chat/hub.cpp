@@ -429,9 +429,27 @@ void Hub::schedule_sweep(Loop& loop) {
   });
 }
 
+std::vector<Hub::FillPoint> Hub::fill_points() {
+  std::lock_guard lock(order_mu_);
+  std::vector<FillPoint> out;
+  for (auto& [room, at] : order_.positions()) out.push_back(FillPoint{room, at});
+  return out;
+}
+
+void Hub::refresh_all_presence() {
+  for (auto& loop : per_loop_) {
+    boost::asio::post(loops_.loop(loop->index), [l = loop.get()] {
+      for (auto& [conn, s] : l->sessions) s->last_presence_ms = 0;
+    });
+  }
+}
+
 void Hub::sweep(Loop& loop) {
   static const ws::Frame ping = std::make_shared<const std::string>(ws::make_frame(ws::Opcode::ping, {}));
   const auto now = ws::steady_ms();
+  if (loop.index == 0 && engine_.broker_health().up) {
+    broker_seen_up_ms_.store(clock_.unix_nanos() / 1'000'000, std::memory_order_relaxed);
+  }
   const auto ping_ms = std::chrono::milliseconds(limits_.ping_interval).count();
   const auto drop_ms = std::chrono::milliseconds(limits_.idle_drop).count();
   const auto refresh_ms = std::chrono::milliseconds(limits_.presence_refresh).count();

@@ -133,6 +133,21 @@ class Hub final : public ws::ConnectionHandler {
   /// (docs/architecture.md, "Order across nodes"); each Delivery is posted to every loop.
   void on_publication(const std::string& channel, std::shared_ptr<const std::string> payload);
 
+  /// Where a room this node follows stands: the last message number it released there,
+  /// if it knows it (see RoomSequencer). For filling what a lost subscription missed
+  /// (gap_fill.hpp). Thread-safe.
+  struct FillPoint {
+    std::string room;
+    std::optional<std::uint64_t> after_seq;
+  };
+  std::vector<FillPoint> fill_points();
+  /// When the broker was last seen up (Unix ms, sampled once a second on loop 0; 0 if
+  /// never). Thread-safe.
+  std::int64_t broker_seen_up_ms() const { return broker_seen_up_ms_.load(std::memory_order_relaxed); }
+  /// Every session's presence is refreshed at its loop's next sweep (the engine may have
+  /// come back empty). Thread-safe.
+  void refresh_all_presence();
+
   /// Closes every session with `code` (shutdown: 1001). Thread-safe.
   void close_all(std::uint16_t code);
   std::int64_t sessions() const { return sessions_.load(std::memory_order_relaxed); }
@@ -203,6 +218,7 @@ class Hub final : public ws::ConnectionHandler {
   boost::asio::steady_timer order_timer_;
   std::atomic<std::uint64_t> sequence_gaps_{0};
   std::atomic<std::uint64_t> late_publications_{0};
+  std::atomic<std::int64_t> broker_seen_up_ms_{0};
 };
 
 }  // namespace chatorbit::chat

@@ -75,6 +75,15 @@ class RoomSequencer {
     }
   }
   bool following(const std::string& room) const { return rooms_.contains(room); }
+  /// Every room followed, with the last number released there if its position is known.
+  std::vector<std::pair<std::string, std::optional<std::uint64_t>>> positions() const {
+    std::vector<std::pair<std::string, std::optional<std::uint64_t>>> out;
+    out.reserve(rooms_.size());
+    for (const auto& [room, r] : rooms_) {
+      out.emplace_back(room, r.known ? std::optional<std::uint64_t>(r.next - 1) : std::nullopt);
+    }
+    return out;
+  }
 
   /// A publication with number `seq` arrived for `room`. Appends to `out` what may be
   /// delivered now. A room not followed passes everything straight through (a stray

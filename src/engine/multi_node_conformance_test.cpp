@@ -403,4 +403,33 @@ TEST_P(MultiNodeConformance, APublishToABrokerThatIsDownFailsVisibly) {
   }
 }
 
+// A node whose subscription dropped (its broker link lost while others posted) fills its
+// viewers' gap from the store once it is back: every acked message reaches them once, in
+// seq order, those posted during the outage included.
+TEST_P(MultiNodeConformance, ANodeWhoseSubscriptionDroppedFillsTheGapFromTheStore) {
+  start(2);
+  const std::size_t a = 0, b = 1;
+  const std::string room = unique("mn-");
+  const Account alice = new_account(port(a));
+  WsClient poster(port(a), Join{room, alice.token, {}});
+  WsClient viewer_b(port(b), Join{room, {}, {}});
+  ASSERT_TRUE(poster.recv_type("welcome"));
+  ASSERT_TRUE(viewer_b.recv_type("welcome"));
+
+  const Posted before = post_n(poster, "before", 5, 5);
+  set_broker_down(b, true);
+  const Posted during = post_n(poster, "during", 10, 5);
+  set_broker_down(b, false);
+  const Posted after = post_n(poster, "after", 5, 5);
+  for (const Posted* p : {&before, &during, &after}) ASSERT_TRUE(p->errors.empty()) << p->errors.front();
+
+  std::vector<std::uint64_t> acked = before.acked;
+  acked.insert(acked.end(), during.acked.begin(), during.acked.end());
+  acked.insert(acked.end(), after.acked.begin(), after.acked.end());
+  std::atomic<bool> finished{true};
+  const auto seen = collect(
+      viewer_b, [&](const std::vector<std::uint64_t>& s) { return s.size() >= acked.size(); }, kWait, finished);
+  EXPECT_EQ(seen, sorted(acked)) << describe(seen, sorted(acked));
+}
+
 }  // namespace chatorbit::engine

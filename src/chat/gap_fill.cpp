@@ -1,0 +1,42 @@
+#include "chat/gap_fill.hpp"
+
+#include <algorithm>
+
+#include "chat/delivery.hpp"
+#include "chat/publication.hpp"
+#include "chat/wire.hpp"
+
+namespace chatorbit::chat {
+
+namespace {
+
+// How far before the broker was last seen up a room of unknown position is filled from:
+// the sample is taken once a second, and a message stored just before the loss may
+// have been published just after it.
+constexpr std::int64_t kUnknownMarginMs = 2000;
+
+}  // namespace
+
+GapFillResult fill_missed_messages(store::Store& store, Hub& hub) {
+  GapFillResult result;
+  const std::int64_t since_ns = (hub.broker_seen_up_ms() - kUnknownMarginMs) * 1'000'000;
+  for (const auto& point : hub.fill_points()) {
+    ++result.rooms;
+    auto newest_first = store.history(point.room, kGapFillLimit, std::nullopt);
+    const auto missed = [&](const store::Message& m) {
+      return point.after_seq ? m.seq > *point.after_seq : m.timestamp_ns >= since_ns;
+    };
+    if (newest_first.size() == static_cast<std::size_t>(kGapFillLimit) && missed(newest_first.back())) {
+      ++result.truncated;
+    }
+    const std::string channel = room_channel(point.room);
+    for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) {
+      if (!missed(*it)) continue;
+      hub.on_publication(channel, std::make_shared<const std::string>(encode_message(it->seq, message_json_v1(*it))));
+      ++result.offered;
+    }
+  }
+  return result;
+}
+
+}  // namespace chatorbit::chat
