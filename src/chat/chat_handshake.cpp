@@ -230,15 +230,20 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
       proto.jti = a.claims->jti;
       proto.token_iat = a.claims->iat;
     }
-    proto.resuming = a.last_seq.has_value();
+    // Live frames are held until the welcome is out (and, for a resume, the replay).
+    proto.resuming = true;
     const auto leftover = beast::buffers_to_string(buffer.data());
-    Session& s = d_.hub.add(info.loop, stream.release_socket(), std::move(proto), leftover, a.state_read_at);
-    auto conn = s.conn;
-    d_.hub.join(s, a.room);
-    welcome(s);
-    log::debug("ws_open", {{"conn", s.conn_id}, {"room", a.room}, {"user_id", s.user_id}, {"v", s.version}});
+    Session& joined = d_.hub.add(info.loop, stream.release_socket(), std::move(proto), leftover, a.state_read_at);
+    auto conn = joined.conn;
+    d_.hub.join(joined, a.room);
+    co_await room_live(a.room);
+    Session* s = alive(conn);
+    if (!s) co_return;
+    welcome(*s);
+    if (!a.last_seq) d_.hub.release_held(*s, 0);
+    log::debug("ws_open", {{"conn", s->conn_id}, {"room", a.room}, {"user_id", s->user_id}, {"v", s->version}});
 
-    co_await d_.engine.presence_refresh(one(s.presence()), d_.config.presence_ttl);
+    co_await d_.engine.presence_refresh(one(s->presence()), d_.config.presence_ttl);
     if (Session* live = alive(conn)) presence_.notify(a.room, "join", live->user_id, live->username);
     if (a.last_seq) co_await resume(conn, *a.last_seq);
   } catch (const std::exception& e) {

@@ -71,6 +71,16 @@ void ChatService::welcome(Session& s) {
   s.conn->send_text(json_line(w));
 }
 
+asio::awaitable<void> ChatService::room_live(const std::string& room) {
+  try {
+    co_await d_.engine.subscribed(room_channel(room));
+  } catch (const engine::EngineUnavailable& e) {
+    // The broker is down: the member is let in anyway (history works, posts are refused
+    // as unavailable); live messages come once the broker is back.
+    log::warn("room_not_live", {{"room", room}, {"why", e.what()}});
+  }
+}
+
 asio::awaitable<void> ChatService::resume(std::shared_ptr<ws::Connection> conn, std::uint64_t last_seq) {
   Session* s = alive(conn);
   if (!s) co_return;
@@ -340,8 +350,13 @@ asio::awaitable<bool> ChatService::switch_room(std::shared_ptr<ws::Connection> c
   s = alive(conn);
   if (!s) co_return false;
   const auto old = s->presence();
+  s->resuming = true;  // live frames of the new room wait for the welcome
   d_.hub.join(*s, *room);
+  co_await room_live(*room);
+  s = alive(conn);
+  if (!s) co_return false;
   welcome(*s);
+  d_.hub.release_held(*s, 0);
   const auto fresh = s->presence();
   const auto user_id = s->user_id;
   const auto username = s->username;

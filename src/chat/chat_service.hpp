@@ -107,6 +107,10 @@ class ChatService final : public SessionEvents {
   boost::asio::awaitable<void> send_history(std::shared_ptr<ws::Connection> conn, std::optional<std::uint64_t> before,
                                             int limit);
   boost::asio::awaitable<void> resume(std::shared_ptr<ws::Connection> conn, std::uint64_t last_seq);
+  /// Completes once this node receives `room`'s live messages (the broker subscription
+  /// the join asked for is in force), so that a welcomed member misses nothing posted
+  /// after its welcome. Returns at once, with a warning, while the broker is down.
+  boost::asio::awaitable<void> room_live(const std::string& room);
   /// The v2 welcome frame, after the handshake and after each room move.
   void welcome(Session& s);
 

@@ -52,11 +52,12 @@ std::uint16_t hash_slot(std::string_view key) {
 }
 
 ClusterRouter::ClusterRouter(boost::asio::io_context& io, std::vector<RedisEndpoint> seeds,
-                             const RedisSettings& settings, std::string role)
+                             const RedisSettings& settings, std::string role, Route route)
     : io_(io),
       seeds_(std::move(seeds)),
       settings_(settings),
       role_(std::move(role)),
+      route_(std::move(route)),
       slot_owner_(kSlots),
       refresh_timer_(io) {}
 
@@ -86,8 +87,9 @@ ClusterRouter::Node& ClusterRouter::node_locked(const RedisEndpoint& endpoint) {
     events.state = [this](bool up, const std::string&) {
       if (!up) schedule_refresh(settings_.backoff_min);
     };
-    it->second.connection = std::make_shared<Connection>(
-        io_, it->second.endpoint, settings_, Connection::Mode::commands, role_ + " " + name, std::move(events));
+    it->second.connection =
+        std::make_shared<Connection>(io_, routed(route_, it->second.endpoint), settings_, Connection::Mode::commands,
+                                     role_ + " " + name, std::move(events));
     if (!stopped_) it->second.connection->start();
   }
   return it->second;

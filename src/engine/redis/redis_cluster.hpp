@@ -38,7 +38,7 @@ class ClusterRouter final : public Router {
   static constexpr int kMaxRedirects = 5;
 
   ClusterRouter(boost::asio::io_context& io, std::vector<RedisEndpoint> seeds, const RedisSettings& settings,
-                std::string role);
+                std::string role, Route route = {});
   ~ClusterRouter() override;
 
   void start() override;
@@ -70,6 +70,7 @@ class ClusterRouter final : public Router {
   const std::vector<RedisEndpoint> seeds_;
   const RedisSettings settings_;
   const std::string role_;
+  const Route route_;
 
   mutable std::mutex mu_;
   std::map<std::string, Node> nodes_;    ///< by "host:port"

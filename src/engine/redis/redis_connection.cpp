@@ -312,8 +312,12 @@ void Connection::read_some() {
 
 void Connection::on_reply(Reply&& reply) {
   if (mode_ == Mode::pubsub && !handshaking_) {
-    // A probe's answer in subscribed mode is ["pong", ""]; everything else is the owner's.
-    if (reply.type == Reply::Type::array && !reply.elements.empty() && reply.elements[0].str == "pong") {
+    // A probe's answer in subscribed mode is ["pong", ""], and +PONG on a connection that
+    // holds no subscription; everything else is the owner's.
+    const bool pong =
+        (reply.type == Reply::Type::array && !reply.elements.empty() && reply.elements[0].str == "pong") ||
+        (reply.type == Reply::Type::status && reply.str == "PONG");
+    if (pong) {
       if (!inflight_.empty() && inflight_.front().probe) inflight_.pop_front();
       return;
     }

@@ -25,10 +25,9 @@ namespace asio = boost::asio;
 namespace {
 
 std::unique_ptr<Router> make_router(asio::io_context& io, const RedisTopology& topology, const RedisSettings& settings,
-                                    const std::string& role,
-                                    const std::optional<RedisEndpoint>& endpoint = std::nullopt) {
-  if (topology.cluster) return std::make_unique<ClusterRouter>(io, topology.nodes, settings, role);
-  return std::make_unique<StandaloneRouter>(io, endpoint.value_or(topology.nodes.at(0)), settings, role);
+                                    const std::string& role, const Route& route) {
+  if (topology.cluster) return std::make_unique<ClusterRouter>(io, topology.nodes, settings, role, route);
+  return std::make_unique<StandaloneRouter>(io, topology.nodes.at(0), settings, role, route);
 }
 
 // A copyable callback that completes `handler` on its own executor (the awaiting
@@ -65,12 +64,13 @@ struct Batch {
 RedisEngine::RedisEngine(RedisTopology topology, RedisSettings settings, const Clock& clock)
     : settings_(std::move(settings)), clock_(clock), scripts_(std::make_unique<Scripts>()) {
   if (topology.nodes.empty()) throw ConfigError("redis: no server address given");
-  router_ = make_router(io_, topology, settings_, "commands");
-  publisher_ = make_router(io_, topology, settings_, "publisher", topology.broker);
+  router_ = make_router(io_, topology, settings_, "commands", {});
+  publisher_ = make_router(io_, topology, settings_, "publisher", topology.broker_route);
   // Subscriptions go where the channel lives: the one (broker) server, or the master
   // that the command router's slot map names.
   const Router& locator = topology.cluster ? *router_ : *publisher_;
-  pubsub_ = std::make_unique<PubSub>(io_, *publisher_, locator, settings_, topology.cluster, settings_.key_prefix);
+  pubsub_ = std::make_unique<PubSub>(io_, *publisher_, locator, settings_, topology.cluster, settings_.key_prefix,
+                                     topology.broker_route);
   std::random_device rd;
   node_tag_ = std::to_string(rd()) + std::to_string(rd());
   router_->start();

@@ -26,6 +26,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -50,9 +51,10 @@ struct Scripts;
 struct RedisTopology {
   bool cluster = false;
   std::vector<RedisEndpoint> nodes;  ///< the server; for a cluster, seed nodes
-  /// Standalone only: where the publisher and subscriber connect, if not to `nodes[0]`
-  /// (tests put a fault proxy here to cut one node's broker link alone).
-  std::optional<RedisEndpoint> broker;
+  /// Where the publisher and subscriber connections to a server really connect, if not
+  /// to the server's own address (tests route them through fault proxies to cut one
+  /// node's broker link alone). Unset: straight to the server.
+  std::function<RedisEndpoint(const RedisEndpoint&)> broker_route;
 };
 
 /// One request of a batch: a command, and the key whose hash slot routes it (empty: any

@@ -38,6 +38,7 @@ RedisSettings test_settings(std::string prefix) {
   s.key_prefix = std::move(prefix);
   // Short enough that a stalled server is found within a test's patience.
   s.command_timeout = std::chrono::milliseconds{800};
+  s.connect_timeout = std::chrono::milliseconds{800};
   s.probe_interval = std::chrono::milliseconds{200};
   s.backoff_min = std::chrono::milliseconds{20};
   s.backoff_max = std::chrono::milliseconds{200};
@@ -68,45 +69,54 @@ void delete_keys(const std::vector<std::string>& addrs, const std::string& patte
 
 std::vector<std::string> cluster_addrs() { return split(test_redis::cluster_seeds(), ','); }
 
-// A RedisEngine on one server whose broker connections (publisher and subscriber) go
-// through a fault proxy, so a test can cut this node's broker link alone.
+// A RedisEngine whose broker connections (publisher and subscribers) reach each server
+// through a fault proxy of their own, so a test can cut this node's broker link alone.
 class ProxiedEngine final : public ForwardingEngine {
  public:
-  ProxiedEngine(std::unique_ptr<FaultProxy> proxy, std::unique_ptr<RedisEngine> engine)
-      : ForwardingEngine(*engine), proxy_(std::move(proxy)), engine_(std::move(engine)) {}
-  FaultProxy& proxy() { return *proxy_; }
+  ProxiedEngine(std::vector<std::unique_ptr<FaultProxy>> proxies, std::unique_ptr<RedisEngine> engine)
+      : ForwardingEngine(*engine), proxies_(std::move(proxies)), engine_(std::move(engine)) {}
+  void cut() {
+    for (auto& p : proxies_) p->cut();
+  }
+  void restore() {
+    for (auto& p : proxies_) p->restore();
+  }
 
  private:
-  std::unique_ptr<FaultProxy> proxy_;  // outlives the engine
+  std::vector<std::unique_ptr<FaultProxy>> proxies_;  // outlive the engine
   std::unique_ptr<RedisEngine> engine_;
 };
 
 // Cuts or restores `e`'s broker link and waits (at most 5 s) until the engine has seen
 // it: the suites expect the change to be visible when the hook returns.
 void set_proxied_broker_down(Engine& e, bool down) {
-  auto& proxy = static_cast<ProxiedEngine&>(e).proxy();
-  down ? proxy.cut() : proxy.restore();
+  auto& proxied = static_cast<ProxiedEngine&>(e);
+  down ? proxied.cut() : proxied.restore();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{5};
   while (e.broker_health().up == down && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds{2});
   }
 }
 
-std::unique_ptr<Engine> proxied_engine(const std::string& prefix, const Clock& clock) {
-  const std::string addr = test_redis::standalone_addr();
-  auto proxy = std::make_unique<FaultProxy>(addr);
+// An engine on the standalone test server, or on the test cluster (all of its masters),
+// with a proxy in front of each server for the engine's broker connections.
+std::unique_ptr<Engine> proxied_engine(const std::string& prefix, const Clock& clock, bool cluster = false) {
+  const std::vector<std::string> servers = cluster ? cluster_addrs() : std::vector{test_redis::standalone_addr()};
+  std::vector<std::unique_ptr<FaultProxy>> proxies;
+  auto via = std::make_shared<std::map<std::string, RedisEndpoint>>();
   RedisTopology topology;
-  topology.nodes.push_back(endpoint_of(addr));
-  topology.broker = endpoint_of(proxy->addr());
+  topology.cluster = cluster;
+  for (const auto& addr : servers) {
+    proxies.push_back(std::make_unique<FaultProxy>(addr));
+    (*via)[addr] = endpoint_of(proxies.back()->addr());
+    topology.nodes.push_back(endpoint_of(addr));
+  }
+  topology.broker_route = [via](const RedisEndpoint& ep) {
+    auto it = via->find(ep.host + ":" + std::to_string(ep.port));
+    return it == via->end() ? ep : it->second;
+  };
   auto engine = std::make_unique<RedisEngine>(std::move(topology), test_settings(prefix), clock);
-  return std::make_unique<ProxiedEngine>(std::move(proxy), std::move(engine));
-}
-
-std::unique_ptr<Engine> cluster_engine(const std::string& prefix, const Clock& clock) {
-  RedisTopology topology;
-  topology.cluster = true;
-  topology.nodes = parse_redis_cluster(test_redis::cluster_seeds(), "test");
-  return std::make_unique<RedisEngine>(std::move(topology), test_settings(prefix), clock);
+  return std::make_unique<ProxiedEngine>(std::move(proxies), std::move(engine));
 }
 
 // The prefix an engine made by a factory uses, for the forget_* hooks.
@@ -141,8 +151,9 @@ EngineFactory cluster_factory() {
   f.name = "RedisCluster";
   f.make = [](ManualClock& clock) {
     auto prefix = fresh_prefix();
-    return remember(cluster_engine(prefix, clock), prefix);
+    return remember(proxied_engine(prefix, clock, true), prefix);
   };
+  f.set_broker_down = set_proxied_broker_down;
   f.forget_sequences = [](Engine& e) { delete_keys(cluster_addrs(), prefixes()[&e] + "seq:*"); };
   f.forget_token_revocations = [](Engine& e) {
     delete_keys(cluster_addrs(), prefixes()[&e] + "revoked:*");
@@ -156,18 +167,23 @@ INSTANTIATE_TEST_SUITE_P(Redis, EngineConformance, ::testing::Values(standalone_
 
 class RedisNodeBackend final : public NodeBackend {
  public:
-  std::unique_ptr<Engine> make_node() override { return proxied_engine(prefix_, SystemClock::instance()); }
-  void forget_sequences() override { delete_keys({test_redis::standalone_addr()}, prefix_ + "seq:*"); }
+  explicit RedisNodeBackend(bool cluster) : cluster_(cluster) {}
+  std::unique_ptr<Engine> make_node() override { return proxied_engine(prefix_, SystemClock::instance(), cluster_); }
+  void forget_sequences() override {
+    delete_keys(cluster_ ? cluster_addrs() : std::vector{test_redis::standalone_addr()}, prefix_ + "seq:*");
+  }
   void set_broker_down(Engine& node, bool down) override { set_proxied_broker_down(node, down); }
 
  private:
+  bool cluster_;
   std::string prefix_ = fresh_prefix();
 };
 
-INSTANTIATE_TEST_SUITE_P(Redis, MultiNodeConformance,
-                         ::testing::Values(MultiNodeFactory{"Redis",
-                                                            [] { return std::make_unique<RedisNodeBackend>(); }}),
-                         multi_node_factory_name);
+INSTANTIATE_TEST_SUITE_P(
+    Redis, MultiNodeConformance,
+    ::testing::Values(MultiNodeFactory{"Redis", [] { return std::make_unique<RedisNodeBackend>(false); }},
+                      MultiNodeFactory{"RedisCluster", [] { return std::make_unique<RedisNodeBackend>(true); }}),
+    multi_node_factory_name);
 
 // --- what only a networked engine has ------------------------------------------------------
 

@@ -22,13 +22,14 @@ std::exception_ptr unavailable(const std::string& why) {
 }  // namespace
 
 PubSub::PubSub(boost::asio::io_context& io, Router& publisher, const Router& locator, RedisSettings settings,
-               bool sharded, std::string prefix)
+               bool sharded, std::string prefix, Route route)
     : io_(io),
       publisher_(publisher),
       locator_(locator),
       settings_(std::move(settings)),
       sharded_(sharded),
       prefix_(std::move(prefix)),
+      route_(std::move(route)),
       relocate_timer_(io) {}
 
 PubSub::~PubSub() = default;
@@ -97,8 +98,8 @@ PubSub::Shard& PubSub::shard_for_locked(const std::string& channel, std::string*
     Connection::Events events;
     events.state = [this, key](bool up, const std::string& detail) { on_state(key, up, detail); };
     events.push = [this, key](Reply&& push) { on_push(key, std::move(push)); };
-    it->second.connection = std::make_shared<Connection>(io_, endpoint, settings_, Connection::Mode::pubsub,
-                                                         "subscriber " + key, std::move(events));
+    it->second.connection = std::make_shared<Connection>(
+        io_, routed(route_, endpoint), settings_, Connection::Mode::pubsub, "subscriber " + key, std::move(events));
     if (started_) it->second.connection->start();
   }
   if (shard_key) *shard_key = std::move(key);
@@ -207,9 +208,11 @@ void PubSub::on_state(const std::string& shard_key, bool up, const std::string& 
       shard.resyncing = false;
     } else {
       shard.resyncing = true;
-      for (std::size_t i = 0; i < wanted.size(); i += kResubscribeChunk) {
+      // A cluster refuses SSUBSCRIBE for channels of different slots in one command.
+      const std::size_t chunk = sharded_ ? 1 : kResubscribeChunk;
+      for (std::size_t i = 0; i < wanted.size(); i += chunk) {
         std::vector<std::string> cmd{sharded_ ? "SSUBSCRIBE" : "SUBSCRIBE"};
-        for (std::size_t j = i; j < std::min(wanted.size(), i + kResubscribeChunk); ++j) cmd.push_back(wanted[j]);
+        for (std::size_t j = i; j < std::min(wanted.size(), i + chunk); ++j) cmd.push_back(wanted[j]);
         std::string encoded;
         encode_command(encoded, cmd);
         shard.connection->send(std::move(encoded), {});

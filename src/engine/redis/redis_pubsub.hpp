@@ -39,11 +39,11 @@ namespace chatorbit::engine::redis {
 
 class PubSub {
  public:
-  /// Publishes through `publisher`; subscribes on `subscriber_router.endpoint_for(channel)`
-  /// (both owned by the caller and outliving this). `prefix` is stripped from delivered
-  /// channel names.
+  /// Publishes through `publisher`; subscribes on `locator.endpoint_for(channel)`, reached
+  /// through `route` (routers owned by the caller, outliving this). `prefix` is stripped
+  /// from delivered channel names.
   PubSub(boost::asio::io_context& io, Router& publisher, const Router& locator, RedisSettings settings, bool sharded,
-         std::string prefix);
+         std::string prefix, Route route = {});
   ~PubSub();
 
   void start();
@@ -91,6 +91,7 @@ class PubSub {
   const RedisSettings settings_;
   const bool sharded_;
   const std::string prefix_;
+  const Route route_;  ///< where subscriber connections really go
 
   mutable std::mutex mu_;
   Subscriber subscriber_;

@@ -7,9 +7,10 @@ std::string describe(const RedisEndpoint& endpoint) {
   return (v6 ? "[" + endpoint.host + "]" : endpoint.host) + ":" + std::to_string(endpoint.port);
 }
 
-StandaloneRouter::StandaloneRouter(boost::asio::io_context& io, RedisEndpoint endpoint, const RedisSettings& settings,
-                                   std::string name)
-    : connection_(std::make_shared<Connection>(io, endpoint, settings, Connection::Mode::commands,
+StandaloneRouter::StandaloneRouter(boost::asio::io_context& io, const RedisEndpoint& endpoint,
+                                   const RedisSettings& settings, std::string name, const Route& route)
+    : server_(endpoint),
+      connection_(std::make_shared<Connection>(io, routed(route, endpoint), settings, Connection::Mode::commands,
                                                std::move(name) + " " + describe(endpoint), Connection::Events{})) {}
 
 bool StandaloneRouter::up(std::string* detail) const {

@@ -9,6 +9,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,15 @@
 #include "engine/redis/redis_connection.hpp"
 
 namespace chatorbit::engine::redis {
+
+/// Where a connection to a server really goes (see RedisTopology::broker_route); empty:
+/// to the server itself.
+using Route = std::function<RedisEndpoint(const RedisEndpoint&)>;
+
+/// `endpoint` through `route`, if there is one.
+inline RedisEndpoint routed(const Route& route, const RedisEndpoint& endpoint) {
+  return route ? route(endpoint) : endpoint;
+}
 
 class Router {
  public:
@@ -40,18 +50,19 @@ class Router {
 /// One Redis server, one pipelined connection.
 class StandaloneRouter final : public Router {
  public:
-  StandaloneRouter(boost::asio::io_context& io, RedisEndpoint endpoint, const RedisSettings& settings,
-                   std::string name);
+  StandaloneRouter(boost::asio::io_context& io, const RedisEndpoint& endpoint, const RedisSettings& settings,
+                   std::string name, const Route& route = {});
   void start() override { connection_->start(); }
   void stop() override { connection_->stop(); }
   void send(std::string_view, std::string encoded, ReplyCallback done) override {
     connection_->send(std::move(encoded), std::move(done));
   }
   bool up(std::string* detail = nullptr) const override;
-  RedisEndpoint endpoint_for(std::string_view) const override { return connection_->endpoint(); }
-  std::vector<RedisEndpoint> endpoints() const override { return {connection_->endpoint()}; }
+  RedisEndpoint endpoint_for(std::string_view) const override { return server_; }
+  std::vector<RedisEndpoint> endpoints() const override { return {server_}; }
 
  private:
+  RedisEndpoint server_;
   std::shared_ptr<Connection> connection_;
 };
 
