@@ -351,9 +351,11 @@ class RedisServer:
         return command(self.host, self.port, *args, timeout=timeout)
 
 
-def start_standalone(dir: str | os.PathLike, detached: bool = False) -> RedisServer:
-    """Starts one redis-server working in `dir` and returns it once it answers PING."""
-    return RedisServer(dir, detached=detached).start()
+def start_standalone(dir: str | os.PathLike, extra_args: list[str] | None = None,
+                     detached: bool = False) -> RedisServer:
+    """Starts one redis-server working in `dir` and returns it once it answers PING.
+    extra_args (say ["--maxmemory", "10mb"]) come last, so they override the defaults."""
+    return RedisServer(dir, extra_args, detached=detached).start()
 
 
 # --- cluster -------------------------------------------------------------------------------
