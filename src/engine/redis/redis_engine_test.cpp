@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -266,6 +268,80 @@ TEST_F(RedisEngineTest, CommandsToAServerThatIsGoneFailAtOnce) {
   EXPECT_EQ(failures, 5);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds{3});
   proxy.restore();
+}
+
+// A cluster of this test's own, since it moves a slot between masters (the shared one
+// serves other tests at the same time).
+class PrivateCluster {
+ public:
+  PrivateCluster() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "chatorbit-slots-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = pattern;
+    const auto started = test_redis::detail::run_process(
+        {CHATORBIT_PYTHON, test_redis::detail::test_servers_script(), "start", dir_}, std::chrono::seconds{60});
+    if (!started.ok()) throw std::runtime_error("cannot start a cluster: " + started.err);
+    std::ifstream in(std::filesystem::path(dir_) / "redis-cluster.addr");
+    std::getline(in, seeds_);
+  }
+  ~PrivateCluster() {
+    test_redis::detail::run_process({CHATORBIT_PYTHON, test_redis::detail::test_servers_script(), "stop", dir_},
+                                    std::chrono::seconds{60});
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  const std::string& seeds() const { return seeds_; }
+
+ private:
+  std::string dir_;
+  std::string seeds_;
+};
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// CLUSTER SETSLOT ... MIGRATING/IMPORTING, MIGRATE, then SETSLOT ... NODE: the engine
+// meets ASK while the key is on its way and MOVED once the slot has moved, and keeps
+// one counter throughout.
+TEST(RedisCluster, FollowsAskAndMovedWhileASlotMigrates) {
+  PrivateCluster cluster;
+  const auto masters = split(cluster.seeds(), ',');
+  ASSERT_EQ(masters.size(), 3u);
+  ManualClock clock;
+  RedisTopology topology;
+  topology.cluster = true;
+  topology.nodes = parse_redis_cluster(cluster.seeds(), "test");
+  RedisEngine engine(std::move(topology), test_settings("m:"), clock);
+  const std::string room = "migrating-room";
+  const std::string key = "m:seq:{" + room + "}";
+  EXPECT_EQ(run_blocking(engine.reserve_sequences({{room, 1, 0}})).at(0), 1u);
+
+  const auto slot = std::to_string(hash_slot(key));
+  std::string src, dst;
+  for (const auto& m : masters) {
+    if (test_redis::redis_cli(m, {"CLUSTER", "COUNTKEYSINSLOT", slot}) == "1\n") src = m;
+  }
+  ASSERT_FALSE(src.empty()) << "no master holds the key";
+  dst = masters[0] == src ? masters[1] : masters[0];
+  const auto id_of = [](const std::string& m) { return trimmed(test_redis::redis_cli(m, {"CLUSTER", "MYID"})); };
+  const std::string src_id = id_of(src), dst_id = id_of(dst);
+  test_redis::redis_cli(dst, {"CLUSTER", "SETSLOT", slot, "IMPORTING", src_id});
+  test_redis::redis_cli(src, {"CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id});
+  const auto colon = dst.rfind(':');
+  test_redis::redis_cli(src, {"MIGRATE", dst.substr(0, colon), dst.substr(colon + 1), "", "0", "5000", "KEYS", key});
+
+  // The map still names src; src answers ASK for the key that left.
+  EXPECT_EQ(run_blocking(engine.reserve_sequences({{room, 1, std::nullopt}})).at(0), 2u);
+  EXPECT_NE(test_redis::redis_cli(dst, {"INFO", "commandstats"}).find("cmdstat_asking:calls="), std::string::npos)
+      << "the engine sent ASKING to the importing master";
+
+  for (const auto& m : masters) test_redis::redis_cli(m, {"CLUSTER", "SETSLOT", slot, "NODE", dst_id});
+  // The map is stale until the engine reloads it: src answers MOVED.
+  EXPECT_EQ(run_blocking(engine.reserve_sequences({{room, 1, std::nullopt}})).at(0), 3u);
+  EXPECT_EQ(test_redis::redis_cli(dst, {"GET", key}), "3\n");
+  EXPECT_TRUE(engine.broker_health().up) << engine.broker_health().detail;
 }
 
 }  // namespace
