@@ -81,11 +81,13 @@ App::App(Config config, std::unique_ptr<engine::Engine> engine)
       auth::JwtConfig{config_.jwt_secret, "chatorbit", "chatorbit", std::chrono::seconds{30}, config_.token_ttl},
       clock_, OsRandom::instance());
   authenticator_ = std::make_unique<auth::Authenticator>(*jwt_, *revocations_);
-  pair_throttle_ = std::make_unique<auth::LoginThrottle>(clock_, config_.login_max_failures, config_.login_window);
+  // Failed logins count across nodes: the engine holds them (auth/login_throttle.hpp).
+  pair_throttle_ = std::make_unique<auth::LoginThrottle>(clock_, config_.login_max_failures, config_.login_window,
+                                                         std::chrono::seconds{0}, engine_.get(), "login_pair:");
   account_throttle_ = std::make_unique<auth::LoginThrottle>(clock_, config_.login_max_failures, config_.login_window,
-                                                            config_.login_max_delay);
-  address_throttle_ =
-      std::make_unique<auth::LoginThrottle>(clock_, config_.login_ip_max_failures, config_.login_window);
+                                                            config_.login_max_delay, engine_.get(), "login_account:");
+  address_throttle_ = std::make_unique<auth::LoginThrottle>(clock_, config_.login_ip_max_failures, config_.login_window,
+                                                            std::chrono::seconds{0}, engine_.get(), "login_address:");
 
   const auto fds = raise_open_file_limit();
   http::ServerOptions opts;

@@ -43,8 +43,8 @@ std::string AuthService::effective_role(const std::string& email_lower, const st
   return stored.empty() ? "user" : stored;
 }
 
-void AuthService::enforce(LoginThrottle& throttle, const std::string& key) const {
-  if (const auto wait = throttle.blocked_for(key)) {
+asio::awaitable<void> AuthService::enforce(LoginThrottle& throttle, std::string key) const {
+  if (const auto wait = co_await throttle.check(std::move(key))) {
     HttpError e(Status::too_many_requests, "too many failed login attempts; try again later",
                 {{"retry_after_s", wait->count()}});
     e.headers.emplace_back("Retry-After", std::to_string(wait->count()));
@@ -113,22 +113,22 @@ asio::awaitable<http::Response> AuthService::login(http::Context& ctx) {
   const auto account_key = lower_ascii(email);
   const auto address_key = ctx.client_ip;
   const auto pair = pair_key(account_key, address_key);
-  enforce(d_.pair_throttle, pair);
-  enforce(d_.address_throttle, address_key);
-  enforce(d_.account_throttle, account_key);
+  co_await enforce(d_.pair_throttle, pair);
+  co_await enforce(d_.address_throttle, address_key);
+  co_await enforce(d_.account_throttle, account_key);
 
   auto find = [e = account_key](store::Store& s) { return s.find_user_by_email(e); };
   auto user = co_await d_.store.run(std::move(find));
   const bool ok = co_await verify(password, user ? user->password_hash : dummy_hash());
   if (!user || !ok) {
-    d_.pair_throttle.record_failure(pair);
-    d_.account_throttle.record_failure(account_key);
-    d_.address_throttle.record_failure(address_key);
+    co_await d_.pair_throttle.fail(pair);
+    co_await d_.account_throttle.fail(account_key);
+    co_await d_.address_throttle.fail(address_key);
     log::info("login_failed", {{"request_id", ctx.request_id}, {"client", ctx.client_ip}});
     throw HttpError(Status::unauthorized, "Invalid email or password");
   }
-  d_.pair_throttle.reset(pair);
-  d_.account_throttle.reset(account_key);
+  co_await d_.pair_throttle.clear(pair);
+  co_await d_.account_throttle.clear(account_key);
 
   const auto now_ms = d_.clock.unix_millis();
   std::string new_hash;
@@ -158,16 +158,16 @@ asio::awaitable<http::Response> AuthService::change_password(http::Context& ctx)
   if (const auto problem = check_password(new_password); !problem.empty()) body.fail("new_" + problem);
   const auto account_key = lower_ascii(claims.email);
   const auto pair = pair_key(account_key, ctx.client_ip);
-  enforce(d_.pair_throttle, pair);
-  enforce(d_.account_throttle, account_key);
+  co_await enforce(d_.pair_throttle, pair);
+  co_await enforce(d_.account_throttle, account_key);
 
   auto find = [id = claims.user_id](store::Store& s) { return s.find_user_by_id(id); };
   auto user = co_await d_.store.run(std::move(find));
   if (!user) throw HttpError(Status::unauthorized, "Unauthorized");
   if (old_password.size() > kMaxPassword || !co_await verify(old_password, user->password_hash)) {
     // A stolen session must not be a free password-guessing oracle.
-    d_.pair_throttle.record_failure(pair);
-    d_.account_throttle.record_failure(account_key);
+    co_await d_.pair_throttle.fail(pair);
+    co_await d_.account_throttle.fail(account_key);
     throw HttpError(Status::bad_request, "Old password is incorrect");
   }
   auto new_hash = co_await hash(new_password);

@@ -54,7 +54,8 @@ class AuthService {
   boost::asio::awaitable<http::Response> logout(http::Context& ctx);
 
   /// Throws 429 with Retry-After if `key` is blocked by `throttle`.
-  void enforce(LoginThrottle& throttle, const std::string& key) const;
+  /// Throws 429 (with Retry-After) if `key` is blocked by `throttle`.
+  boost::asio::awaitable<void> enforce(LoginThrottle& throttle, std::string key) const;
   /// The pair throttle's key for an account (lower-cased email) and a client address.
   static std::string pair_key(const std::string& account, const std::string& address);
   boost::asio::awaitable<bool> verify(std::string password, std::string hash);

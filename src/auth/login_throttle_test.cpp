@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include "core/run_blocking.hpp"
+#include "engine/memory/memory_engine.hpp"
+
 namespace chatorbit::auth {
 namespace {
 
@@ -64,6 +67,29 @@ TEST(LoginThrottle, SweepKeepsRecentFailures) {
   t.record_failure("victim");
   for (int i = 0; i < 5000; ++i) t.record_failure("spray-" + std::to_string(i));
   EXPECT_TRUE(t.blocked_for("victim"));
+}
+
+TEST(LoginThrottle, FailuresOnOneNodeCountOnAnotherThroughTheSharedEngine) {
+  ManualClock clock;
+  engine::MemoryEngine shared(clock);
+  LoginThrottle a(clock, 3, 60s, 0s, &shared, "pair:");
+  LoginThrottle b(clock, 3, 60s, 0s, &shared, "pair:");
+  run_blocking(a.fail("k"));
+  run_blocking(b.fail("k"));
+  EXPECT_FALSE(run_blocking(a.check("k")));
+  clock.advance(10s);
+  run_blocking(a.fail("k"));
+  EXPECT_FALSE(b.blocked_for("k")) << "node B alone saw one failure";
+  const auto wait = run_blocking(b.check("k"));
+  ASSERT_TRUE(wait) << "three failures over two nodes";
+  EXPECT_EQ(*wait, 50s) << "until the first, at 0, leaves the window at 60";
+  run_blocking(b.clear("k"));
+  EXPECT_FALSE(run_blocking(a.check("k"))) << "a success on B clears the count everywhere";
+  LoginThrottle other(clock, 3, 60s, 0s, &shared, "account:");
+  run_blocking(a.fail("k"));
+  run_blocking(a.fail("k"));
+  run_blocking(a.fail("k"));
+  EXPECT_FALSE(run_blocking(other.check("k"))) << "scopes are apart";
 }
 
 }  // namespace

@@ -248,6 +248,22 @@ class Engine {
   /// Live members of `key` (for metrics and tests).
   virtual boost::asio::awaitable<std::int64_t> slots_in_use(std::string key) = 0;
 
+  // --- failure counters (failed-login throttling across nodes) ------------------------
+  // A key's failures, each kept for a window, so that a throttle (auth::LoginThrottle)
+  // decides from every node's failures, not its own alone.
+  //
+  // Redis: one sorted set per key, scored by time (`fails:{<key>}`).
+
+  /// Records one failure of `key` now; it counts for `window`.
+  virtual boost::asio::awaitable<void> record_failure(std::string key, std::chrono::seconds window) = 0;
+  /// The times (Unix ms, ascending) of `key`'s failures within the last `window`: the
+  /// newest `limit` of them.
+  virtual boost::asio::awaitable<std::vector<std::int64_t>> recent_failures(std::string key,
+                                                                            std::chrono::seconds window,
+                                                                            std::size_t limit) = 0;
+  /// Forgets `key`'s failures (a successful login).
+  virtual boost::asio::awaitable<void> clear_failures(std::string key) = 0;
+
   // --- per-room sequence numbers -------------------------------------------------------
   /// Reserves a block of consecutive numbers for each request, in one step for the whole
   /// batch (one round trip for Redis), and returns the first number of each block, in

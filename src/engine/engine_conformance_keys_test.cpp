@@ -217,6 +217,32 @@ TEST_P(EngineConformance, AnUnknownCounterIsNotInventedFromZero) {
   EXPECT_EQ(reserve("r1", 1, 0), 1u) << "an empty room's floor is 0";
 }
 
+// --- failure counters ------------------------------------------------------------------------
+
+TEST_P(EngineConformance, FailuresAreListedWhileInTheirWindow) {
+  const std::chrono::seconds window{60};
+  EXPECT_TRUE(run(engine().recent_failures("login:a", window, 10)).empty());
+  const auto t0 = std::chrono::duration_cast<std::chrono::milliseconds>(clock().now().time_since_epoch()).count();
+  run(engine().record_failure("login:a", window));
+  clock().advance(std::chrono::seconds{20});
+  run(engine().record_failure("login:a", window));
+  run(engine().record_failure("login:b", window));
+  EXPECT_EQ(run(engine().recent_failures("login:a", window, 10)), (std::vector<std::int64_t>{t0, t0 + 20'000}));
+  EXPECT_EQ(run(engine().recent_failures("login:a", window, 1)), (std::vector<std::int64_t>{t0 + 20'000}))
+      << "the newest `limit`";
+  clock().advance(std::chrono::seconds{40});  // the first is 60 s old: out
+  EXPECT_EQ(run(engine().recent_failures("login:a", window, 10)), (std::vector<std::int64_t>{t0 + 20'000}));
+  EXPECT_EQ(run(engine().recent_failures("login:b", window, 10)).size(), 1u) << "keys are apart";
+}
+
+TEST_P(EngineConformance, ClearFailuresForgetsThem) {
+  run(engine().record_failure("login:c", std::chrono::seconds{60}));
+  run(engine().record_failure("login:c", std::chrono::seconds{60}));
+  run(engine().clear_failures("login:c"));
+  EXPECT_TRUE(run(engine().recent_failures("login:c", std::chrono::seconds{60}, 10)).empty());
+  run(engine().clear_failures("login:never"));  // a no-op
+}
+
 TEST_P(EngineConformance, SequencesReserveContiguousBlocks) {
   EXPECT_EQ(reserve("r1", 1, 0), 1u);
   EXPECT_EQ(reserve("r1", 1), 2u);

@@ -73,6 +73,16 @@ class ForwardingEngine : public Engine {
   boost::asio::awaitable<std::int64_t> slots_in_use(std::string key) override {
     return inner_.slots_in_use(std::move(key));
   }
+  boost::asio::awaitable<void> record_failure(std::string key, std::chrono::seconds window) override {
+    return inner_.record_failure(std::move(key), window);
+  }
+  boost::asio::awaitable<std::vector<std::int64_t>> recent_failures(std::string key, std::chrono::seconds window,
+                                                                    std::size_t limit) override {
+    return inner_.recent_failures(std::move(key), window, limit);
+  }
+  boost::asio::awaitable<void> clear_failures(std::string key) override {
+    return inner_.clear_failures(std::move(key));
+  }
 
   boost::asio::awaitable<std::vector<std::uint64_t>> reserve_sequences(std::vector<SequenceRequest> requests) override {
     return inner_.reserve_sequences(std::move(requests));

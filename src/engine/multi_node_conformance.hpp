@@ -61,6 +61,16 @@
 //     history. Node B is unaffected: its /readyz answers 200 and its posts reach its
 //     viewers. When A's broker is back, A's /readyz answers 200 again.
 //
+//   ANodeWhoseSubscriptionDroppedFillsTheGapFromTheStore
+//     Node B's broker link is down while A posts, then back. B's viewer receives every
+//     acked message once, in seq order, those posted during the outage included: B
+//     fills the gap from the store when its subscription is back (chat/gap_fill.hpp).
+//
+//   FailedLoginsAlternatingNodesMeetOneLimit
+//     With CHATORBIT_LOGIN_MAX_FAILURES=3, wrong passwords for one account alternating
+//     between A and B are refused with 429 on both after the third: the failed-login
+//     throttles count in the shared backend (Engine::record_failure).
+//
 // Waits are bounded (seconds, generous); nothing asserts on how long something took.
 
 #include <gtest/gtest.h>

@@ -432,4 +432,19 @@ TEST_P(MultiNodeConformance, ANodeWhoseSubscriptionDroppedFillsTheGapFromTheStor
   EXPECT_EQ(seen, sorted(acked)) << describe(seen, sorted(acked));
 }
 
+// Failed logins count on every node together (auth::LoginThrottle over the engine): an
+// attacker alternating nodes meets the same limit as on one node.
+TEST_P(MultiNodeConformance, FailedLoginsAlternatingNodesMeetOneLimit) {
+  start(2, [](Config& c) { c.login_max_failures = 3; });
+  const Account victim = new_account(port(0));
+  json::value wrong = json::object{{"email", victim.email}, {"password", "wrong-password-1"}};
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(post(port(i % 2), "/login", wrong).status, 401u) << "attempt " << i;
+  }
+  for (std::size_t node : {0u, 1u}) {
+    const auto refused = post(port(node), "/login", wrong);
+    EXPECT_EQ(refused.status, 429u) << "node " << node << ": " << json::serialize(refused.body);
+  }
+}
+
 }  // namespace chatorbit::engine

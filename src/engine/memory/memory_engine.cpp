@@ -271,6 +271,15 @@ struct MemoryEngine::Slots {
   std::array<Shard, kShards> shards;
 };
 
+struct MemoryEngine::Failures {
+  struct Shard {
+    std::mutex mu;
+    std::map<std::string, Window> keys;  // a failure's window is the one recorded with it
+    std::string cursor;
+  };
+  std::array<Shard, kShards> shards;
+};
+
 struct MemoryEngine::Sequences {
   std::mutex mu;
   std::unordered_map<std::string, std::uint64_t> last;  // highest number handed out or floor
@@ -284,6 +293,7 @@ MemoryEngine::MemoryEngine(const Clock& clock)
       limits_(std::make_unique<Limits>()),
       tokens_(std::make_unique<Tokens>()),
       slots_(std::make_unique<Slots>()),
+      failures_(std::make_unique<Failures>()),
       sequences_(std::make_unique<Sequences>()) {}
 
 MemoryEngine::~MemoryEngine() = default;
@@ -666,6 +676,43 @@ boost::asio::awaitable<std::int64_t> MemoryEngine::slots_in_use(std::string key)
     co_return 0;
   }
   co_return static_cast<std::int64_t>(it->second.members.size());
+}
+
+// --- failure counters ----------------------------------------------------------------------
+
+boost::asio::awaitable<void> MemoryEngine::record_failure(std::string key, std::chrono::seconds window) {
+  const std::int64_t now = now_ms();
+  auto& shard = failures_->shards[shard_of(key)];
+  std::lock_guard lock(shard.mu);
+  sweep(shard.keys, shard.cursor, [now](Window& w) { return w.stale(now); });
+  auto& w = shard.keys[std::move(key)];
+  w.window_ms = to_ms(window);
+  w.slide(now);
+  w.accepted.push_back(now);
+  co_return;
+}
+
+boost::asio::awaitable<std::vector<std::int64_t>> MemoryEngine::recent_failures(std::string key,
+                                                                                std::chrono::seconds window,
+                                                                                std::size_t limit) {
+  const std::int64_t now = now_ms();
+  auto& shard = failures_->shards[shard_of(key)];
+  std::lock_guard lock(shard.mu);
+  auto it = shard.keys.find(key);
+  if (it == shard.keys.end()) co_return std::vector<std::int64_t>{};
+  std::vector<std::int64_t> out;
+  for (const std::int64_t t : it->second.accepted) {
+    if (t + to_ms(window) > now) out.push_back(t);
+  }
+  if (out.size() > limit) out.erase(out.begin(), out.end() - static_cast<std::ptrdiff_t>(limit));
+  co_return out;
+}
+
+boost::asio::awaitable<void> MemoryEngine::clear_failures(std::string key) {
+  auto& shard = failures_->shards[shard_of(key)];
+  std::lock_guard lock(shard.mu);
+  shard.keys.erase(key);
+  co_return;
 }
 
 // --- sequences -----------------------------------------------------------------------------

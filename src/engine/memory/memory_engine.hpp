@@ -114,6 +114,10 @@ class MemoryEngine final : public Engine {
   boost::asio::awaitable<void> release_slot(std::string key, std::string member) override;
   boost::asio::awaitable<void> refresh_slots(std::vector<SlotRef> slots, std::chrono::seconds ttl) override;
   boost::asio::awaitable<std::int64_t> slots_in_use(std::string key) override;
+  boost::asio::awaitable<void> record_failure(std::string key, std::chrono::seconds window) override;
+  boost::asio::awaitable<std::vector<std::int64_t>> recent_failures(std::string key, std::chrono::seconds window,
+                                                                    std::size_t limit) override;
+  boost::asio::awaitable<void> clear_failures(std::string key) override;
 
   // --- sequences ---------------------------------------------------------------------
   /// Completes at once; never blocks beyond a short mutex.
@@ -136,6 +140,7 @@ class MemoryEngine final : public Engine {
   struct Limits;
   struct Tokens;
   struct Slots;
+  struct Failures;
   struct Sequences;
 
   // Delivers one publication on this thread, holding the channel's delivery lock.
@@ -150,6 +155,7 @@ class MemoryEngine final : public Engine {
   std::unique_ptr<Limits> limits_;
   std::unique_ptr<Tokens> tokens_;
   std::unique_ptr<Slots> slots_;
+  std::unique_ptr<Failures> failures_;
   std::unique_ptr<Sequences> sequences_;
 };
 

@@ -102,6 +102,10 @@ class RedisEngine final : public Engine {
   boost::asio::awaitable<void> release_slot(std::string key, std::string member) override;
   boost::asio::awaitable<void> refresh_slots(std::vector<SlotRef> slots, std::chrono::seconds ttl) override;
   boost::asio::awaitable<std::int64_t> slots_in_use(std::string key) override;
+  boost::asio::awaitable<void> record_failure(std::string key, std::chrono::seconds window) override;
+  boost::asio::awaitable<std::vector<std::int64_t>> recent_failures(std::string key, std::chrono::seconds window,
+                                                                    std::size_t limit) override;
+  boost::asio::awaitable<void> clear_failures(std::string key) override;
   boost::asio::awaitable<std::vector<std::uint64_t>> reserve_sequences(std::vector<SequenceRequest> requests) override;
 
   /// Sends every request (pipelined, one round trip per server) and returns the replies

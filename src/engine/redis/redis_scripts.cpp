@@ -212,6 +212,14 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KE
 return 0
 )lua";
 
+// KEYS: a key's failures (sorted set scored by time). ARGV: now, window ms, nonce.
+constexpr const char* kRecordFailure = R"lua(
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 0
+)lua";
+
 // KEYS: the room's counter. ARGV: count, floor ('' = none). -> first number | 0
 constexpr const char* kReserve = R"lua(
 local cur = redis.call('GET', KEYS[1])
@@ -240,6 +248,7 @@ Scripts::Scripts() {
   add("claim_slot", kClaimSlot);
   add("refresh_slots", kRefreshSlots);
   add("reserve", kReserve);
+  add("record_failure", kRecordFailure);
 }
 
 }  // namespace chatorbit::engine::redis

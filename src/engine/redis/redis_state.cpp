@@ -3,6 +3,7 @@
 // all of a call's requests pipelined together (RedisEngine::execute). Key names are in
 // docs/redis.md.
 
+#include <algorithm>
 #include <charconv>
 #include <map>
 
@@ -294,6 +295,36 @@ asio::awaitable<std::int64_t> RedisEngine::slots_in_use(std::string name) {
   std::vector<Request> one;
   one.push_back(Request{k, {"ZCOUNT", k, "(" + std::to_string(now_ms()), "+inf"}});
   co_return int_of((co_await execute(std::move(one))).at(0));
+}
+
+// --- failure counters ----------------------------------------------------------------------
+
+asio::awaitable<void> RedisEngine::record_failure(std::string name, std::chrono::seconds window) {
+  std::vector<Request> one;
+  one.push_back(eval("record_failure", {key("fails:{" + name + "}")}, {std::to_string(now_ms()), ms(window), nonce()}));
+  checked((co_await execute(std::move(one))).at(0));
+}
+
+asio::awaitable<std::vector<std::int64_t>> RedisEngine::recent_failures(std::string name, std::chrono::seconds window,
+                                                                        std::size_t limit) {
+  const std::string k = key("fails:{" + name + "}");
+  const std::int64_t since = now_ms() - std::chrono::milliseconds{window}.count();
+  std::vector<Request> one;
+  one.push_back(Request{
+      k,
+      {"ZREVRANGEBYSCORE", k, "+inf", "(" + std::to_string(since), "WITHSCORES", "LIMIT", "0", std::to_string(limit)}});
+  const Reply r = checked((co_await execute(std::move(one))).at(0));
+  std::vector<std::int64_t> times;
+  for (std::size_t i = 1; i < r.elements.size(); i += 2) times.push_back(parse_i64(r.elements[i].str));
+  std::reverse(times.begin(), times.end());
+  co_return times;
+}
+
+asio::awaitable<void> RedisEngine::clear_failures(std::string name) {
+  const std::string k = key("fails:{" + name + "}");
+  std::vector<Request> one;
+  one.push_back(Request{k, {"DEL", k}});
+  checked((co_await execute(std::move(one))).at(0));
 }
 
 // --- sequences -----------------------------------------------------------------------------
