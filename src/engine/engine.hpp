@@ -1,9 +1,10 @@
 #pragma once
 // The engine seam: state that chat nodes must share in real time. Implementations:
-// memory/ (one process, the embedded default) and, later, redis/ (many nodes: pub/sub
-// for fan-out, keys with TTL for bans and token revocations, sets with TTL for presence,
-// Lua over sorted sets for sliding windows and counting slots). Both pass the same
-// conformance suite (engine_conformance.hpp).
+// memory/ (one process, the embedded default) and redis/ (many nodes, on one Redis or a
+// Redis Cluster: pub/sub for fan-out, keys with TTL for bans, sorted sets with per-member
+// expiry for presence, revocations, slots and failures, Lua over sorted sets for sliding
+// windows; docs/redis.md). Both pass the same conformance suites (engine_conformance.hpp,
+// multi_node_conformance.hpp).
 //
 // Threading: every method is thread-safe. Awaitable methods complete on the caller's
 // executor. Time comes from the injected Clock, so TTLs can be tested without sleeping.
@@ -200,12 +201,10 @@ class Engine {
   // nothing: the caller puts the store's records back (with their remaining TTL) before
   // it reads them here.
   //
-  // Redis: `revoked:{rv}:<jti>` (value exp ms) and `token_floor:{rv}:<user>` (value
-  // not_before_s) with PEXPIREAT, each write also adding the member to an index sorted
-  // set scored by expiry (`revoked:{rv}`, `token_floors:{rv}`); one hash tag so that
-  // one Lua script touches them all. A write is one script; token_revocations() is one
-  // script (ZREMRANGEBYSCORE to now, ZRANGE WITHSCORES, MGET the floors' values);
-  // is_token_revoked() is one MGET.
+  // Redis: sorted sets scored by expiry, `revoked:{rv}` (jti) and `token_floors:{rv}`
+  // (user), and a hash `token_floors:{rv}:nb` (user -> not_before_s); one hash tag so that
+  // one Lua script touches them all. Each call is one script that first sweeps what has
+  // expired.
 
   /// Revokes token `jti` for `ttl` (the token's exp + leeway - now). Idempotent; a
   /// second call keeps the later expiry. A ttl of zero or less does nothing (the token
@@ -231,9 +230,8 @@ class Engine {
   //
   // Redis: one sorted set per key, member -> expiry (ms); claim_slot() is a Lua script
   // (ZREMRANGEBYSCORE key -inf now; if ZSCORE member or ZCARD < limit then ZADD member
-  // now+ttl, PEXPIRE key to the largest expiry, return 1; else return 0).
-  // release_slot() is ZREM; refresh_slots() pipelines ZADD XX per member (a member that
-  // expired or was released is not brought back), one round trip.
+  // now+ttl, return 1; else return 0). release_slot() is ZREM; refresh_slots() is one
+  // script per key, renewing only members whose slot is live, all pipelined.
 
   /// Claims a slot of `key` for `member`; false, and nothing changes, if `key` already
   /// has `limit` live members (a limit of zero or less refuses everyone). Idempotent: a
