@@ -7,8 +7,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "auth/shared_revocations.hpp"
@@ -235,14 +237,19 @@ void App::build_chat() {
 
 std::string App::load_or_create_secret() {
   const auto path = config_.data_dir + "/jwt_secret";
-  if (std::ifstream in(path); in) {
+  const auto read = [&]() -> std::optional<std::string> {
+    std::ifstream in(path);
+    if (!in) return std::nullopt;
     std::string secret;
     std::getline(in, secret);
     if (secret.size() >= 32) return secret;
     throw ConfigError(path + " is shorter than 32 bytes; delete it or set JWT_SECRET");
-  }
+  };
+  if (auto existing = read()) return *existing;
   const auto secret = OsRandom::instance().hex(32);
-  const auto tmp = path + ".tmp";
+  // Nodes sharing a data directory may start together: the file is put in place with
+  // link(), which never replaces one, so the first node's secret is everyone's.
+  const auto tmp = path + ".tmp." + std::to_string(::getpid());
   {
     const mode_t old = ::umask(077);
     std::ofstream out(tmp, std::ios::trunc);
@@ -250,7 +257,15 @@ std::string App::load_or_create_secret() {
     out << secret << "\n";
     if (!out) throw ConfigError("cannot write " + tmp + "; set JWT_SECRET or fix CHATORBIT_DATA_DIR");
   }
-  fs::rename(tmp, path);
+  const bool won = ::link(tmp.c_str(), path.c_str()) == 0;
+  const int link_errno = errno;
+  std::error_code ignored;
+  fs::remove(tmp, ignored);
+  if (!won) {
+    if (link_errno != EEXIST) throw ConfigError("cannot create " + path + "; set JWT_SECRET or fix CHATORBIT_DATA_DIR");
+    if (auto theirs = read()) return *theirs;
+    throw ConfigError("cannot read " + path + "; set JWT_SECRET or fix CHATORBIT_DATA_DIR");
+  }
   log::warn("jwt_secret_generated",
             {{"path", path}, {"advice", "set JWT_SECRET in production; tokens die if this file is lost"}});
   return secret;
