@@ -168,7 +168,14 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
   try {
     auto refused = check_handshake(req, info, a);
     if (!refused) {
-      const auto verdict = co_await d_.engine.rate_hit("connect:" + info.client_ip, d_.config.connect_rate_per_ip);
+      engine::Admission verdict;
+      try {
+        verdict = co_await d_.engine.rate_hit("connect:" + info.client_ip, d_.config.connect_rate_per_ip);
+      } catch (const engine::EngineUnavailable& e) {
+        // Viewers keep coming in while Redis is away; the node's own per-address cap
+        // (caps_) still holds.
+        log::warn("connect_rate_unchecked", {{"client", info.client_ip}, {"why", e.what()}});
+      }
       if (verdict.verdict != engine::Admission::Verdict::ok) {
         const auto ms = verdict.retry_after.count();
         refused = refusal(Status::too_many_requests, "too many connections", {{"retry_after_ms", ms}});
@@ -185,10 +192,18 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
       if (!a.user) refused = refusal(Status::unauthorized, "invalid token");
     }
     if (!refused && a.claims) {
-      if (auto ban = co_await d_.engine.ban_state(a.room, a.claims->user_id)) {
-        boost::json::object extra{{"reason", ban->reason}};
-        if (const auto retry = ban->retry_after_ms(d_.clock.unix_millis())) extra["retry_after_ms"] = *retry;
-        refused = refusal(Status::forbidden, "banned", extra);
+      try {
+        if (auto ban = co_await d_.engine.ban_state(a.room, a.claims->user_id)) {
+          boost::json::object extra{{"reason", ban->reason}};
+          if (const auto retry = ban->retry_after_ms(d_.clock.unix_millis())) extra["retry_after_ms"] = *retry;
+          refused = refusal(Status::forbidden, "banned", extra);
+        }
+      } catch (const engine::EngineUnavailable& e) {
+        // A signed-in user whose bans cannot be read is not let in: a ban must not
+        // lapse because Redis is away. Viewers (no account) need no ban check.
+        log::warn("ban_unchecked", {{"user_id", a.claims->user_id}, {"why", e.what()}});
+        refused = refusal(Status::service_unavailable, "unavailable", {{"retry_after_ms", 1000}});
+        refused->set(http::bhttp::field::retry_after, "1");
       }
     }
     if (refused) {
@@ -243,7 +258,11 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
     if (!a.last_seq) d_.hub.release_held(*s, 0);
     log::debug("ws_open", {{"conn", s->conn_id}, {"room", a.room}, {"user_id", s->user_id}, {"v", s->version}});
 
-    co_await d_.engine.presence_refresh(one(s->presence()), d_.config.presence_ttl);
+    try {
+      co_await d_.engine.presence_refresh(one(s->presence()), d_.config.presence_ttl);
+    } catch (const engine::EngineUnavailable& e) {
+      log::warn("presence_unrecorded", {{"conn", a.conn_id}, {"why", e.what()}});  // the next sweep retries
+    }
     if (Session* live = alive(conn)) presence_.notify(a.room, "join", live->user_id, live->username);
     if (a.last_seq) co_await resume(conn, *a.last_seq);
   } catch (const std::exception& e) {

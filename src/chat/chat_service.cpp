@@ -173,6 +173,9 @@ asio::awaitable<void> ChatService::process(std::shared_ptr<ws::Connection> conn,
     Next next = Next::go_on;
     try {
       next = co_await handle_frame(conn, text);
+    } catch (const engine::EngineUnavailable& e) {
+      log::warn("ws_frame_unavailable", {{"what", e.what()}});
+      if (alive(conn)) conn->send_text(error_json("unavailable", "chat is unavailable for a moment; try again", 1000));
     } catch (const std::exception& e) {
       log::error("ws_frame_failed", {{"what", e.what()}});
       if (alive(conn)) conn->send_text(error_json("internal", "the server could not handle this frame"));
@@ -250,7 +253,17 @@ asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> 
   }
   engine::AdmitRequest request{s->room, s->user_id, s->moderator() ? d_.config.mod_rate_limit : d_.config.rate_limit,
                                s->moderator() ? 0 : d_.rooms.slow_mode(s->room)};
-  const auto admission = co_await d_.engine.admit(std::move(request));
+  engine::Admission admission;
+  try {
+    admission = co_await d_.engine.admit(std::move(request));
+  } catch (const engine::EngineUnavailable& e) {
+    log::warn("admission_unavailable", {{"what", e.what()}});
+    if (alive(conn)) {
+      conn->send_text(error_json(
+          "unavailable", "chat is unavailable for a moment; the message was not sent, send it again", 1000, cid));
+    }
+    co_return;
+  }
   s = alive(conn);
   if (!s) co_return;
   using Verdict = engine::Admission::Verdict;
@@ -286,19 +299,22 @@ asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> 
 
 namespace {
 
-/// What a sender is told of a message its batch failed to store. A lost connection
-/// leaves the outcome unknown: then the message may be stored, and a resend with the
-/// same cid finds out without storing it twice (MessagePipeline).
-std::string stored_error_text(const std::exception_ptr& error) {
+/// What a sender is told of a message its batch failed to store: the error code and
+/// text. A lost connection leaves the outcome unknown: then the message may be stored,
+/// and a resend with the same cid finds out without storing it twice (MessagePipeline).
+/// A batch that could not be numbered (the engine is unavailable) stored nothing.
+std::pair<std::string, std::string> stored_error(const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
+  } catch (const engine::EngineUnavailable&) {
+    return {"unavailable", "chat is unavailable for a moment; the message was not stored, send it again"};
   } catch (const store::PartialAppend& e) {
     if (e.rest() == store::PartialAppend::Rest::unknown) {
-      return "the message may not have been stored and was not sent; resend it with the same cid to know";
+      return {"internal", "the message may not have been stored and was not sent; resend it with the same cid to know"};
     }
   } catch (...) {
   }
-  return "the message could not be stored; it was not sent";
+  return {"internal", "the message could not be stored; it was not sent"};
 }
 
 }  // namespace
@@ -309,7 +325,9 @@ void ChatService::on_stored(const std::shared_ptr<ws::Connection>& conn, const s
   if (!s) return;
   --s->in_pipeline;
   if (error) {
-    conn->send_text(error_json("internal", stored_error_text(error), {}, cid));
+    const auto [code, text] = stored_error(error);
+    conn->send_text(
+        error_json(code, text, code == "unavailable" ? std::optional<std::int64_t>{1000} : std::nullopt, cid));
   } else {
     if (s->version == 2 && !cid.empty()) {
       boost::json::object ack{

@@ -12,6 +12,7 @@
 
 #include "core/log.hpp"
 #include "core/random.hpp"
+#include "engine/engine.hpp"
 #include "store/store.hpp"
 
 namespace chatorbit::http {
@@ -407,6 +408,12 @@ asio::awaitable<Response> HttpServer::dispatch(Context& ctx) {
   } catch (const store::StoreError& e) {
     log::error("store_error", {{"request_id", ctx.request_id}, {"route", ctx.route}, {"what", e.what()}});
     co_return error_response(Status::service_unavailable, "storage unavailable");
+  } catch (const engine::EngineUnavailable& e) {
+    // Redis is gone or stalled: the request did nothing, and may be retried shortly.
+    log::warn("engine_unavailable", {{"request_id", ctx.request_id}, {"route", ctx.route}, {"what", e.what()}});
+    auto res = error_response(Status::service_unavailable, "unavailable", {{"retry_after_ms", 1000}});
+    res.set(bhttp::field::retry_after, "1");
+    co_return res;
   } catch (const std::exception& e) {
     log::error("handler_exception", {{"request_id", ctx.request_id}, {"route", ctx.route}, {"what", e.what()}});
     co_return error_response(Status::internal_server_error, "internal error");
