@@ -509,3 +509,87 @@ def check_outcome(nodes, posters: list[Poster], user_ids: list[str], viewers: li
     # node must still bring them to its viewers (the gap fill), as every acked message.
     assert not problems, (f"acked messages told `unavailable` (seqs {sorted(not_live)}) never reached some "
                           f"viewers:\n{described}")
+
+
+def test_bans_and_logouts_hold_after_redis_restarts_empty(fresh_redis, nodes_factory):
+    nodes = nodes_factory(redis_env("standalone", fresh_redis))
+    api = Api(nodes[0])
+    adm = admin_token(api)
+    banned_token, banned = api.new_user()
+    email, _, password = api.register()
+    gone_token = api.login(email, password)
+    room = unique_room("keep")
+    assert api.post(f"/chat/rooms/{room}/bans", headers=auth(adm), json={"user_id": banned["id"]}).status_code == 200
+    assert api.post("/logout", headers=auth(gone_token)).status_code == 200
+
+    def enforced(n) -> tuple[int, int, int]:
+        return (handshake_status(n, banned_token, room), handshake_status(n, gone_token, room),
+                Api(n).get("/users/me", headers=auth(gone_token)).status_code)
+
+    assert [enforced(n) for n in nodes] == [(403, 401, 401)] * 3
+    fresh_redis.cli("SET", "sentinel", "1")
+    kill_until_noticed(fresh_redis, nodes)
+    fresh_redis.start()
+    assert fresh_redis.cli("EXISTS", "sentinel").strip() == "0", "Redis came back with its data"
+    assert wait_until(lambda: all(readyz(n) == 200 for n in nodes), timeout=RESUME_LIMIT_S), \
+        [readyz(n) for n in nodes]
+    # The nodes put the store's bans and revocations back into the empty Redis.
+    held = wait_until(lambda: all(enforced(n) == (403, 401, 401) for n in nodes), timeout=RESUME_LIMIT_S)
+    assert held, (f"after Redis came back empty, (ban handshake, revoked handshake, revoked REST) per node: "
+                  f"{[enforced(n) for n in nodes]}; expected (403, 401, 401)\n{fault_log(nodes)}")
+    # And a node that starts now agrees.
+    late = nodes_factory.add(nodes[0])
+    assert enforced(late) == (403, 401, 401)
+
+
+def test_a_post_refused_while_redis_is_down_names_its_cid(fresh_redis, nodes_factory):
+    """A client may have several messages in flight: the refusal must say which one it
+    is about, so that the client resends that one (with its cid) and no other."""
+    (node,) = nodes_factory(redis_env("standalone", fresh_redis), count=1)
+    token, _ = Api(node).new_user()
+    room = unique_room("cid")
+    with ChatClient(node, token, room) as c:
+        c.wait_welcome()
+        c.send_message("before", cid="up-1")
+        assert c.recv_type("ack", cid="up-1")["seq"] == 1
+        kill_until_noticed(fresh_redis, [node])
+        c.send_message("while down", cid="down-1")
+        f = c.recv_until(lambda f: f.get("type") in ("ack", "error"))
+        print(f"refused while Redis is down: {f}")
+        assert f["type"] == "error", f
+        fresh_redis.start()
+        assert wait_until(lambda: readyz(node) == 200, timeout=RESUME_LIMIT_S)
+        for _ in range(50):  # resend with the same cid until Redis takes it
+            c.send_message("while down", cid="down-1")
+            reply = c.recv_until(lambda f: f.get("type") in ("ack", "error"))
+            if reply["type"] == "ack":
+                break
+            time.sleep(0.1)
+        assert (reply["type"], reply.get("seq"), reply.get("duplicate")) == ("ack", 2, False), reply
+        assert f.get("cid") == "down-1", f"the refusal does not name the message it refuses: {f}"
+    assert [m["content"] for m in Api(node).get(f"/chat/history/{room}").json()] == ["while down", "before"]
+
+
+def test_bans_come_back_after_redis_lost_them_even_if_it_is_slow_at_first(fresh_redis, nodes_factory):
+    """The refill after a lost subscription must not be a single attempt. Redis loses its
+    state (FLUSHALL, as a restart without persistence would), the nodes' subscriptions
+    drop (CLIENT KILL TYPE pubsub) and, as they resubscribe, Redis takes no writes for
+    3 s (CLIENT PAUSE WRITE, longer than the 2 s command timeout): the refill's writes
+    time out. Once Redis takes writes again, the bans must be back."""
+    nodes = nodes_factory(redis_env("standalone", fresh_redis))
+    api = Api(nodes[0])
+    adm = admin_token(api)
+    banned_token, banned = api.new_user()
+    room = unique_room("keep")
+    assert api.post(f"/chat/rooms/{room}/bans", headers=auth(adm), json={"user_id": banned["id"]}).status_code == 200
+    assert [handshake_status(n, banned_token, room) for n in nodes] == [403] * 3
+    fresh_redis.cli("FLUSHALL")
+    fresh_redis.cli("CLIENT", "PAUSE", "3000", "WRITE")
+    fresh_redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
+    paused_until = time.monotonic() + 3.0
+    assert wait_until(lambda: all(n.events("broker_resubscribed") for n in nodes), timeout=TIMEOUT)
+    time.sleep(max(0.0, paused_until - time.monotonic()))
+    held = wait_until(lambda: all(handshake_status(n, banned_token, room) == 403 for n in nodes),
+                      timeout=RESUME_LIMIT_S)
+    assert held, (f"3 s after Redis took writes again, the banned user's handshake per node: "
+                  f"{[handshake_status(n, banned_token, room) for n in nodes]} (expected 403)\n{fault_log(nodes)}")
