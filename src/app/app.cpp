@@ -6,6 +6,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <cerrno>
 #include <filesystem>
@@ -145,25 +146,51 @@ App::~App() { shutdown(); }
 
 void App::refill_after_broker_loss() {
   // A broker that was lost may come back with an engine that lost its state (a Redis
-  // restarted empty), and this node missed the account events meanwhile: the engine
-  // is refilled from the store, and the revocation cache from the engine, on the store's
-  // general lane.
+  // restarted empty), and this node missed what was published meanwhile. On the store's
+  // general lane: first what viewers missed (the subscriptions are in force again, so
+  // nothing published from now on can fall between), then the engine's state.
   const bool chat = config_.has_role("chat");
-  log::warn("broker_resubscribed", {{"refill", chat ? "bans, revocations" : "revocations"}});
-  store_->post([this, chat](store::Store& s) {
-    try {
-      if (chat) {
-        // First what viewers missed (the subscriptions are in force again, so nothing
-        // published from now on can fall between), then the engine's state.
+  log::warn("broker_resubscribed", {{"refill", chat ? "messages, bans, revocations" : "revocations"}});
+  if (chat) {
+    store_->post([this](store::Store& s) {
+      try {
         const auto filled = chat::fill_missed_messages(s, *hub_);
         log::info("gap_filled",
                   {{"rooms", filled.rooms}, {"offered", filled.offered}, {"truncated", filled.truncated}});
-        hub_->refresh_all_presence();
-        chat::ModerationService::restore_bans(s, *engine_, clock_);
+      } catch (const std::exception& e) {
+        log::error("gap_fill_failed", {{"what", e.what()}});
       }
+      hub_->refresh_all_presence();
+    });
+  }
+  refill_engine(1);
+}
+
+namespace {
+constexpr int kRefillAttempts = 120;
+constexpr std::chrono::milliseconds kRefillEvery{500};
+}  // namespace
+
+void App::refill_engine(int attempt) {
+  // The subscriber may be back before the command connection is (each reconnects on its
+  // own), so a refill that finds the engine unavailable is tried again until it is done:
+  // a ban must not lapse because Redis came back in pieces.
+  const bool chat = config_.has_role("chat");
+  store_->post([this, chat, attempt](store::Store& s) {
+    try {
+      if (chat) chat::ModerationService::restore_bans(s, *engine_, clock_);
       auth::refill_revocations(s, *engine_, *revocations_, clock_);
+      if (attempt > 1) log::info("refill_done", {{"attempt", attempt}});
     } catch (const std::exception& e) {
-      log::error("refill_failed", {{"what", e.what()}});
+      if (attempt >= kRefillAttempts) {
+        log::error("refill_failed", {{"attempts", attempt}, {"what", e.what()}});
+        return;
+      }
+      log::warn("refill_retry", {{"attempt", attempt}, {"what", e.what()}});
+      auto timer = std::make_shared<boost::asio::steady_timer>(loops_->loop(0), kRefillEvery);
+      timer->async_wait([this, timer, attempt](boost::system::error_code ec) {
+        if (!ec) refill_engine(attempt + 1);
+      });
     }
   });
 }
@@ -180,6 +207,20 @@ void App::build_chat() {
   limits.order_wait = config_.order_wait;
   limits.io_uring = config_.io_uring;
   hub_ = std::make_unique<chat::Hub>(*loops_, *engine_, limits, clock_);
+  // A gap is looked for in the store before it is given up: a stored message whose
+  // publication was lost is delivered in its place (chat/gap_fill.hpp).
+  hub_->set_gap_fetcher([this](const std::string& room, std::uint64_t from, std::uint64_t to) {
+    store_->post([this, room, from, to](store::Store& s) {
+      try {
+        if (const auto n = chat::fetch_gap(s, *hub_, room, from, to); n > 0) {
+          log::info("gap_fetched", {{"room", room}, {"from", from}, {"to", to}, {"found", n}});
+        }
+      } catch (const std::exception& e) {
+        log::warn("gap_fetch_failed", {{"room", room}, {"what", e.what()}});
+      }
+      hub_->gap_fetched(room);
+    });
+  });
   engine_->set_subscriber([hub = hub_.get()](const std::string& channel, std::shared_ptr<const std::string> payload) {
     hub->on_publication(channel, std::move(payload));
   });

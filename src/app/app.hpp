@@ -56,6 +56,9 @@ class App {
   void build_chat();
   /// Run when the broker is back after a loss (Engine::set_resubscribed).
   void refill_after_broker_loss();
+  /// Puts the store's bans and revocations back into the engine; tried again every
+  /// 500 ms while the engine is unavailable (attempt counts from 1).
+  void refill_engine(int attempt);
 
   Config config_;
   const Clock& clock_;

@@ -248,8 +248,21 @@ void Hub::release_ordered() {
 }
 
 void Hub::on_order_timer() {
+  std::vector<RoomSequencer<Delivery>::Gap> gaps;
+  {
+    std::lock_guard lock(order_mu_);
+    order_armed_for_.reset();
+    const auto now = std::chrono::steady_clock::now();
+    if (gap_fetcher_) gaps = order_.fetch_due(now);
+    order_.expire(now, released_);
+    release_ordered();
+  }
+  for (const auto& g : gaps) gap_fetcher_(g.room, g.from, g.to);
+}
+
+void Hub::gap_fetched(const std::string& room) {
   std::lock_guard lock(order_mu_);
-  order_armed_for_.reset();
+  order_.fetched(room);
   order_.expire(std::chrono::steady_clock::now(), released_);
   release_ordered();
 }

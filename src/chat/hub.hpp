@@ -148,6 +148,16 @@ class Hub final : public ws::ConnectionHandler {
   /// come back empty). Thread-safe.
   void refresh_all_presence();
 
+  /// Looks for a gap's messages [from, to) of `room` in the store, offers what it finds
+  /// through on_publication(), then calls gap_fetched(room). Any thread; must not block
+  /// the caller (post the read).
+  using GapFetcher = std::function<void(const std::string& room, std::uint64_t from, std::uint64_t to)>;
+  /// Gaps are looked up in the store before they are given up (RoomSequencer). Call
+  /// before start().
+  void set_gap_fetcher(GapFetcher f) { gap_fetcher_ = std::move(f); }
+  /// The look-up of `room`'s gap is over. Thread-safe.
+  void gap_fetched(const std::string& room);
+
   /// Closes every session with `code` (shutdown: 1001). Thread-safe.
   void close_all(std::uint16_t code);
   std::int64_t sessions() const { return sessions_.load(std::memory_order_relaxed); }
@@ -219,6 +229,7 @@ class Hub final : public ws::ConnectionHandler {
   std::atomic<std::uint64_t> sequence_gaps_{0};
   std::atomic<std::uint64_t> late_publications_{0};
   std::atomic<std::int64_t> broker_seen_up_ms_{0};
+  GapFetcher gap_fetcher_;
 };
 
 }  // namespace chatorbit::chat

@@ -23,6 +23,11 @@
 // One first arrival needs no wait: seq 1, since no number comes before it (a new room,
 // the common case for a stream that just started).
 //
+// Before giving a gap up, the hub may look for it in the store (fetch_due(), fetched()):
+// a message whose publication failed or was lost (its node's publisher connection broke
+// after the message was stored) is there, and offered then it fills the gap in order.
+// A room being looked up gets at most one more `wait` before its gap is given up.
+//
 // The sequencer is pure bookkeeping: no clock (the caller passes `now`), no threads,
 // no timers. Not thread-safe; the hub calls it under one mutex and arms one timer at
 // next_deadline().
@@ -66,7 +71,10 @@ class RoomSequencer {
 
   /// Starts ordering `room` (the node subscribed to it): its position is unknown until
   /// its first arrivals have waited (see the file comment). Idempotent.
-  void follow(const std::string& room) { rooms_.try_emplace(room); }
+  void follow(const std::string& room) {
+    auto [it, fresh] = rooms_.try_emplace(room);
+    if (fresh) it->second.name = room;
+  }
   /// Stops ordering `room` and drops what waits for it (the node unsubscribed).
   void forget(const std::string& room) {
     if (const auto it = rooms_.find(room); it != rooms_.end()) {
@@ -128,12 +136,41 @@ class RoomSequencer {
     r.unnumbered.emplace_back(r.waiting.rbegin()->first, std::move(item));
   }
 
+  /// A run of missing numbers, [from, to), that a publication has waited `wait` for.
+  struct Gap {
+    std::string room;
+    std::uint64_t from = 0;
+    std::uint64_t to = 0;
+  };
+  /// The gaps due to be given up by `now` in rooms of known position, each marked as
+  /// being looked up: expire() leaves the room alone until fetched() or one more `wait`.
+  std::vector<Gap> fetch_due(Clock::time_point now) {
+    std::vector<Gap> due;
+    for (Room* r : busy_) {
+      if (!r->known || r->fetching_since) continue;
+      const auto since = oldest_arrival(*r);
+      if (!since || *since + wait_ > now) continue;
+      const std::uint64_t lowest = r->waiting.begin()->first;
+      if (lowest <= r->next) continue;
+      r->fetching_since = now;
+      due.push_back(Gap{r->name, r->next, lowest});
+    }
+    return due;
+  }
+  /// The look-up of `room`'s gap is over (what it found was offered): expire() may give
+  /// up what is still missing.
+  void fetched(const std::string& room) {
+    if (auto it = rooms_.find(room); it != rooms_.end()) it->second.fetching_since.reset();
+  }
+
   /// Gives up the gaps in front of every publication that has waited `wait` by `now`
   /// (which starts rooms whose first arrivals have waited); appends what that releases.
-  /// No publication waits longer than `wait`.
+  /// No publication waits longer than `wait`, or twice that while its gap is looked up.
   void expire(Clock::time_point now, Released& out) {
     const std::vector<Room*> busy(busy_.begin(), busy_.end());
     for (Room* r : busy) {
+      if (r->fetching_since && *r->fetching_since + wait_ > now) continue;
+      r->fetching_since.reset();
       while (const auto since = oldest_arrival(*r)) {
         if (*since + wait_ > now) break;
         give_up_head(*r, out);
@@ -146,7 +183,8 @@ class RoomSequencer {
   std::optional<Clock::time_point> next_deadline() {
     std::optional<Clock::time_point> soonest;
     for (Room* r : busy_) {
-      const auto since = oldest_arrival(*r);
+      auto since = oldest_arrival(*r);
+      if (since && r->fetching_since) since = std::max(*since, *r->fetching_since);
       if (since && (!soonest || *since + wait_ < *soonest)) soonest = *since + wait_;
     }
     return soonest;
@@ -161,8 +199,10 @@ class RoomSequencer {
 
  private:
   struct Room {
-    bool known = false;      ///< false until the first arrivals have waited
-    std::uint64_t next = 0;  ///< the number expected next, when known
+    std::string name;
+    std::optional<Clock::time_point> fetching_since;  ///< its gap is being looked up
+    bool known = false;                               ///< false until the first arrivals have waited
+    std::uint64_t next = 0;                           ///< the number expected next, when known
     std::map<std::uint64_t, Item> waiting;
     /// Unnumbered publications held, in arrival order, each with the highest number
     /// that waited when it arrived: it is released once the position has passed that.
@@ -175,6 +215,7 @@ class RoomSequencer {
   /// Keeps `busy_` to the rooms where something waits.
   void settle(Room& r) {
     if (r.waiting.empty()) {
+      r.fetching_since.reset();
       busy_.erase(&r);
     } else {
       busy_.insert(&r);

@@ -166,5 +166,31 @@ TEST_F(RoomSequencerTest, ARoomNotFollowedPassesEverythingThrough) {
   EXPECT_EQ(seq.waiting(), 0u) << "forgetting a room drops what waited for it";
 }
 
+TEST_F(RoomSequencerTest, AGapDueIsLookedUpOnceAndGivenUpOnlyWhenTheLookUpIsOver) {
+  start_at_one();
+  EXPECT_EQ(offer(4, 10ms), V{});  // 2 and 3 missing
+  EXPECT_TRUE(seq.fetch_due(t0 + 10ms + kWait - 1ms).empty()) << "not due yet";
+  const auto due = seq.fetch_due(t0 + 10ms + kWait);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].room, "r");
+  EXPECT_EQ(due[0].from, 2u);
+  EXPECT_EQ(due[0].to, 4u) << "[from, to): 2 and 3";
+  EXPECT_TRUE(seq.fetch_due(t0 + 10ms + kWait).empty()) << "once";
+  EXPECT_EQ(expire(10ms + kWait), V{}) << "held while it is looked up";
+  EXPECT_EQ(seq.next_deadline(), t0 + 10ms + 2 * kWait) << "at most one more wait";
+  EXPECT_EQ(offer(2, 10ms + kWait + 5ms), V{2}) << "the store had 2";
+  seq.fetched("r");
+  EXPECT_EQ(expire(10ms + kWait + 6ms), V{4}) << "3 was not found: given up now";
+  EXPECT_EQ(out.skipped, 1u);
+}
+
+TEST_F(RoomSequencerTest, ALookUpThatNeverEndsHoldsTheRoomOneMoreWaitAtMost) {
+  start_at_one();
+  EXPECT_EQ(offer(3, 0ms), V{});
+  ASSERT_EQ(seq.fetch_due(t0 + kWait).size(), 1u);
+  EXPECT_EQ(expire(2 * kWait - 1ms), V{});
+  EXPECT_EQ(expire(2 * kWait), V{3});
+}
+
 }  // namespace
 }  // namespace chatorbit::chat
