@@ -209,11 +209,11 @@ void App::build_chat() {
   hub_ = std::make_unique<chat::Hub>(*loops_, *engine_, limits, clock_);
   // A gap is looked for in the store before it is given up: a stored message whose
   // publication was lost is delivered in its place (chat/gap_fill.hpp).
-  hub_->set_gap_fetcher([this](const std::string& room, std::uint64_t from, std::uint64_t to) {
-    store_->post([this, room, from, to](store::Store& s) {
+  hub_->set_gap_fetcher([this](const std::string& room, std::vector<std::uint64_t> missing) {
+    store_->post([this, room, missing = std::move(missing)](store::Store& s) {
       try {
-        if (const auto n = chat::fetch_gap(s, *hub_, room, from, to); n > 0) {
-          log::info("gap_fetched", {{"room", room}, {"from", from}, {"to", to}, {"found", n}});
+        if (const auto n = chat::fetch_gap(s, *hub_, room, missing); n > 0) {
+          log::info("gap_fetched", {{"room", room}, {"missing", missing.size()}, {"found", n}});
         }
       } catch (const std::exception& e) {
         log::warn("gap_fetch_failed", {{"room", room}, {"what", e.what()}});

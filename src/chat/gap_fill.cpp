@@ -39,13 +39,18 @@ GapFillResult fill_missed_messages(store::Store& store, Hub& hub) {
   return result;
 }
 
-std::size_t fetch_gap(store::Store& store, Hub& hub, const std::string& room, std::uint64_t from, std::uint64_t to) {
+std::size_t fetch_gap(store::Store& store, Hub& hub, const std::string& room,
+                      const std::vector<std::uint64_t>& missing) {
   std::size_t offered = 0;
-  const auto span = std::min<std::uint64_t>(to - from, kGapFillLimit);
+  if (missing.empty()) return 0;
+  // One read from the highest missing number down to the lowest; what lies between and
+  // is not missing (the node holds it) is skipped.
+  const std::uint64_t from = missing.front(), to = missing.back() + 1;
+  const auto span = std::min<std::uint64_t>(to - from, static_cast<std::uint64_t>(kGapFillLimit));
   const auto newest_first = store.history(room, static_cast<int>(span), to);
   const std::string channel = room_channel(room);
   for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) {
-    if (it->seq < from) continue;
+    if (it->seq < from || !std::binary_search(missing.begin(), missing.end(), it->seq)) continue;
     hub.on_publication(channel, std::make_shared<const std::string>(encode_message(it->seq, message_json_v1(*it))));
     ++offered;
   }

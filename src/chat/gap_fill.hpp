@@ -33,11 +33,12 @@ struct GapFillResult {
 
 GapFillResult fill_missed_messages(store::Store& store, Hub& hub);
 
-/// One gap the hub's sequencer is about to give up (Hub::GapFetcher): the room's stored
-/// messages numbered [from, to) are offered to the hub, and the hub is told the look-up
-/// is over. A message stored whose publication never reached this node (its node's
-/// publisher connection failed after the commit) is delivered then, in its place. On a
-/// store lane. Returns how many were offered.
-std::size_t fetch_gap(store::Store& store, Hub& hub, const std::string& room, std::uint64_t from, std::uint64_t to);
+/// The numbers the hub's sequencer is about to give up in a room (Hub::GapFetcher,
+/// `missing` ascending): those of them the store holds are offered to the hub. A message
+/// stored whose publication never reached this node (its node's publisher connection
+/// failed after the commit) is delivered then, in its place. On a store lane. Returns
+/// how many were offered; the caller tells the hub the look-up is over.
+std::size_t fetch_gap(store::Store& store, Hub& hub, const std::string& room,
+                      const std::vector<std::uint64_t>& missing);
 
 }  // namespace chatorbit::chat

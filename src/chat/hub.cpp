@@ -257,7 +257,7 @@ void Hub::on_order_timer() {
     order_.expire(now, released_);
     release_ordered();
   }
-  for (const auto& g : gaps) gap_fetcher_(g.room, g.from, g.to);
+  for (auto& g : gaps) gap_fetcher_(g.room, std::move(g.missing));
 }
 
 void Hub::gap_fetched(const std::string& room) {

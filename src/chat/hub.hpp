@@ -148,10 +148,10 @@ class Hub final : public ws::ConnectionHandler {
   /// come back empty). Thread-safe.
   void refresh_all_presence();
 
-  /// Looks for a gap's messages [from, to) of `room` in the store, offers what it finds
-  /// through on_publication(), then calls gap_fetched(room). Any thread; must not block
-  /// the caller (post the read).
-  using GapFetcher = std::function<void(const std::string& room, std::uint64_t from, std::uint64_t to)>;
+  /// Looks for `room`'s messages numbered `missing` (ascending) in the store, offers what
+  /// it finds through on_publication(), then calls gap_fetched(room). Any thread; must
+  /// not block the caller (post the read).
+  using GapFetcher = std::function<void(const std::string& room, std::vector<std::uint64_t> missing)>;
   /// Gaps are looked up in the store before they are given up (RoomSequencer). Call
   /// before start().
   void set_gap_fetcher(GapFetcher f) { gap_fetcher_ = std::move(f); }

@@ -136,12 +136,13 @@ class RoomSequencer {
     r.unnumbered.emplace_back(r.waiting.rbegin()->first, std::move(item));
   }
 
-  /// A run of missing numbers, [from, to), that a publication has waited `wait` for.
+  /// The numbers missing in front of publications that have waited `wait`: every one
+  /// from the position up to the highest held (at most kMaxLookUp of them).
   struct Gap {
     std::string room;
-    std::uint64_t from = 0;
-    std::uint64_t to = 0;
+    std::vector<std::uint64_t> missing;  ///< ascending
   };
+  static constexpr std::size_t kMaxLookUp = 1000;
   /// The gaps due to be given up by `now` in rooms of known position, each marked as
   /// being looked up: expire() leaves the room alone until fetched() or one more `wait`.
   std::vector<Gap> fetch_due(Clock::time_point now) {
@@ -150,10 +151,15 @@ class RoomSequencer {
       if (!r->known || r->fetching_since) continue;
       const auto since = oldest_arrival(*r);
       if (!since || *since + wait_ > now) continue;
-      const std::uint64_t lowest = r->waiting.begin()->first;
-      if (lowest <= r->next) continue;
+      Gap gap{r->name, {}};
+      std::uint64_t n = r->next;
+      for (const auto& [seq, item] : r->waiting) {
+        for (; n < seq && gap.missing.size() < kMaxLookUp; ++n) gap.missing.push_back(n);
+        n = seq + 1;
+      }
+      if (gap.missing.empty()) continue;
       r->fetching_since = now;
-      due.push_back(Gap{r->name, r->next, lowest});
+      due.push_back(std::move(gap));
     }
     return due;
   }

@@ -173,8 +173,7 @@ TEST_F(RoomSequencerTest, AGapDueIsLookedUpOnceAndGivenUpOnlyWhenTheLookUpIsOver
   const auto due = seq.fetch_due(t0 + 10ms + kWait);
   ASSERT_EQ(due.size(), 1u);
   EXPECT_EQ(due[0].room, "r");
-  EXPECT_EQ(due[0].from, 2u);
-  EXPECT_EQ(due[0].to, 4u) << "[from, to): 2 and 3";
+  EXPECT_EQ(due[0].missing, (V{2, 3}));
   EXPECT_TRUE(seq.fetch_due(t0 + 10ms + kWait).empty()) << "once";
   EXPECT_EQ(expire(10ms + kWait), V{}) << "held while it is looked up";
   EXPECT_EQ(seq.next_deadline(), t0 + 10ms + 2 * kWait) << "at most one more wait";
@@ -182,6 +181,14 @@ TEST_F(RoomSequencerTest, AGapDueIsLookedUpOnceAndGivenUpOnlyWhenTheLookUpIsOver
   seq.fetched("r");
   EXPECT_EQ(expire(10ms + kWait + 6ms), V{4}) << "3 was not found: given up now";
   EXPECT_EQ(out.skipped, 1u);
+}
+
+TEST_F(RoomSequencerTest, ALookUpAsksForEveryNumberMissingBeforeTheHighestHeld) {
+  start_at_one();
+  for (std::uint64_t n : {3, 5, 6, 9}) EXPECT_EQ(offer(n, 0ms), V{});
+  const auto due = seq.fetch_due(t0 + kWait);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].missing, (V{2, 4, 7, 8})) << "not only the first gap: each would wait its own turn";
 }
 
 TEST_F(RoomSequencerTest, ALookUpThatNeverEndsHoldsTheRoomOneMoreWaitAtMost) {
