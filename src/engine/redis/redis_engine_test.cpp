@@ -132,39 +132,25 @@ std::unique_ptr<Engine> remember(std::unique_ptr<Engine> e, std::string prefix) 
   return e;
 }
 
-EngineFactory standalone_factory() {
+// The suite's factory for engines on the standalone server or on the cluster.
+EngineFactory redis_factory(bool cluster) {
   EngineFactory f;
-  f.name = "Redis";
-  f.make = [](ManualClock& clock) {
+  f.name = cluster ? "RedisCluster" : "Redis";
+  const auto servers = [cluster] { return cluster ? cluster_addrs() : std::vector{test_redis::standalone_addr()}; };
+  f.make = [cluster](ManualClock& clock) {
     auto prefix = fresh_prefix();
-    return remember(proxied_engine(prefix, clock), prefix);
+    return remember(proxied_engine(prefix, clock, cluster), prefix);
   };
-  f.forget_sequences = [](Engine& e) { delete_keys({test_redis::standalone_addr()}, prefixes()[&e] + "seq:*"); };
-  f.forget_token_revocations = [](Engine& e) {
-    delete_keys({test_redis::standalone_addr()}, prefixes()[&e] + "revoked:*");
-    delete_keys({test_redis::standalone_addr()}, prefixes()[&e] + "token_floors:*");
+  f.forget_sequences = [servers](Engine& e) { delete_keys(servers(), prefixes()[&e] + "seq:*"); };
+  f.forget_token_revocations = [servers](Engine& e) {
+    delete_keys(servers(), prefixes()[&e] + "revoked:*");
+    delete_keys(servers(), prefixes()[&e] + "token_floors:*");
   };
   f.set_broker_down = set_proxied_broker_down;
   return f;
 }
 
-EngineFactory cluster_factory() {
-  EngineFactory f;
-  f.name = "RedisCluster";
-  f.make = [](ManualClock& clock) {
-    auto prefix = fresh_prefix();
-    return remember(proxied_engine(prefix, clock, true), prefix);
-  };
-  f.set_broker_down = set_proxied_broker_down;
-  f.forget_sequences = [](Engine& e) { delete_keys(cluster_addrs(), prefixes()[&e] + "seq:*"); };
-  f.forget_token_revocations = [](Engine& e) {
-    delete_keys(cluster_addrs(), prefixes()[&e] + "revoked:*");
-    delete_keys(cluster_addrs(), prefixes()[&e] + "token_floors:*");
-  };
-  return f;
-}
-
-INSTANTIATE_TEST_SUITE_P(Redis, EngineConformance, ::testing::Values(standalone_factory(), cluster_factory()),
+INSTANTIATE_TEST_SUITE_P(Redis, EngineConformance, ::testing::Values(redis_factory(false), redis_factory(true)),
                          engine_factory_name);
 
 class RedisNodeBackend final : public NodeBackend {

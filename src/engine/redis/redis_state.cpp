@@ -77,37 +77,37 @@ std::vector<std::string> revocation_keys(const RedisEngine& e) {
 
 // --- presence ------------------------------------------------------------------------------
 
-asio::awaitable<void> RedisEngine::presence_refresh(std::vector<PresenceEntry> entries, std::chrono::seconds ttl) {
+namespace {
+
+// One script call per room: `script` with the room's keys, `head` then each entry's
+// (conn_id, user_id).
+std::vector<Request> per_room(const RedisEngine& e, const std::vector<PresenceEntry>& entries, const char* script,
+                              const std::vector<std::string>& head_before_prefix) {
   std::map<std::string, std::vector<const PresenceEntry*>> by_room;
-  for (const auto& e : entries) by_room[e.room_id].push_back(&e);
+  for (const auto& entry : entries) by_room[entry.room_id].push_back(&entry);
   std::vector<Request> requests;
-  const std::string now = std::to_string(now_ms());
   for (const auto& [room, list] : by_room) {
-    auto k = room_keys(*this, room);
-    std::vector<std::string> args{now, ms(ttl), k.user_prefix};
-    for (const auto* e : list) {
-      args.push_back(e->conn_id);
-      args.push_back(e->user_id);
+    auto k = room_keys(e, room);
+    std::vector<std::string> args = head_before_prefix;
+    args.push_back(k.user_prefix);
+    for (const auto* entry : list) {
+      args.push_back(entry->conn_id);
+      args.push_back(entry->user_id);
     }
-    requests.push_back(eval("presence_refresh", {k.anon, k.users}, std::move(args)));
+    requests.push_back(e.eval(script, {k.anon, k.users}, std::move(args)));
   }
+  return requests;
+}
+
+}  // namespace
+
+asio::awaitable<void> RedisEngine::presence_refresh(std::vector<PresenceEntry> entries, std::chrono::seconds ttl) {
+  auto requests = per_room(*this, entries, "presence_refresh", {std::to_string(now_ms()), ms(ttl)});
   for (const auto& r : co_await execute(std::move(requests))) checked(r);
 }
 
 asio::awaitable<void> RedisEngine::presence_remove(std::vector<PresenceEntry> entries) {
-  std::map<std::string, std::vector<const PresenceEntry*>> by_room;
-  for (const auto& e : entries) by_room[e.room_id].push_back(&e);
-  std::vector<Request> requests;
-  const std::string now = std::to_string(now_ms());
-  for (const auto& [room, list] : by_room) {
-    auto k = room_keys(*this, room);
-    std::vector<std::string> args{now, k.user_prefix};
-    for (const auto* e : list) {
-      args.push_back(e->conn_id);
-      args.push_back(e->user_id);
-    }
-    requests.push_back(eval("presence_remove", {k.anon, k.users}, std::move(args)));
-  }
+  auto requests = per_room(*this, entries, "presence_remove", {std::to_string(now_ms())});
   for (const auto& r : co_await execute(std::move(requests))) checked(r);
 }
 
