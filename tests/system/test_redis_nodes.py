@@ -594,3 +594,60 @@ def test_bans_come_back_after_redis_lost_them_even_if_it_is_slow_at_first(fresh_
                       timeout=RESUME_LIMIT_S)
     assert held, (f"3 s after Redis took writes again, the banned user's handshake per node: "
                   f"{[handshake_status(n, banned_token, room) for n in nodes]} (expected 403)\n{fault_log(nodes)}")
+
+
+# --- a subscriber Redis drops for falling behind ----------------------------------------
+
+
+def test_a_node_whose_subscriber_redis_dropped_for_falling_behind_fills_the_gap(fresh_redis, nodes_factory):
+    """Redis closes a subscriber whose output buffer passes `client-output-buffer-limit
+    pubsub`. Node B is stopped (SIGSTOP) while A posts large messages, so its subscriber
+    falls behind (past what the kernel's socket buffers hold) and is dropped; once B runs
+    again it reconnects, subscribes again and fills the gap from the store: its viewer
+    gets every acknowledged message once, in seq order."""
+    import os
+    import signal
+
+    fresh_redis.cli("CONFIG", "SET", "client-output-buffer-limit", "pubsub 256kb 128kb 1")
+    a, b = nodes_factory(redis_env("standalone", fresh_redis), count=2, env={"CHATORBIT_MAX_MESSAGE_CHARS": "20000"})
+    api = Api(a)
+    token, _ = api.new_user()
+    room = unique_room("behind")
+    viewer = Recorder(b, None, room)
+    poster = ChatClient(a, token, room, v=2)
+    body = "x" * 16000
+    acked: list[int] = []
+
+    def post(n: int, tag: str) -> None:
+        """Posts n messages, 16 in flight, and records the acked seqs."""
+        sent = answered = 0
+        while answered < n:
+            while sent < n and sent - answered < 16:
+                poster.send_message(f"{tag}{sent} {body}", cid=f"{tag}{sent}")
+                sent += 1
+            f = poster.recv_until(lambda f: f.get("type") in ("ack", "error"), timeout=TIMEOUT)
+            answered += 1
+            if f["type"] == "ack":
+                acked.append(f["seq"])
+
+    try:
+        viewer.wait_welcome(TIMEOUT)
+        poster.wait_welcome(TIMEOUT)
+        post(5, "a")
+        os.kill(b.proc.pid, signal.SIGSTOP)
+        try:
+            post(300, "b")  # ~5 MB for B's subscriber while B is stopped
+        finally:
+            os.kill(b.proc.pid, signal.SIGCONT)
+        assert wait_until(lambda: any(e.get("connection", "").startswith("subscriber")
+                                      for e in b.events("redis_connection_lost")), timeout=TIMEOUT), \
+            f"Redis did not drop node B's subscriber, so the test proves nothing\n{fault_log([a, b])}"
+        assert wait_until(lambda: readyz(b) == 200, timeout=RESUME_LIMIT_S)
+        post(5, "c")
+        acked.sort()
+        got = lambda: [m["seq"] for m in viewer.messages()]  # noqa: E731
+        wait_until(lambda: len(got()) >= len(acked), timeout=RESUME_LIMIT_S)
+        assert got() == acked, f"viewer on B: {len(got())} frames for {len(acked)} acked\n{fault_log([a, b])}"
+    finally:
+        poster.close()
+        viewer.close()
