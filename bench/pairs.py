@@ -1,61 +1,134 @@
 #!/usr/bin/env python3
-"""Two server builds on one scenario, in alternating back-to-back pairs (A B A B ...):
+"""Two server setups on one scenario, in alternating back-to-back pairs (A B A B ...):
 this machine's speed drifts by 10-30% within minutes, so only runs next to each other
-compare. Prints each run and the per-build medians; --out writes the table as Markdown.
+compare. Prints each run and the per-side medians; --out writes the table as Markdown,
+--json-out every run's JSON.
+
+A side is a binary (--a, --b; --b defaults to --a) and its own environment on top of
+run_suite.SERVER_ENV (--a-env K=V, --b-env K=V, repeatable). REDIS_ADDR=auto starts a
+fresh redis-server (tools/test_servers.py) for each of that side's runs, pinned to the
+server's core, and sets REDIS_ADDR to it; its CPU is measured with the server's over the
+same interval, and the table shows the node's and Redis's CPU per delivery apart.
 
     bench/pairs.py --a /path/to/old/chatorbit --b build/chatorbit --pairs 3 \\
+        -- fanout --viewers 10000 --senders 4 --rate 100 --duration 15
+    bench/pairs.py --a build/chatorbit --a-name embedded --b-env REDIS_ADDR=auto --b-name redis \\
         -- fanout --viewers 10000 --senders 4 --rate 100 --duration 15
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from run_suite import BENCH, Server, run_bench  # noqa: E402
+import test_servers  # noqa: E402
 
 KEYS = ["deliveries_per_s", "server_cpu_ns_per_delivery", "p50_ms", "p99_ms", "lost", "messages_per_s"]
+# With a Redis on one side: server_cpu_ns_per_delivery is node + Redis; these split it.
+REDIS_KEYS = ["node_cpu_ns_per_delivery", "redis_cpu_ns_per_delivery"]
+
+
+def parse_env(items: list[str], flag: str) -> dict[str, str]:
+    env = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag} wants K=V, not {item!r}")
+        env[key] = value
+    return env
+
+
+def split_cpu(result: dict, node_pid: int, redis_pid: int | None) -> None:
+    """Adds the node's and Redis's CPU per delivery (per message for ingress) to `result`."""
+    by_pid = result.get("server_cpu_ns_per_delivery_by_pid") or result.get("server_cpu_ns_per_message_by_pid")
+    per = "server_cpu_ns_per_message" if result.get("messages_per_s") is not None else "server_cpu_ns_per_delivery"
+    if by_pid and redis_pid:
+        node, redis = by_pid.get(str(node_pid)), by_pid.get(str(redis_pid))
+        # The bench divides by deliveries either way; for ingress the _by_pid figures are
+        # per message, and so are these.
+        result["node_cpu_ns_per_delivery"] = node
+        result["redis_cpu_ns_per_delivery"] = redis
+    else:
+        result["node_cpu_ns_per_delivery"] = result.get(per)
+        result["redis_cpu_ns_per_delivery"] = None
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--a", required=True, type=Path, help="first server binary (e.g. the build before a change)")
-    ap.add_argument("--b", required=True, type=Path, help="second server binary")
+    ap.add_argument("--b", type=Path, help="second server binary (default: --a)")
+    ap.add_argument("--a-env", action="append", default=[], metavar="K=V", help="side A's environment")
+    ap.add_argument("--b-env", action="append", default=[], metavar="K=V", help="side B's environment")
+    ap.add_argument("--a-name", default="A")
+    ap.add_argument("--b-name", default="B")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--out", type=Path, help="write the table here (Markdown)")
+    ap.add_argument("--json-out", type=Path, help="write every run's JSON here")
     ap.add_argument("scenario", nargs=argparse.REMAINDER, help="-- then chatorbit-bench arguments")
     args = ap.parse_args()
     scenario = [a for a in args.scenario if a != "--"]
     if not scenario or not BENCH.exists():
         ap.error("give a scenario after --, and build chatorbit-bench first (./dev build)")
-    runs: dict[str, list[dict]] = {"A": [], "B": []}
+    sides = [(args.a_name, args.a, parse_env(args.a_env, "--a-env")),
+             (args.b_name, args.b or args.a, parse_env(args.b_env, "--b-env"))]
+    with_redis = any(env.get("REDIS_ADDR") == "auto" for _, _, env in sides)
+    keys = KEYS[:2] + REDIS_KEYS + KEYS[2:] if with_redis else KEYS
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in sides}
     rows = []
     with tempfile.TemporaryDirectory(prefix="chatorbit-pairs-") as tmp:
         for i in range(args.pairs):
-            for label, binary in (("A", args.a), ("B", args.b)):
-                server = Server(binary)
+            for label, binary, side_env in sides:
+                env = dict(side_env)
+                redis = None
+                if env.get("REDIS_ADDR") == "auto":
+                    redis = test_servers.start_standalone(Path(tmp) / f"redis-{label}-{i}")
+                    os.sched_setaffinity(redis.pid, {0})  # the system under test's core
+                    env["REDIS_ADDR"] = redis.addr
                 try:
-                    _, result = run_bench(f"{label}-{i}", scenario, server, Path(tmp))
+                    server = Server(binary, env=env)
+                    try:
+                        more = (redis.pid,) if redis else ()
+                        _, result = run_bench(f"{label}-{i}", scenario, server, Path(tmp), more_pids=more)
+                    finally:
+                        server.stop()
                 finally:
-                    server.stop()
+                    if redis:
+                        redis.stop()
+                split_cpu(result, server.proc.pid, redis.pid if redis else None)
+                result["side"] = label
+                result["pair"] = i + 1
                 runs[label].append(result)
                 rows.append((i + 1, label, result))
-                shown = ", ".join(f"{k} {result.get(k)}" for k in KEYS if result.get(k) is not None)
+                shown = ", ".join(f"{k} {result.get(k)}" for k in keys if result.get(k) is not None)
                 print(f"pair {i + 1} {label}: {shown}", flush=True)
-    lines = [f"`chatorbit-bench {' '.join(scenario)}`; A = `{args.a}`, B = `{args.b}`; pairs run A then B.", "",
-             "| pair | build | " + " | ".join(KEYS) + " |", "|---|---|" + "---|" * len(KEYS)]
+    a_desc = f"`{args.a}`" + (f" with {' '.join(args.a_env)}" if args.a_env else "")
+    b_desc = f"`{args.b or args.a}`" + (f" with {' '.join(args.b_env)}" if args.b_env else "")
+    lines = [f"`chatorbit-bench {' '.join(scenario)}`; {args.a_name} = {a_desc}, {args.b_name} = {b_desc}; "
+             f"pairs run {args.a_name} then {args.b_name}.", "",
+             "| pair | side | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+
+    def cell(v):
+        return "–" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
+
     for pair, label, r in rows:
-        lines.append(f"| {pair} | {label} | " + " | ".join(str(r.get(k, "–")) for k in KEYS) + " |")
-    for label in ("A", "B"):
-        med = {k: statistics.median(r[k] for r in runs[label]) for k in KEYS if all(r.get(k) is not None for r in runs[label])}
-        lines.append(f"| median | {label} | " + " | ".join(f"{med[k]:.1f}" if k in med else "–" for k in KEYS) + " |")
+        lines.append(f"| {pair} | {label} | " + " | ".join(cell(r.get(k)) for k in keys) + " |")
+    for label, _, _ in sides:
+        med = {k: statistics.median(r[k] for r in runs[label]) for k in keys
+               if all(r.get(k) is not None for r in runs[label])}
+        lines.append(f"| median | {label} | " + " | ".join(f"{med[k]:.1f}" if k in med else "–" for k in keys) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
         args.out.write_text(text)
+    if args.json_out:
+        args.json_out.write_text(json.dumps([r for _, _, r in rows], indent=1) + "\n")
     return 0
 
 

@@ -40,12 +40,19 @@ def nofile_hard() -> int:
 
 
 class Server:
-    def __init__(self, binary: Path = SERVER):
-        self.dir = tempfile.mkdtemp(prefix="chatorbit-bench-")
-        env = dict(os.environ, PORT="0", CHATORBIT_DATA_DIR=self.dir, CHATORBIT_BIND="127.0.0.1", **SERVER_ENV)
+    """One chatorbit process on a free port, pinned to `cpus`, with SERVER_ENV and then
+    `env` on top. `data_dir`: a directory shared with other nodes (kept on stop());
+    by default a fresh one of its own (removed on stop())."""
+
+    def __init__(self, binary: Path = SERVER, env: dict[str, str] | None = None, cpus: str = "0",
+                 data_dir: str | None = None):
+        self.own_dir = data_dir is None
+        self.dir = data_dir or tempfile.mkdtemp(prefix="chatorbit-bench-")
+        env = dict(os.environ, PORT="0", CHATORBIT_DATA_DIR=self.dir, CHATORBIT_BIND="127.0.0.1", **SERVER_ENV,
+                   **(env or {}))
         env["LOG_LEVEL"] = "info"  # the listening line is at info; nothing else is logged per message
         hard = nofile_hard()
-        self.proc = subprocess.Popen(["taskset", "-c", "0", "prlimit", f"--nofile={hard}:{hard}", str(binary)],
+        self.proc = subprocess.Popen(["taskset", "-c", cpus, "prlimit", f"--nofile={hard}:{hard}", str(binary)],
                                      env=env, stderr=subprocess.PIPE, text=True)
         self.port = None
         deadline = time.monotonic() + 15
@@ -54,6 +61,8 @@ class Server:
             if '"event":"listening"' in line:
                 self.port = json.loads(line)["port"]
         if self.port is None:
+            self.proc.kill()
+            self.proc.wait()
             raise RuntimeError("server did not start")
         # Keep draining stderr so the server never blocks on a full pipe.
         import threading
@@ -65,18 +74,24 @@ class Server:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+            self.proc.wait()
+        if self.own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def slug(name: str) -> str:
     return name.replace(" ", "-")
 
 
-def run_bench(name: str, args: list[str], server: Server | None, out_dir: Path = OUT_DIR) -> tuple[str, dict]:
+def run_bench(name: str, args: list[str], server: Server | None, out_dir: Path = OUT_DIR,
+              more_pids: tuple[int, ...] = ()) -> tuple[str, dict]:
+    """Runs chatorbit-bench against `server`; `more_pids` (say, its Redis) are measured
+    with it (their CPU is added to the server's and reported per process)."""
     out = out_dir / f"{slug(name)}.json"
     cmd = ["taskset", "-c", "1", str(BENCH), *args, "--json", "--quiet", "--out", str(out)]
     if server:
-        cmd[4:4] = ["--url", f"ws://127.0.0.1:{server.port}", "--server-pid", str(server.proc.pid)]
+        pids = ",".join(str(p) for p in (server.proc.pid, *more_pids))
+        cmd[4:4] = ["--url", f"ws://127.0.0.1:{server.port}", "--server-pid", pids]
     shown = " ".join(["chatorbit-bench", *args])
     print(f"[bench] {shown}", file=sys.stderr, flush=True)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
