@@ -9,17 +9,24 @@ run_suite.SERVER_ENV (--a-env K=V, --b-env K=V, repeatable). REDIS_ADDR=auto sta
 fresh redis-server (tools/test_servers.py) for each of that side's runs, pinned to the
 server's core, and sets REDIS_ADDR to it; its CPU is measured with the server's over the
 same interval, and the table shows the node's and Redis's CPU per delivery apart.
+--a-nodes/--b-nodes N (with REDIS_ADDR=auto) starts N nodes sharing that Redis, one JWT
+secret and one data directory, all pinned to the server's core; the bench gets every
+node's URL (senders and viewers dealt over them, see chatorbit-bench --url) and the
+node CPU is the nodes' sum.
 
     bench/pairs.py --a /path/to/old/chatorbit --b build/chatorbit --pairs 3 \\
         -- fanout --viewers 10000 --senders 4 --rate 100 --duration 15
     bench/pairs.py --a build/chatorbit --a-name embedded --b-env REDIS_ADDR=auto --b-name redis \\
         -- fanout --viewers 10000 --senders 4 --rate 100 --duration 15
+    bench/pairs.py --a build/chatorbit --a-name embedded --b-env REDIS_ADDR=auto --b-nodes 3 \\
+        --b-name "3 nodes" -- ingress --rooms 64 --senders 64 --viewers 64 --window 32 --duration 15
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -45,19 +52,53 @@ def parse_env(items: list[str], flag: str) -> dict[str, str]:
     return env
 
 
-def split_cpu(result: dict, node_pid: int, redis_pid: int | None) -> None:
-    """Adds the node's and Redis's CPU per delivery (per message for ingress) to `result`."""
+def split_cpu(result: dict, node_pids: list[int], redis_pid: int | None) -> None:
+    """Adds the nodes' and Redis's CPU per delivery (per message for ingress, where the
+    two are the same count) to `result`."""
     by_pid = result.get("server_cpu_ns_per_delivery_by_pid") or result.get("server_cpu_ns_per_message_by_pid")
     per = "server_cpu_ns_per_message" if result.get("messages_per_s") is not None else "server_cpu_ns_per_delivery"
     if by_pid and redis_pid:
-        node, redis = by_pid.get(str(node_pid)), by_pid.get(str(redis_pid))
-        # The bench divides by deliveries either way; for ingress the _by_pid figures are
-        # per message, and so are these.
-        result["node_cpu_ns_per_delivery"] = node
-        result["redis_cpu_ns_per_delivery"] = redis
+        nodes = [by_pid.get(str(p)) for p in node_pids]
+        result["node_cpu_ns_per_delivery"] = None if None in nodes else sum(nodes)
+        result["redis_cpu_ns_per_delivery"] = by_pid.get(str(redis_pid))
     else:
         result["node_cpu_ns_per_delivery"] = result.get(per)
         result["redis_cpu_ns_per_delivery"] = None
+
+
+def run_side(label: str, binary: Path, side_env: dict[str, str], nodes: int, scenario: list[str], run: str,
+             tmp: Path) -> dict:
+    """One run of one side: its Redis (if REDIS_ADDR=auto) and nodes, the bench, then
+    everything stopped."""
+    env = dict(side_env)
+    redis = None
+    servers: list[Server] = []
+    shared = None
+    try:
+        if env.get("REDIS_ADDR") == "auto":
+            redis = test_servers.start_standalone(tmp / f"redis-{run}")
+            os.sched_setaffinity(redis.pid, {0})  # the system under test's core
+            env["REDIS_ADDR"] = redis.addr
+        if nodes > 1:
+            if not redis and "REDIS_ADDR" not in env:
+                raise SystemExit(f"{label}: several nodes need a Redis (REDIS_ADDR=auto)")
+            env.setdefault("JWT_SECRET", secrets.token_hex(32))
+            shared = tmp / f"data-{run}"
+            shared.mkdir()
+        for _ in range(nodes):  # one after the other: the first creates the schema
+            servers.append(Server(binary, env=env, data_dir=str(shared) if shared else None))
+        more = tuple(s.proc.pid for s in servers[1:]) + ((redis.pid,) if redis else ())
+        args = list(scenario)
+        if nodes > 1:
+            args += ["--url", ",".join(f"ws://127.0.0.1:{s.port}" for s in servers)]
+        _, result = run_bench(run, args, servers[0], tmp, more_pids=more)
+    finally:
+        for s in servers:
+            s.stop()
+        if redis:
+            redis.stop()
+    split_cpu(result, [s.proc.pid for s in servers], redis.pid if redis else None)
+    return result
 
 
 def main() -> int:
@@ -66,6 +107,8 @@ def main() -> int:
     ap.add_argument("--b", type=Path, help="second server binary (default: --a)")
     ap.add_argument("--a-env", action="append", default=[], metavar="K=V", help="side A's environment")
     ap.add_argument("--b-env", action="append", default=[], metavar="K=V", help="side B's environment")
+    ap.add_argument("--a-nodes", type=int, default=1, help="side A's nodes (several need REDIS_ADDR)")
+    ap.add_argument("--b-nodes", type=int, default=1)
     ap.add_argument("--a-name", default="A")
     ap.add_argument("--b-name", default="B")
     ap.add_argument("--pairs", type=int, default=3)
@@ -76,40 +119,28 @@ def main() -> int:
     scenario = [a for a in args.scenario if a != "--"]
     if not scenario or not BENCH.exists():
         ap.error("give a scenario after --, and build chatorbit-bench first (./dev build)")
-    sides = [(args.a_name, args.a, parse_env(args.a_env, "--a-env")),
-             (args.b_name, args.b or args.a, parse_env(args.b_env, "--b-env"))]
-    with_redis = any(env.get("REDIS_ADDR") == "auto" for _, _, env in sides)
+    sides = [(args.a_name, args.a, parse_env(args.a_env, "--a-env"), args.a_nodes),
+             (args.b_name, args.b or args.a, parse_env(args.b_env, "--b-env"), args.b_nodes)]
+    with_redis = any(env.get("REDIS_ADDR") == "auto" for _, _, env, _ in sides)
     keys = KEYS[:2] + REDIS_KEYS + KEYS[2:] if with_redis else KEYS
-    runs: dict[str, list[dict]] = {name: [] for name, _, _ in sides}
+    runs: dict[str, list[dict]] = {name: [] for name, _, _, _ in sides}
     rows = []
     with tempfile.TemporaryDirectory(prefix="chatorbit-pairs-") as tmp:
         for i in range(args.pairs):
-            for label, binary, side_env in sides:
-                env = dict(side_env)
-                redis = None
-                if env.get("REDIS_ADDR") == "auto":
-                    redis = test_servers.start_standalone(Path(tmp) / f"redis-{label}-{i}")
-                    os.sched_setaffinity(redis.pid, {0})  # the system under test's core
-                    env["REDIS_ADDR"] = redis.addr
-                try:
-                    server = Server(binary, env=env)
-                    try:
-                        more = (redis.pid,) if redis else ()
-                        _, result = run_bench(f"{label}-{i}", scenario, server, Path(tmp), more_pids=more)
-                    finally:
-                        server.stop()
-                finally:
-                    if redis:
-                        redis.stop()
-                split_cpu(result, server.proc.pid, redis.pid if redis else None)
+            for n, (label, binary, side_env, nodes) in enumerate(sides):
+                result = run_side(label, binary, side_env, nodes, scenario, f"{'ab'[n]}-{i}", Path(tmp))
                 result["side"] = label
                 result["pair"] = i + 1
                 runs[label].append(result)
                 rows.append((i + 1, label, result))
                 shown = ", ".join(f"{k} {result.get(k)}" for k in keys if result.get(k) is not None)
                 print(f"pair {i + 1} {label}: {shown}", flush=True)
-    a_desc = f"`{args.a}`" + (f" with {' '.join(args.a_env)}" if args.a_env else "")
-    b_desc = f"`{args.b or args.a}`" + (f" with {' '.join(args.b_env)}" if args.b_env else "")
+    def describe(binary, env, nodes):
+        return (f"`{binary}`" + (f" with {' '.join(env)}" if env else "") +
+                (f", {nodes} nodes" if nodes > 1 else ""))
+
+    a_desc = describe(args.a, args.a_env, args.a_nodes)
+    b_desc = describe(args.b or args.a, args.b_env, args.b_nodes)
     lines = [f"`chatorbit-bench {' '.join(scenario)}`; {args.a_name} = {a_desc}, {args.b_name} = {b_desc}; "
              f"pairs run {args.a_name} then {args.b_name}.", "",
              "| pair | side | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
@@ -119,7 +150,7 @@ def main() -> int:
 
     for pair, label, r in rows:
         lines.append(f"| {pair} | {label} | " + " | ".join(cell(r.get(k)) for k in keys) + " |")
-    for label, _, _ in sides:
+    for label, _, _, _ in sides:
         med = {k: statistics.median(r[k] for r in runs[label]) for k in keys
                if all(r.get(k) is not None for r in runs[label])}
         lines.append(f"| median | {label} | " + " | ".join(f"{med[k]:.1f}" if k in med else "–" for k in keys) + " |")
