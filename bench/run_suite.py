@@ -232,6 +232,19 @@ def repeated_runs(results, limits) -> list[str]:
     return lines + [""]
 
 
+# Sections of RESULTS.md that other scripts' runs fill (bench/redis_publish_pairs.py,
+# pairs.py, multinode.py; by hand): from this heading on, the file is kept as it is.
+KEPT_FROM = "## Redis engine"
+
+
+def kept_sections() -> str:
+    if not RESULTS.exists():
+        return ""
+    text = RESULTS.read_text()
+    at = text.find("\n" + KEPT_FROM + "\n")
+    return "\n" + text[at + 1:] if at >= 0 else ""
+
+
 def write_markdown(results):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -276,7 +289,7 @@ def write_markdown(results):
                 lines.append(f"| {k} | {fmt(d[k])} |")
         lines += ["", "<details><summary>full JSON</summary>", "", "```json", json.dumps(d), "```", "", "</details>",
                   ""]
-    RESULTS.write_text("\n".join(lines) + "\n")
+    RESULTS.write_text("\n".join(lines) + "\n" + kept_sections())
 
 
 if __name__ == "__main__":
