@@ -40,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from pairs import children_cpu_ns, machine_busy_ns, wait_quiet  # noqa: E402
 from run_suite import BENCH, SERVER, Server  # noqa: E402
 import test_servers  # noqa: E402
 
@@ -133,6 +134,8 @@ def main() -> int:
     ap.add_argument("--drain", type=float, default=30.0)
     ap.add_argument("--server", type=Path, default=SERVER)
     ap.add_argument("--node-env", action="append", default=[], metavar="K=V", help="more settings for every node")
+    ap.add_argument("--quiet-below", type=float, default=0,
+                    help="first wait (at most 15 min) until the machine is below this %% busy")
     ap.add_argument("--out", type=Path, help="write the combined result here (JSON)")
     ap.add_argument("--keep", type=Path, help="keep every process's JSON in this directory")
     args = ap.parse_args()
@@ -141,6 +144,8 @@ def main() -> int:
     if per_node > NOFILE - 150 or per_proc > NOFILE - 150:
         ap.error(f"{per_node} connections per node or {per_proc} per viewer process: over the open-file limit "
                  f"({NOFILE}) less the processes' own files; add --nodes or --viewer-procs")
+    if args.quiet_below:
+        wait_quiet(args.quiet_below, 900)
     tmp = Path(tempfile.mkdtemp(prefix="chatorbit-multinode-"))
     data_dir = tmp / "data"
     data_dir.mkdir()
@@ -186,6 +191,8 @@ def main() -> int:
         time.sleep(args.idle)
         c1 = {p: cpu_ns(p) for p in pids}
         w1 = time.monotonic()
+        m1, k1 = machine_busy_ns(), children_cpu_ns()
+        load_cpu1 = sum(cpu_ns(p.pid) for p in load)
 
         sender_out = tmp / "senders.json"
         cmd = [str(BENCH), "fanout", "--role", "senders", "--url", urls, "--viewers", "0", "--senders",
@@ -200,6 +207,10 @@ def main() -> int:
                 raise RuntimeError(f"a viewers process failed: {proc.stderr.read()[-2000:]}")
         c2 = {p: cpu_ns(p) for p in pids}
         w2 = time.monotonic()
+        # The rest of the machine meanwhile: all CPU less the nodes', Redis's and the load
+        # processes' (children once waited for; they were running at w1).
+        m2, k2 = machine_busy_ns(), children_cpu_ns()
+        others = (m2 - m1) - sum(c2[p] - c1[p] for p in pids) - ((k2 - k1) - load_cpu1)
         rss = {p: rss_bytes(p) for p in pids}
         after = {n.proc.pid: metrics(n.port) for n in nodes}
 
@@ -255,6 +266,7 @@ def main() -> int:
             "redis_idle_cpu_percent": (c1[rp] - c0[rp]) / (w1 - w0) / 1e7,
             "redis_rss_bytes": rss[rp],
             "bench_viewer_cpu_percent_total": sum(v["bench_cpu_percent"] for v in viewers),
+            "others_cpu_percent": max(0.0, others / measured / 1e7),
             "per_node": node_rows,
         }
         text = json.dumps(result, indent=1)

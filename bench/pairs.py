@@ -26,8 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import statistics
+import time
 import sys
 import tempfile
 from pathlib import Path
@@ -37,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from run_suite import BENCH, Server, run_bench  # noqa: E402
 import test_servers  # noqa: E402
 
-KEYS = ["deliveries_per_s", "server_cpu_ns_per_delivery", "p50_ms", "p99_ms", "lost", "messages_per_s"]
+KEYS = ["deliveries_per_s", "server_cpu_ns_per_delivery", "p50_ms", "p99_ms", "lost", "messages_per_s",
+        "others_cpu_percent"]
 # With a Redis on one side: server_cpu_ns_per_delivery is node + Redis; these split it.
 REDIS_KEYS = ["node_cpu_ns_per_delivery", "redis_cpu_ns_per_delivery"]
 
@@ -66,8 +69,42 @@ def split_cpu(result: dict, node_pids: list[int], redis_pid: int | None) -> None
         result["redis_cpu_ns_per_delivery"] = None
 
 
+def machine_busy_ns() -> int:
+    """CPU time spent by everything on the machine so far (/proc/stat: all but idle and
+    iowait), in ns."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4] - sum(fields[7:])  # guest time is in user already; steal apart
+    return busy * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_ns(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0
+    return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_ns() -> int:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return int((ru.ru_utime + ru.ru_stime) * 1e9)
+
+
+def wait_quiet(below: float, longest: float) -> float:
+    """Waits (at most `longest` s) until the whole machine is below `below` percent of
+    its cores busy over 2 s; returns the last reading."""
+    deadline = time.monotonic() + longest
+    while True:
+        b0, t0 = machine_busy_ns(), time.monotonic()
+        time.sleep(2)
+        share = (machine_busy_ns() - b0) / ((time.monotonic() - t0) * 1e9 * os.cpu_count()) * 100
+        if share < below or time.monotonic() > deadline:
+            return share
+        print(f"[pairs] machine {share:.0f}% busy: waiting", file=sys.stderr, flush=True)
+
+
 def run_side(label: str, binary: Path, side_env: dict[str, str], nodes: int, scenario: list[str], run: str,
-             tmp: Path) -> dict:
+             tmp: Path, nice: int = 0) -> dict:
     """One run of one side: its Redis (if REDIS_ADDR=auto) and nodes, the bench, then
     everything stopped."""
     env = dict(side_env)
@@ -78,6 +115,8 @@ def run_side(label: str, binary: Path, side_env: dict[str, str], nodes: int, sce
         if env.get("REDIS_ADDR") == "auto":
             redis = test_servers.start_standalone(tmp / f"redis-{run}")
             os.sched_setaffinity(redis.pid, {0})  # the system under test's core
+            if nice:
+                os.setpriority(os.PRIO_PROCESS, redis.pid, nice)
             env["REDIS_ADDR"] = redis.addr
         if nodes > 1:
             if not redis and "REDIS_ADDR" not in env:
@@ -86,12 +125,18 @@ def run_side(label: str, binary: Path, side_env: dict[str, str], nodes: int, sce
             shared = tmp / f"data-{run}"
             shared.mkdir()
         for _ in range(nodes):  # one after the other: the first creates the schema
-            servers.append(Server(binary, env=env, data_dir=str(shared) if shared else None))
+            servers.append(Server(binary, env=env, data_dir=str(shared) if shared else None, nice=nice))
         more = tuple(s.proc.pid for s in servers[1:]) + ((redis.pid,) if redis else ())
         args = list(scenario)
         if nodes > 1:
             args += ["--url", ",".join(f"ws://127.0.0.1:{s.port}" for s in servers)]
-        _, result = run_bench(run, args, servers[0], tmp, more_pids=more)
+        # What the rest of the machine did meanwhile: all CPU time less ours (the bench, a
+        # child; the servers and Redis, read before they stop).
+        ours = [s.proc.pid for s in servers] + ([redis.pid] if redis else [])
+        m0, c0, o0, w0 = machine_busy_ns(), children_cpu_ns(), sum(proc_cpu_ns(p) for p in ours), time.monotonic()
+        _, result = run_bench(run, args, servers[0], tmp, more_pids=more, nice=nice)
+        m1, c1, o1, w1 = machine_busy_ns(), children_cpu_ns(), sum(proc_cpu_ns(p) for p in ours), time.monotonic()
+        result["others_cpu_percent"] = max(0.0, ((m1 - m0) - (c1 - c0) - (o1 - o0)) / ((w1 - w0) * 1e7))
     finally:
         for s in servers:
             s.stop()
@@ -112,6 +157,12 @@ def main() -> int:
     ap.add_argument("--a-name", default="A")
     ap.add_argument("--b-name", default="B")
     ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run servers, Redis and the bench at this nice value (say -10: on a shared machine, "
+                         "other work then takes less of their cores)")
+    ap.add_argument("--quiet-below", type=float, default=0,
+                    help="before each run, wait (up to --quiet-wait s) until the machine is below this %% busy")
+    ap.add_argument("--quiet-wait", type=float, default=300)
     ap.add_argument("--out", type=Path, help="write the table here (Markdown)")
     ap.add_argument("--json-out", type=Path, help="write every run's JSON here")
     ap.add_argument("scenario", nargs=argparse.REMAINDER, help="-- then chatorbit-bench arguments")
@@ -128,7 +179,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="chatorbit-pairs-") as tmp:
         for i in range(args.pairs):
             for n, (label, binary, side_env, nodes) in enumerate(sides):
-                result = run_side(label, binary, side_env, nodes, scenario, f"{'ab'[n]}-{i}", Path(tmp))
+                if args.quiet_below:
+                    wait_quiet(args.quiet_below, args.quiet_wait)
+                result = run_side(label, binary, side_env, nodes, scenario, f"{'ab'[n]}-{i}", Path(tmp), args.nice)
                 result["side"] = label
                 result["pair"] = i + 1
                 runs[label].append(result)
@@ -142,7 +195,7 @@ def main() -> int:
     a_desc = describe(args.a, args.a_env, args.a_nodes)
     b_desc = describe(args.b or args.a, args.b_env, args.b_nodes)
     lines = [f"`chatorbit-bench {' '.join(scenario)}`; {args.a_name} = {a_desc}, {args.b_name} = {b_desc}; "
-             f"pairs run {args.a_name} then {args.b_name}.", "",
+             f"pairs run {args.a_name} then {args.b_name}" + (f", at nice {args.nice}" if args.nice else "") + ".", "",
              "| pair | side | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
 
     def cell(v):

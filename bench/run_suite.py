@@ -42,17 +42,19 @@ def nofile_hard() -> int:
 class Server:
     """One chatorbit process on a free port, pinned to `cpus`, with SERVER_ENV and then
     `env` on top. `data_dir`: a directory shared with other nodes (kept on stop());
-    by default a fresh one of its own (removed on stop())."""
+    by default a fresh one of its own (removed on stop()). `nice` < 0 raises its
+    scheduling weight, and its threads', against other work on a shared machine."""
 
     def __init__(self, binary: Path = SERVER, env: dict[str, str] | None = None, cpus: str = "0",
-                 data_dir: str | None = None):
+                 data_dir: str | None = None, nice: int = 0):
         self.own_dir = data_dir is None
         self.dir = data_dir or tempfile.mkdtemp(prefix="chatorbit-bench-")
         env = dict(os.environ, PORT="0", CHATORBIT_DATA_DIR=self.dir, CHATORBIT_BIND="127.0.0.1", **SERVER_ENV,
                    **(env or {}))
         env["LOG_LEVEL"] = "info"  # the listening line is at info; nothing else is logged per message
         hard = nofile_hard()
-        self.proc = subprocess.Popen(["taskset", "-c", cpus, "prlimit", f"--nofile={hard}:{hard}", str(binary)],
+        prefix = ["nice", "-n", str(nice)] if nice else []
+        self.proc = subprocess.Popen([*prefix, "taskset", "-c", cpus, "prlimit", f"--nofile={hard}:{hard}", str(binary)],
                                      env=env, stderr=subprocess.PIPE, text=True)
         self.port = None
         deadline = time.monotonic() + 15
@@ -84,7 +86,7 @@ def slug(name: str) -> str:
 
 
 def run_bench(name: str, args: list[str], server: Server | None, out_dir: Path = OUT_DIR,
-              more_pids: tuple[int, ...] = ()) -> tuple[str, dict]:
+              more_pids: tuple[int, ...] = (), nice: int = 0) -> tuple[str, dict]:
     """Runs chatorbit-bench against `server`; `more_pids` (say, its Redis) are measured
     with it (their CPU is added to the server's and reported per process)."""
     out = out_dir / f"{slug(name)}.json"
@@ -92,6 +94,8 @@ def run_bench(name: str, args: list[str], server: Server | None, out_dir: Path =
     if server:
         pids = ",".join(str(p) for p in (server.proc.pid, *more_pids))
         cmd[4:4] = ["--url", f"ws://127.0.0.1:{server.port}", "--server-pid", pids]
+    if nice:
+        cmd[0:0] = ["nice", "-n", str(nice)]
     shown = " ".join(["chatorbit-bench", *args])
     print(f"[bench] {shown}", file=sys.stderr, flush=True)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
