@@ -60,7 +60,11 @@ void FanoutWorker::start(std::uint32_t tag) {
   const std::uint32_t i = tag & ~kSenderBit;
   const std::string& target = is_sender ? sh_.sender_targets[senders[i].gid] : sh_.viewer_targets[viewers[i].room];
   const std::uint64_t index = is_sender ? senders[i].gid : static_cast<std::uint64_t>(viewers[i].index) + 1000;
-  const auto id = loop_.open(sh_.target.spec(target, index, tag));
+  // Over several nodes: a sender on node g mod K, a viewer on node (i + 1) mod K, so that
+  // where rooms, senders and viewers are dealt alike (ingress: room i holds sender i and
+  // viewer i) every message crosses from one node to another.
+  const std::size_t node = is_sender ? senders[i].gid : static_cast<std::size_t>(viewers[i].index) + 1;
+  const auto id = loop_.open(sh_.target.spec(target, index, tag, node));
   if (!id) {
     ConnEnd e;
     e.reason = EndReason::connect_failed;

@@ -45,9 +45,14 @@ Scenarios
 Common options
   --url ws://HOST:PORT[/path]   server (default ws://127.0.0.1:8080; path /ws/chat)
   --http-url http://HOST:PORT   where POST /register and /login go (default: --url's)
+  --url URL1,URL2,...           fanout, rooms, ingress: nodes of one chat (sharing a
+                                Redis); sender g goes to node g mod K, viewer i to
+                                node (i + 1) mod K
   --server-pid PID              server process for CPU (/proc/PID/stat) and RSS
                                 (/proc/PID/status); default: the process listening on
                                 the URL's port, if it is local; 0: none
+  --server-pid P1,P2,...        fanout, rooms, ingress: the CPU of every one of them
+                                (nodes, Redis) is summed, and reported per process
   --threads T                   client threads, one epoll loop each (default 1)
   --room ID                     room (default: a fresh bench-<pid>-<ms>)
   --protocol 1|2                viewers' protocol (fanout, idle: 1; connect: 2)
@@ -80,6 +85,12 @@ fanout, rooms, ingress
   last deliveries (10)  --read-interval-us U  poll the sockets at most every U µs
   (0): several frames per read, so a cheaper client, at the price of latencies
   overstated by up to U; for runs where the client would otherwise be the limit
+  --role both|viewers|senders   one part of a load split over processes: viewers
+  connect, write --ready-file, wait for --expect-file (the acknowledged messages,
+  written by a senders process with --acked-out FILE) and judge loss against it;
+  --histogram adds the latency buckets to the JSON
+  (bench/multinode.py merges them). CLOCK_MONOTONIC is shared by every process of
+  the machine, so latencies across processes are exact.
   Each message's content is "b:<sender>:<counter>:<CLOCK_MONOTONIC send ns>"; the
   senders use protocol 2 with a cid and count acks; loss is judged per viewer against
   the acknowledged messages once the drain is over.
@@ -156,10 +167,29 @@ int to_int(const std::string& key, const std::string& v) {
   return static_cast<int>(n);
 }
 
+/// "a,b,c" -> {"a", "b", "c"} (empty parts dropped).
+std::vector<std::string> split(const std::string& v) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= v.size()) {
+    const std::size_t comma = v.find(',', pos);
+    std::string part = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!part.empty()) out.push_back(std::move(part));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
 Options parse(int argc, char** argv) {
   Options o;
   std::map<std::string, std::function<void(const std::string&)>> valued = {
-      {"url", [&](const std::string& v) { o.url = v; }},
+      {"url",
+       [&](const std::string& v) {
+         o.urls = split(v);
+         if (o.urls.empty()) usage_error("--url wants a URL");
+         o.url = o.urls.front();
+       }},
       {"http-url", [&](const std::string& v) { o.http_url = v; }},
       {"room", [&](const std::string& v) { o.room = v; }},
       {"viewers", [&](const std::string& v) { o.viewers = to_int("viewers", v); }},
@@ -187,7 +217,18 @@ Options parse(int argc, char** argv) {
       {"frame-bytes", [&](const std::string& v) { o.frame_bytes = to_int("frame-bytes", v); }},
       {"sender-cpu", [&](const std::string& v) { o.sender_cpu = to_int("sender-cpu", v); }},
       {"receiver-cpu", [&](const std::string& v) { o.receiver_cpu = to_int("receiver-cpu", v); }},
-      {"server-pid", [&](const std::string& v) { o.server_pid = to_int("server-pid", v); }},
+      {"server-pid",
+       [&](const std::string& v) {
+         const auto pids = split(v);
+         if (pids.empty()) usage_error("--server-pid wants a pid");
+         o.server_pid = to_int("server-pid", pids.front());
+         o.more_pids.clear();
+         for (std::size_t i = 1; i < pids.size(); ++i) o.more_pids.push_back(to_int("server-pid", pids[i]));
+       }},
+      {"role", [&](const std::string& v) { o.role = v; }},
+      {"ready-file", [&](const std::string& v) { o.ready_file = v; }},
+      {"expect-file", [&](const std::string& v) { o.expect_file = v; }},
+      {"acked-out", [&](const std::string& v) { o.acked_out = v; }},
       {"out", [&](const std::string& v) { o.out = v; }},
       {"coalesce",
        [&](const std::string& v) {
@@ -207,6 +248,7 @@ Options parse(int argc, char** argv) {
       {"quiet", [&] { o.quiet = true; }},
       {"no-verify-accept", [&] { o.verify_accept = false; }},
       {"delayed-ack", [&] { o.delayed_ack = true; }},
+      {"histogram", [&] { o.histogram = true; }},
   };
   // The scenario first, wherever it stands: its defaults come before the options.
   for (int i = 1; i < argc; ++i) {
@@ -252,6 +294,9 @@ Options parse(int argc, char** argv) {
     v->second(value);
   }
   if (o.scenario.empty()) usage_error("no scenario (fanout, rooms, ingress, limit, idle or connect)");
+  if (o.role != "both" && o.role != "viewers" && o.role != "senders") usage_error("--role is both, viewers or senders");
+  if (o.role == "viewers" && o.expect_file.empty()) usage_error("--role viewers needs --expect-file");
+  if (o.urls.empty()) o.urls.push_back(o.url);
   return o;
 }
 

@@ -40,12 +40,21 @@ def nofile_hard() -> int:
 
 
 class Server:
-    def __init__(self, binary: Path = SERVER):
-        self.dir = tempfile.mkdtemp(prefix="chatorbit-bench-")
-        env = dict(os.environ, PORT="0", CHATORBIT_DATA_DIR=self.dir, CHATORBIT_BIND="127.0.0.1", **SERVER_ENV)
+    """One chatorbit process on a free port, pinned to `cpus`, with SERVER_ENV and then
+    `env` on top. `data_dir`: a directory shared with other nodes (kept on stop());
+    by default a fresh one of its own (removed on stop()). `nice` < 0 raises its
+    scheduling weight, and its threads', against other work on a shared machine."""
+
+    def __init__(self, binary: Path = SERVER, env: dict[str, str] | None = None, cpus: str = "0",
+                 data_dir: str | None = None, nice: int = 0):
+        self.own_dir = data_dir is None
+        self.dir = data_dir or tempfile.mkdtemp(prefix="chatorbit-bench-")
+        env = dict(os.environ, PORT="0", CHATORBIT_DATA_DIR=self.dir, CHATORBIT_BIND="127.0.0.1", **SERVER_ENV,
+                   **(env or {}))
         env["LOG_LEVEL"] = "info"  # the listening line is at info; nothing else is logged per message
         hard = nofile_hard()
-        self.proc = subprocess.Popen(["taskset", "-c", "0", "prlimit", f"--nofile={hard}:{hard}", str(binary)],
+        prefix = ["nice", "-n", str(nice)] if nice else []
+        self.proc = subprocess.Popen([*prefix, "taskset", "-c", cpus, "prlimit", f"--nofile={hard}:{hard}", str(binary)],
                                      env=env, stderr=subprocess.PIPE, text=True)
         self.port = None
         deadline = time.monotonic() + 15
@@ -54,6 +63,8 @@ class Server:
             if '"event":"listening"' in line:
                 self.port = json.loads(line)["port"]
         if self.port is None:
+            self.proc.kill()
+            self.proc.wait()
             raise RuntimeError("server did not start")
         # Keep draining stderr so the server never blocks on a full pipe.
         import threading
@@ -65,18 +76,26 @@ class Server:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+            self.proc.wait()
+        if self.own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def slug(name: str) -> str:
     return name.replace(" ", "-")
 
 
-def run_bench(name: str, args: list[str], server: Server | None, out_dir: Path = OUT_DIR) -> tuple[str, dict]:
+def run_bench(name: str, args: list[str], server: Server | None, out_dir: Path = OUT_DIR,
+              more_pids: tuple[int, ...] = (), nice: int = 0) -> tuple[str, dict]:
+    """Runs chatorbit-bench against `server`; `more_pids` (say, its Redis) are measured
+    with it (their CPU is added to the server's and reported per process)."""
     out = out_dir / f"{slug(name)}.json"
     cmd = ["taskset", "-c", "1", str(BENCH), *args, "--json", "--quiet", "--out", str(out)]
     if server:
-        cmd[4:4] = ["--url", f"ws://127.0.0.1:{server.port}", "--server-pid", str(server.proc.pid)]
+        pids = ",".join(str(p) for p in (server.proc.pid, *more_pids))
+        cmd[4:4] = ["--url", f"ws://127.0.0.1:{server.port}", "--server-pid", pids]
+    if nice:
+        cmd[0:0] = ["nice", "-n", str(nice)]
     shown = " ".join(["chatorbit-bench", *args])
     print(f"[bench] {shown}", file=sys.stderr, flush=True)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -217,6 +236,19 @@ def repeated_runs(results, limits) -> list[str]:
     return lines + [""]
 
 
+# Sections of RESULTS.md that other scripts' runs fill (bench/redis_publish_pairs.py,
+# pairs.py, multinode.py; by hand): from this heading on, the file is kept as it is.
+KEPT_FROM = "## Redis engine"
+
+
+def kept_sections() -> str:
+    if not RESULTS.exists():
+        return ""
+    text = RESULTS.read_text()
+    at = text.find("\n" + KEPT_FROM + "\n")
+    return "\n" + text[at + 1:] if at >= 0 else ""
+
+
 def write_markdown(results):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -261,7 +293,7 @@ def write_markdown(results):
                 lines.append(f"| {k} | {fmt(d[k])} |")
         lines += ["", "<details><summary>full JSON</summary>", "", "```json", json.dumps(d), "```", "", "</details>",
                   ""]
-    RESULTS.write_text("\n".join(lines) + "\n")
+    RESULTS.write_text("\n".join(lines) + "\n" + kept_sections())
 
 
 if __name__ == "__main__":

@@ -214,6 +214,17 @@ std::uint64_t self_cpu_ns() {
   return ns(ru.ru_utime) + ns(ru.ru_stime);
 }
 
+CpuSnap CpuSnap::take(const std::vector<long>& pids) {
+  if (pids.size() <= 1) return take(pids.empty() ? 0L : pids.front());
+  CpuSnap s{mono_ns(), std::uint64_t{0}, self_cpu_ns(), {}};
+  for (const long pid : pids) {
+    s.each.push_back(proc_cpu_ns(pid));
+    if (!s.each.back()) s.server.reset();
+    if (s.server) *s.server += *s.each.back();
+  }
+  return s;
+}
+
 std::optional<double> cpu_share(const CpuSnap& a, const CpuSnap& b) {
   if (!a.server || !b.server || b.wall <= a.wall) return std::nullopt;
   return static_cast<double>(*b.server - *a.server) / static_cast<double>(b.wall - a.wall);
@@ -224,6 +235,8 @@ std::string cpu_text(std::optional<double> share) { return share ? fmt("%.0f%%",
 Target prepare_target(const Options& o, std::uint64_t connections) {
   Target t;
   t.ws = parse_url(o.url);
+  for (const auto& u : o.urls) t.nodes.push_back(parse_url(u));
+  if (t.nodes.empty()) t.nodes.push_back(t.ws);
   t.http = o.http_url.empty() ? t.ws : parse_url(o.http_url);
   t.path = t.ws.path == "/" ? "/ws/chat" : t.ws.path;
   const bool loopback = (ntohl(t.ws.addr.sin_addr.s_addr) >> 24) == 127;
@@ -243,6 +256,10 @@ Target prepare_target(const Options& o, std::uint64_t connections) {
     t.pid = o.server_pid;
   } else if (o.server_pid < 0 && loopback) {
     t.pid = find_listener_pid(t.ws.port).value_or(0);
+  }
+  if (t.pid > 0) {
+    t.pids.push_back(t.pid);
+    t.pids.insert(t.pids.end(), o.more_pids.begin(), o.more_pids.end());
   }
   return t;
 }

@@ -40,9 +40,11 @@ std::uint64_t self_cpu_ns();
 /// A snapshot of the CPU time spent so far, to subtract.
 struct CpuSnap {
   std::uint64_t wall = 0;
-  std::optional<std::uint64_t> server;
+  std::optional<std::uint64_t> server;  ///< of every pid taken, summed (none if one is unknown)
   std::uint64_t self = 0;
-  static CpuSnap take(long pid) { return {mono_ns(), proc_cpu_ns(pid), self_cpu_ns()}; }
+  std::vector<std::optional<std::uint64_t>> each;  ///< per pid, when taken for several
+  static CpuSnap take(long pid) { return {mono_ns(), proc_cpu_ns(pid), self_cpu_ns(), {}}; }
+  static CpuSnap take(const std::vector<long>& pids);
 };
 
 /// Server CPU over an interval, as a share of one core.
@@ -52,20 +54,24 @@ std::string cpu_text(std::optional<double> share);
 
 /// Where the connections go, and from where.
 struct Target {
-  Url ws;
+  Url ws;                  ///< the first node
+  std::vector<Url> nodes;  ///< every node (--url's list), ws first
   Url http;
   std::string path;  ///< the URL's path, default /ws/chat (may already hold a query)
   std::vector<in_addr> sources;
   long pid = 0;
+  std::vector<long> pids;  ///< pid and --server-pid's others (empty if pid is 0)
 
   std::string with_query(const std::string& query) const {
     return path + (path.find('?') == std::string::npos ? "?" : "&") + query;
   }
-  ConnectSpec spec(const std::string& target, std::uint64_t index, std::uint32_t tag) const {
+  /// A connection to node `node` (mod the node count).
+  ConnectSpec spec(const std::string& target, std::uint64_t index, std::uint32_t tag, std::size_t node = 0) const {
+    const Url& to = nodes.empty() ? ws : nodes[node % nodes.size()];
     ConnectSpec s;
-    s.server = ws.addr;
+    s.server = to.addr;
     if (!sources.empty()) s.source = sources[index % sources.size()];
-    s.host_header = ws.host_header();
+    s.host_header = to.host_header();
     s.target = target;
     s.tag = tag;
     return s;

@@ -19,6 +19,7 @@
 
 #include "chat_load.hpp"
 #include "scenario_common.hpp"
+#include "split_load.hpp"
 
 namespace chatorbit::bench {
 
@@ -30,6 +31,9 @@ using namespace detail;
 namespace {
 
 enum class Load { fanout, rooms, ingress };
+
+bool has_viewers(const Options& o) { return o.role != "senders"; }
+bool has_senders(const Options& o) { return o.role != "viewers"; }
 
 /// Checks the options; returns the connections the run opens (viewers and senders).
 std::uint64_t check_options(const Options& o, const char* name, bool closed_loop) {
@@ -43,7 +47,8 @@ std::uint64_t check_options(const Options& o, const char* name, bool closed_loop
   if (o.rooms > o.senders) throw std::runtime_error("--rooms must not exceed --senders: every room needs a sender");
   if (o.window < 1 || o.window > 4000) throw std::runtime_error("--window must be 1..4000");
   if (o.pad < 0 || o.pad > 400) throw std::runtime_error("--pad must be 0..400 (content is at most 500 characters)");
-  const std::uint64_t total = static_cast<std::uint64_t>(o.viewers) + static_cast<std::uint64_t>(o.senders);
+  const std::uint64_t total = (has_viewers(o) ? static_cast<std::uint64_t>(o.viewers) : 0) +
+                              (has_senders(o) ? static_cast<std::uint64_t>(o.senders) : 0);
   const std::uint64_t nofile = raise_nofile(total + 256);
   if (nofile < total + 64) {
     throw std::runtime_error(
@@ -116,9 +121,17 @@ int login_senders(FanoutShared& sh, const char* name, const std::string& room) {
   return accounts;
 }
 
-/// The server's count of messages stored so far, if it answers.
+/// The server's count of messages stored so far, if it answers; over several nodes,
+/// their sum (each node stores what its own senders post).
 std::optional<double> scrape_stored(const FanoutShared& sh) {
-  return scrape_metric(sh.target.http, "chatorbit_messages_stored_total");
+  if (sh.target.nodes.size() <= 1) return scrape_metric(sh.target.http, "chatorbit_messages_stored_total");
+  double sum = 0;
+  for (const Url& node : sh.target.nodes) {
+    const auto v = scrape_metric(node, "chatorbit_messages_stored_total");
+    if (!v) return std::nullopt;
+    sum += *v;
+  }
+  return sum;
 }
 
 /// The worker threads, with the viewers and senders dealt round-robin over them. They run
@@ -127,8 +140,12 @@ struct Crew {
   explicit Crew(FanoutShared& shared) : sh(shared) {
     const Options& o = sh.o;
     for (int t = 0; t < o.threads; ++t) workers.push_back(std::make_unique<FanoutWorker>(sh));
-    for (int i = 0; i < o.viewers; ++i) workers[i % o.threads]->add_viewer(static_cast<std::uint32_t>(i));
-    for (int g = 0; g < o.senders; ++g) workers[g % o.threads]->add_sender(static_cast<std::uint32_t>(g));
+    if (has_viewers(o)) {
+      for (int i = 0; i < o.viewers; ++i) workers[i % o.threads]->add_viewer(static_cast<std::uint32_t>(i));
+    }
+    if (has_senders(o)) {
+      for (int g = 0; g < o.senders; ++g) workers[g % o.threads]->add_sender(static_cast<std::uint32_t>(g));
+    }
     for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
   }
   Crew(const Crew&) = delete;
@@ -176,11 +193,15 @@ double connect_all(Crew& crew, const char* name, std::uint64_t total) {
     }
   }
   const double connect_s = to_s(mono_ns() - c0);
-  if (t.senders_open == 0) {
+  if (t.senders_open == 0 && has_senders(o)) {
     crew.stop();
     throw std::runtime_error("no sender connected (see the server's log; is CHATORBIT_MAX_CONNECTIONS_PER_IP high?)");
   }
   if (o.settle > 0) sleep_ms(static_cast<int>(o.settle * 1000));
+  if (!o.ready_file.empty() && !write_file_atomic(o.ready_file, fmt("%llu\n", static_cast<unsigned long long>(
+                                                                                  t.viewers_open + t.senders_open)))) {
+    throw std::runtime_error("cannot write --ready-file " + o.ready_file);
+  }
   return connect_s;
 }
 
@@ -196,7 +217,7 @@ struct Sending {
 Sending send_phase(Crew& crew, const char* name) {
   FanoutShared& sh = crew.sh;
   const Options& o = sh.o;
-  const CpuSnap s0 = CpuSnap::take(sh.target.pid);
+  const CpuSnap s0 = CpuSnap::take(sh.target.pids);
   sh.t0.store(s0.wall, std::memory_order_release);
   sh.phase.store(kRun, std::memory_order_release);
   const auto run_ns = static_cast<std::uint64_t>(o.duration * 1e9);
@@ -204,7 +225,7 @@ Sending send_phase(Crew& crew, const char* name) {
   std::uint64_t prev_deliveries = 0;
   for (int tick = 1;; ++tick) {
     sleep_until_tick(s0.wall, tick, run_ns);
-    const CpuSnap now = CpuSnap::take(sh.target.pid);
+    const CpuSnap now = CpuSnap::take(sh.target.pids);
     const FanoutTotals t = crew.totals();
     const double dt = to_s(now.wall - prev.wall);
     progress(o, fmt("%s %5.1fs: viewers %llu open (%llu closed), senders %llu; sent %llu acked %llu in flight %llu "
@@ -232,12 +253,54 @@ Sending send_phase(Crew& crew, const char* name) {
   return sending;
 }
 
+/// --role viewers: the senders are another process. Receives until their --expect-file
+/// appears (at most --duration seconds), with a progress line a second; loads what it
+/// says into `expected` and into the rooms' acknowledged counts, for the drain.
+Sending wait_for_senders(Crew& crew, const char* name, std::vector<CounterSet>& expected) {
+  FanoutShared& sh = crew.sh;
+  const Options& o = sh.o;
+  const CpuSnap s0 = CpuSnap::take(sh.target.pids);
+  sh.t0.store(s0.wall, std::memory_order_release);
+  sh.phase.store(kRun, std::memory_order_release);
+  const auto limit_ns = static_cast<std::uint64_t>(o.duration * 1e9);
+  std::uint64_t last_print = s0.wall;
+  for (;;) {
+    if (auto e = read_expected(o.expect_file, sh.room_count)) {
+      expected = std::move(*e);
+      break;
+    }
+    const std::uint64_t now = mono_ns();
+    if (now - s0.wall >= limit_ns || g_interrupted) {
+      throw std::runtime_error("no --expect-file " + o.expect_file + " within --duration");
+    }
+    if (now - last_print >= 1'000'000'000ULL) {
+      const FanoutTotals t = crew.totals();
+      progress(o, fmt("%s %5.1fs: viewers %llu open (%llu closed); deliveries %llu; waiting for %s", name,
+                      to_s(now - s0.wall), static_cast<unsigned long long>(t.viewers_open),
+                      static_cast<unsigned long long>(t.viewers_closed), static_cast<unsigned long long>(t.deliveries),
+                      o.expect_file.c_str()));
+      last_print = now;
+    }
+    sleep_ms(20);
+  }
+  for (std::uint32_t r = 0; r < sh.room_count; ++r) {
+    sh.rooms[r].acked.store(expected[r].size(), std::memory_order_relaxed);
+  }
+  sh.phase.store(kDrain, std::memory_order_release);
+  Sending sending;
+  sending.s0 = s0;
+  sending.t_end = mono_ns();
+  sending.at_end = crew.totals();
+  return sending;
+}
+
 /// The end of the measured interval, for the report.
 struct Drained {
   FanoutTotals totals;  ///< at the drain's last look
   CpuSnap s1;
   std::optional<std::uint64_t> server_rss;
-  std::optional<double> stored_after;  ///< the server's stored-messages counter
+  std::vector<std::optional<std::uint64_t>> rss_each;  ///< per --server-pid
+  std::optional<double> stored_after;                  ///< the server's stored-messages counter
 };
 
 /// Drain: until every message is acknowledged and every open viewer has it all, or
@@ -265,8 +328,9 @@ Drained drain(Crew& crew, const char* name, const Sending& sending) {
   }
   Drained drained;
   drained.totals = t;
-  drained.s1 = CpuSnap::take(sh.target.pid);
+  drained.s1 = CpuSnap::take(sh.target.pids);
   drained.server_rss = proc_rss_bytes(sh.target.pid);
+  for (const long pid : sh.target.pids) drained.rss_each.push_back(proc_rss_bytes(pid));
   drained.stored_after = scrape_stored(sh);
   crew.stop();
   return drained;
@@ -285,11 +349,13 @@ struct Tally {
   double expected_per_s = 0;  // deliveries per second the schedule asks for (fanout, rooms)
 };
 
-/// Reads the workers once they have stopped.
-Tally tally_up(const Crew& crew) {
+/// Reads the workers once they have stopped. `from_file`: what another process's senders
+/// had acknowledged (--role viewers), by room.
+Tally tally_up(const Crew& crew, const std::vector<CounterSet>& from_file) {
   const FanoutShared& sh = crew.sh;
   Tally t;
   std::vector<CounterSet> expected(sh.room_count);  // by room: what its senders had acknowledged
+  for (std::size_t r = 0; r < from_file.size() && r < expected.size(); ++r) expected[r].merge(from_file[r]);
   for (const auto& w : crew.workers) {
     for (const auto& s : w->senders) {
       expected[s.room].merge(s.acked);
@@ -434,6 +500,24 @@ void report_fields(Report& r, const char* name, const FanoutShared& sh, const Re
         t.deliveries ? static_cast<double>(lc.bytes_in) / static_cast<double>(t.deliveries) : NAN);
   r.num("frames_per_read", lc.reads ? static_cast<double>(lc.frames_in) / static_cast<double>(lc.reads) : NAN);
   r.raw("connection_ends", map_json(t.ends));
+  r.str("role", o.role);
+  if (!s0.each.empty() && s0.each.size() == s1.each.size()) {
+    // Several processes under test (--server-pid P1,P2,...): each one's CPU per delivery
+    // (per message for ingress) and RSS.
+    std::string cpu = "{", rss = "{";
+    const double per = static_cast<double>(closed_loop ? t.acked : t.deliveries);
+    for (std::size_t i = 0; i < s0.each.size(); ++i) {
+      const std::string pid = Report::quote(std::to_string(sh.target.pids[i]));
+      const bool known = s0.each[i] && s1.each[i] && per > 0;
+      cpu += (i ? "," : "") + pid + ":" +
+             (known ? Report::number(static_cast<double>(*s1.each[i] - *s0.each[i]) / per) : "null");
+      const auto& m = i < res.drained.rss_each.size() ? res.drained.rss_each[i] : std::nullopt;
+      rss += (i ? "," : "") + pid + ":" + (m ? std::to_string(*m) : "null");
+    }
+    r.raw(closed_loop ? "server_cpu_ns_per_message_by_pid" : "server_cpu_ns_per_delivery_by_pid", cpu + "}");
+    r.raw("server_rss_bytes_by_pid", rss + "}");
+  }
+  if (o.histogram) r.raw("latency_histogram", histogram_json(t.latency));
 }
 
 void report_summary(Report& r, const char* name, const FanoutShared& sh, const Results& res, const Figures& f) {
@@ -485,13 +569,23 @@ int run_chat_load(const Options& o, Report& r, Load kind) {
   FanoutShared sh(o, closed_loop);
   Results res;
   res.setup.room = plan_rooms(sh, name, total);
-  res.setup.accounts = login_senders(sh, name, res.setup.room);
+  if (has_senders(o)) res.setup.accounts = login_senders(sh, name, res.setup.room);
   res.setup.stored_before = scrape_stored(sh);
   Crew crew(sh);
   res.connect_s = connect_all(crew, name, total);
-  res.sending = send_phase(crew, name);
+  std::vector<CounterSet> from_file;
+  res.sending = has_senders(o) ? send_phase(crew, name) : wait_for_senders(crew, name, from_file);
   res.drained = drain(crew, name, res.sending);
-  res.tally = tally_up(crew);
+  res.tally = tally_up(crew, from_file);
+  if (!o.acked_out.empty()) {
+    std::vector<AckedBy> acked;
+    for (const auto& w : crew.workers) {
+      for (const auto& s : w->senders) acked.push_back({s.gid, s.next, &s.acked});
+    }
+    if (!write_file_atomic(o.acked_out, acked_text(acked))) {
+      throw std::runtime_error("cannot write --acked-out " + o.acked_out);
+    }
+  }
   report(r, name, sh, res);
   return 0;
 }

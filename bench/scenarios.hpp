@@ -16,6 +16,9 @@ namespace chatorbit::bench {
 struct Options {
   std::string scenario;
   std::string url = "ws://127.0.0.1:8080";
+  /// --url's comma list: several nodes of one chat. fanout, rooms, ingress deal sender g
+  /// to node g mod K and viewer i to node (i + 1) mod K; other scenarios use the first.
+  std::vector<std::string> urls;
   std::string http_url;  ///< where /register and /login are; default: the host and port of url
   std::string room;      ///< default: a fresh "bench-<pid>-<time>"
   // fanout, rooms, ingress (defaults for rooms and ingress: scenario_defaults())
@@ -32,6 +35,15 @@ struct Options {
   /// client, but latencies are overstated by up to this much.
   double read_interval_us = 0;
   bool delayed_ack = false;  ///< see ClientLoop::set_delayed_ack()
+  /// fanout/rooms: one part of a load split over processes (bench/multinode.py).
+  /// "viewers": no senders; once connected, writes ready_file, waits for expect_file
+  /// (what the senders had acknowledged, written by a "senders" process) and judges
+  /// loss against it. "senders": no viewers; writes acked_out once its acks are in.
+  std::string role = "both";
+  std::string ready_file;
+  std::string expect_file;
+  std::string acked_out;
+  bool histogram = false;  ///< add the latency histogram's buckets to the JSON (to merge runs)
   // all WebSocket scenarios
   int threads = 1;
   int protocol = 0;             ///< 1 or 2; 0 = the scenario's default (fanout/idle 1, connect 2)
@@ -55,6 +67,10 @@ struct Options {
   int receiver_cpu = -1;
   // output
   long server_pid = -1;  ///< -1: find the process listening on the URL's port; 0: none
+  /// --server-pid's comma list after the first: more processes of the system under test
+  /// (other nodes, Redis). fanout, rooms, ingress add their CPU to the server's and report
+  /// each one's as well.
+  std::vector<long> more_pids;
   bool json = false;
   bool quiet = false;
   std::string out;  ///< write the JSON here too, and the latency chart beside it (.svg)
