@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -382,7 +383,51 @@ def test_chat_resumes_after_redis_fault_without_losing_or_repeating_a_message(fa
         close_all(viewers)
 
 
-def run_fault(fault, redis, nodes, viewers, poster_users, posters, room) -> None:
+CLUSTER_FAULTS = ["master_killed_and_restarted_empty", "master_stalled_3s"]
+
+
+@pytest.fixture
+def private_cluster(tmp_path):
+    """A 3-master cluster of this test's own: its fault takes a master down."""
+    cluster = test_servers.start_cluster(tmp_path / "cluster", masters=3)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.mark.parametrize("fault", CLUSTER_FAULTS)
+def test_chat_resumes_after_a_cluster_master_fault_without_losing_or_repeating_a_message(fault, private_cluster,
+                                                                                        nodes_factory):
+    """The fault cases on a cluster: the master that holds the room's channel (and so its
+    subscriptions and publications) is killed and restarted empty (it keeps its
+    nodes.conf, so its slots), or stalled for 3 s."""
+    prefix = f"c{uuid.uuid4().hex[:8]}:"
+    nodes = nodes_factory(redis_env("cluster", private_cluster), env={"CHATORBIT_REDIS_KEY_PREFIX": prefix})
+    a, b, c = nodes
+    api = Api(a)
+    poster_users = [api.new_user() for _ in range(2)]
+    viewer_token, _ = api.new_user()
+    room = unique_room("cfault")
+    channel = f"{prefix}chat_room:{room}"
+    slot = int(private_cluster.nodes[0].cli("CLUSTER", "KEYSLOT", channel).strip())
+    owner = next(addr for first, last, addr in private_cluster.slot_map(private_cluster.nodes[0]) if first <= slot <= last)
+    master = next(n for n in private_cluster.nodes if n.addr == owner)
+    viewers = [Recorder(a, None, room), Recorder(b, None, room), Recorder(c, None, room),
+               Recorder(c, viewer_token, room), Recorder(b, viewer_token, room, v=1)]
+    posters: list[Poster] = []
+    try:
+        run_fault("stalled_3s" if fault == "master_stalled_3s" else "killed_and_restarted_empty", master, nodes,
+                  viewers, poster_users, posters, room, sentinel="{" + channel + "}sentinel")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nnodes A :{a.port}, B :{b.port}, C :{c.port}\n{fault_log(nodes)}") from None
+    finally:
+        for p in posters:
+            p.stop()
+        for p in posters:
+            p.join(TIMEOUT * 2)
+        close_all(viewers)
+
+
+def run_fault(fault, redis, nodes, viewers, poster_users, posters, room, sentinel: str = "sentinel") -> None:
     a, b, c = nodes
     for v in viewers[:4]:
         v.wait_welcome(TIMEOUT)
@@ -397,7 +442,7 @@ def run_fault(fault, redis, nodes, viewers, poster_users, posters, room) -> None
 
     assert wait_until(lambda: all(len(p.acked()) >= 20 for p in posters), timeout=TIMEOUT * 2), \
         [p.refusals[-3:] for p in posters]
-    redis.cli("SET", "sentinel", "1")
+    redis.cli("SET", sentinel, "1")
 
     # The fault, mid-stream. While Redis is away the store still answers: what it
     # holds then is what the seqs after the fault must stay above.
@@ -412,7 +457,15 @@ def run_fault(fault, redis, nodes, viewers, poster_users, posters, room) -> None
         time.sleep(1.0)  # Redis stays away a second after every node noticed
         stored_before = max(m["seq"] for m in all_history(Api(c), room))
         redis.start()
-        kept = redis.cli("GET", "sentinel").strip()
+        kept = None
+        deadline = time.monotonic() + RESUME_LIMIT_S
+        while kept is None:
+            try:
+                kept = redis.cli("GET", sentinel).strip()
+            except test_servers.CliError:  # a cluster master that just came back: CLUSTERDOWN a moment
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         assert kept == ("1" if fault == FAULTS[0] else ""), f"Redis came back with sentinel={kept!r}"
     back_at = time.monotonic()
 
