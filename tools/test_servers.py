@@ -418,12 +418,14 @@ class RedisCluster:
             n.kill()
 
 
-def start_cluster(dir: str | os.PathLike, masters: int = 3, detached: bool = False) -> RedisCluster:
+def start_cluster(dir: str | os.PathLike, masters: int = 3, detached: bool = False,
+                  extra_args: list[str] | None = None) -> RedisCluster:
     """Starts `masters` cluster-enabled nodes in dir/node-<i>, joins them with
-    `redis-cli --cluster create`, and returns the cluster once it is ready (wait_ok)."""
+    `redis-cli --cluster create`, and returns the cluster once it is ready (wait_ok).
+    `extra_args` go to every node (e.g. an append-only file)."""
     root = Path(dir)
     args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS)]
+            "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS), *(extra_args or [])]
     nodes = [RedisServer(root / f"node-{i}", args, cluster_bus=True, detached=detached) for i in range(masters)]
     try:
         for n in nodes:

@@ -383,13 +383,18 @@ def test_chat_resumes_after_redis_fault_without_losing_or_repeating_a_message(fa
         close_all(viewers)
 
 
-CLUSTER_FAULTS = ["master_killed_and_restarted_empty", "master_stalled_3s"]
+CLUSTER_FAULTS = ["master_killed_and_restarted_with_its_data", "master_killed_and_restarted_empty",
+                  "master_stalled_3s"]
 
 
 @pytest.fixture
-def private_cluster(tmp_path):
-    """A 3-master cluster of this test's own: its fault takes a master down."""
-    cluster = test_servers.start_cluster(tmp_path / "cluster", masters=3)
+def private_cluster(tmp_path, request):
+    """A 3-master cluster of this test's own: its fault takes a master down. For the
+    case that keeps its data, every node writes each command to its AOF before
+    answering, so that SIGKILL loses nothing it acknowledged."""
+    durable = request.node.callspec.params.get("fault") == CLUSTER_FAULTS[0]
+    aof = ["--appendonly", "yes", "--appendfsync", "always"] if durable else []
+    cluster = test_servers.start_cluster(tmp_path / "cluster", masters=3, extra_args=aof)
     yield cluster
     cluster.stop()
 
@@ -398,8 +403,8 @@ def private_cluster(tmp_path):
 def test_chat_resumes_after_a_cluster_master_fault_without_losing_or_repeating_a_message(fault, private_cluster,
                                                                                         nodes_factory):
     """The fault cases on a cluster: the master that holds the room's channel (and so its
-    subscriptions and publications) is killed and restarted empty (it keeps its
-    nodes.conf, so its slots), or stalled for 3 s."""
+    subscriptions and publications) is killed and restarted with its data (AOF) or
+    empty (it keeps its nodes.conf, so its slots either way), or stalled for 3 s."""
     prefix = f"c{uuid.uuid4().hex[:8]}:"
     nodes = nodes_factory(redis_env("cluster", private_cluster), env={"CHATORBIT_REDIS_KEY_PREFIX": prefix})
     a, b, c = nodes
@@ -415,8 +420,8 @@ def test_chat_resumes_after_a_cluster_master_fault_without_losing_or_repeating_a
                Recorder(c, viewer_token, room), Recorder(b, viewer_token, room, v=1)]
     posters: list[Poster] = []
     try:
-        run_fault("stalled_3s" if fault == "master_stalled_3s" else "killed_and_restarted_empty", master, nodes,
-                  viewers, poster_users, posters, room, sentinel="{" + channel + "}sentinel")
+        run_fault(FAULTS[CLUSTER_FAULTS.index(fault)], master, nodes, viewers, poster_users, posters, room,
+                  sentinel="{" + channel + "}sentinel")
     except AssertionError as e:
         raise AssertionError(f"{e}\nnodes A :{a.port}, B :{b.port}, C :{c.port}\n{fault_log(nodes)}") from None
     finally:
