@@ -17,8 +17,10 @@
 // engine that delivers through one connection per node, as Redis pub/sub does:
 //   * after subscribe() returns, a publication may still be missed until the
 //     subscription is in force, so tests first publish probes until one arrives;
-//   * publications from one thread arrive in publish order across channels too, so a
-//     marker published last proves that nothing published before it is still in flight.
+//   * publications from one thread arrive in publish order on each channel, so a marker
+//     published last on a channel proves that nothing published on it before is still
+//     in flight. Not across channels: on a Redis Cluster two channels may live on two
+//     servers, reached over two connections.
 
 #include <gtest/gtest.h>
 
@@ -101,9 +103,9 @@ class EngineConformance : public ::testing::TestWithParam<EngineFactory> {
   void publish(const std::string& channel, const std::string& payload);
   /// Waits (at most 2 s) until at least `n` deliveries have been recorded.
   bool wait_for_deliveries(std::size_t n);
-  /// Publishes a marker on `channel` (which must be subscribed), waits for it, and
-  /// returns every delivery recorded before it. Clears the record.
-  std::vector<Delivery> deliveries_until_marker(const std::string& channel);
+  /// Publishes a marker on each of `channels` (which must be subscribed), waits for them
+  /// all, and returns (and forgets) every non-probe delivery recorded so far.
+  std::vector<Delivery> deliveries_until_markers(const std::vector<std::string>& channels);
   /// The deliveries so far.
   std::vector<Delivery> deliveries();
   void clear_deliveries();

@@ -94,11 +94,16 @@ void EngineConformance::subscribe_and_sync(const std::string& channel) {
   ADD_FAILURE() << "subscription to " << channel << " never took effect";
 }
 
-std::vector<Delivery> EngineConformance::deliveries_until_marker(const std::string& channel) {
-  const Delivery marker{channel, kProbePrefix + std::to_string(++probes_)};
-  publish(marker.channel, marker.payload);
-  EXPECT_TRUE(arrived(mu_, deliveries_, marker, std::chrono::seconds{2}, [this] { poll_once(); }))
-      << "marker on " << channel << " never arrived";
+std::vector<Delivery> EngineConformance::deliveries_until_markers(const std::vector<std::string>& channels) {
+  std::vector<Delivery> markers;
+  for (const auto& channel : channels) {
+    markers.push_back(Delivery{channel, kProbePrefix + std::to_string(++probes_)});
+    publish(markers.back().channel, markers.back().payload);
+  }
+  for (const auto& marker : markers) {
+    EXPECT_TRUE(arrived(mu_, deliveries_, marker, std::chrono::seconds{2}, [this] { poll_once(); }))
+        << "marker on " << marker.channel << " never arrived";
+  }
   auto out = deliveries();
   clear_deliveries();
   return out;
@@ -147,7 +152,7 @@ TEST_P(EngineConformance, DeliversOnlySubscribedChannels) {
   publish("room.a", "1");
   publish("room.c", "2");
   publish("room.b", "3");
-  EXPECT_EQ(sorted(deliveries_until_marker("room.a")), (Deliveries{{"room.a", "1"}, {"room.b", "3"}}));
+  EXPECT_EQ(sorted(deliveries_until_markers({"room.a", "room.b"})), (Deliveries{{"room.a", "1"}, {"room.b", "3"}}));
 }
 
 TEST_P(EngineConformance, DeliversInPublishOrder) {
@@ -177,11 +182,37 @@ TEST_P(EngineConformance, UnsubscribeStopsDelivery) {
   publish("room.a", "before");
   engine().unsubscribe("room.a");
   publish("room.a", "after");
-  EXPECT_EQ(deliveries_until_marker("room.b"), (Deliveries{{"room.a", "before"}}));
+  publish("room.b", "other");
+  // Published before the unsubscribe: delivered; another channel: not affected.
+  EXPECT_TRUE(wait_for_deliveries(2));
 
+  // Subscribed again at once (before any leave has completed) and later.
   subscribe_and_sync("room.a");
   publish("room.a", "again");
-  EXPECT_EQ(deliveries_until_marker("room.a"), (Deliveries{{"room.a", "again"}}));
+  // A marker on room.a proves that "after", published on it earlier, is not in flight.
+  EXPECT_EQ(sorted(deliveries_until_markers({"room.a"})),
+            (Deliveries{{"room.a", "again"}, {"room.a", "before"}, {"room.b", "other"}}));
+  engine().unsubscribe("room.a");
+  publish("room.a", "while away");
+  subscribe_and_sync("room.a");
+  EXPECT_TRUE(deliveries_until_markers({"room.a"}).empty());
+}
+
+TEST_P(EngineConformance, ResubscribingAtOnceDropsWhatWasPublishedWhileAway) {
+  subscribe_and_sync("room.a");
+  Deliveries expected;
+  for (int round = 0; round < 20; ++round) {
+    const std::string n = std::to_string(round);
+    publish("room.a", "kept " + n);
+    engine().unsubscribe("room.a");
+    publish("room.a", "dropped " + n);
+    engine().subscribe("room.a");
+    run(engine().subscribed("room.a"));
+    publish("room.a", "kept again " + n);
+    expected.push_back({"room.a", "kept " + n});
+    expected.push_back({"room.a", "kept again " + n});
+  }
+  EXPECT_EQ(deliveries_until_markers({"room.a"}), expected);
 }
 
 TEST_P(EngineConformance, SubscribeAndUnsubscribeAreIdempotent) {
@@ -189,13 +220,14 @@ TEST_P(EngineConformance, SubscribeAndUnsubscribeAreIdempotent) {
   subscribe_and_sync("room.a");
   subscribe_and_sync("room.b");
   publish("room.a", "once");
-  EXPECT_EQ(deliveries_until_marker("room.a"), (Deliveries{{"room.a", "once"}}));
+  EXPECT_EQ(deliveries_until_markers({"room.a"}), (Deliveries{{"room.a", "once"}}));
 
   engine().unsubscribe("room.a");  // one unsubscribe undoes any number of subscribes
   engine().unsubscribe("room.a");
   engine().unsubscribe("never.subscribed");
   publish("room.a", "dropped");
-  EXPECT_TRUE(deliveries_until_marker("room.b").empty());
+  subscribe_and_sync("room.a");  // a marker on room.a proves "dropped" is not in flight
+  EXPECT_TRUE(deliveries_until_markers({"room.a", "room.b"}).empty());
 }
 
 // --- presence -----------------------------------------------------------------------------
@@ -543,7 +575,7 @@ TEST_P(EngineConformance, APublishToABrokerThatIsDownFailsVisibly) {
   EXPECT_EQ(resubscribed.load(), 1) << "told once the broker is back and the channels are subscribed again";
   EXPECT_TRUE(engine().broker_health().up);
   run(engine().subscribed("room:b"));
-  const auto seen = deliveries_until_marker("room:a");
+  const auto seen = deliveries_until_markers({"room:a"});
   EXPECT_TRUE(std::none_of(seen.begin(), seen.end(), [](const Delivery& d) { return d.payload == "lost"; }));
   std::promise<std::string> ok;
   engine().publish("room:b", std::make_shared<const std::string>("after"),

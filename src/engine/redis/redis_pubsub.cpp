@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include "core/log.hpp"
+#include "core/random.hpp"
 
 namespace chatorbit::engine::redis {
 
@@ -10,8 +11,9 @@ namespace {
 
 // Channels per SUBSCRIBE when a connection comes back: keeps each command small.
 constexpr std::size_t kResubscribeChunk = 256;
-// A leave marker's payload starts with this (a NUL: no chat payload, which is JSON, does).
-const std::string kLeaveMarker = std::string("\0chatorbit-leave:", 17);
+// A leave or join marker's payload starts with this (a NUL: no chat payload, which is
+// JSON, does). Nodes ignore the markers of others.
+const std::string kMarkerPrefix = std::string("\0chatorbit-leave:", 17);
 // How often a cluster's subscriptions are checked against the slot map.
 constexpr std::chrono::milliseconds kRelocateEvery{1000};
 
@@ -30,6 +32,7 @@ PubSub::PubSub(boost::asio::io_context& io, Router& publisher, const Router& loc
       sharded_(sharded),
       prefix_(std::move(prefix)),
       route_(std::move(route)),
+      marker_tag_(OsRandom::instance().hex(8) + ":"),
       relocate_timer_(io) {}
 
 PubSub::~PubSub() = default;
@@ -72,6 +75,7 @@ void PubSub::relocate() {
     if (old != shards_.end() && old->second.up) send_locked(old->second, "SUNSUBSCRIBE", name);
     ch.pending = 0;
     ch.on_server = false;
+    ch.cuts.clear();  // their markers come back on the old master, unread
     Shard& shard = shard_for_locked(name, &ch.shard);
     if (shard.up) {
       ++ch.pending;
@@ -112,18 +116,46 @@ void PubSub::send_locked(Shard& shard, const char* verb, const std::string& chan
   shard.connection->send(std::move(cmd), {});
 }
 
-void PubSub::subscribe(const std::string& channel) {
-  std::lock_guard lock(mu_);
-  auto& ch = channels_[channel];
-  if (ch.wanted) return;
-  ch.wanted = true;
-  // Back before its leave marker returned: it never left the server, the marker is moot.
-  if (!ch.leaving.empty() && ch.on_server && ch.pending == 0) return;
-  Shard& shard = shard_for_locked(channel, &ch.shard);
-  if (shard.up) {
+std::string PubSub::cut_locked(Channel& ch, bool deliver_after) {
+  if (ch.cuts.empty()) ch.delivering = !deliver_after;
+  ch.cuts.push_back(Cut{kMarkerPrefix + marker_tag_ + std::to_string(++markers_), deliver_after});
+  return ch.cuts.back().marker;
+}
+
+std::vector<std::function<void(std::exception_ptr)>> PubSub::on_marker_locked(const std::string& shard_key,
+                                                                              const std::string& channel, Channel& ch,
+                                                                              const std::string& marker) {
+  std::vector<std::function<void(std::exception_ptr)>> ready;
+  if (ch.cuts.empty() || ch.cuts.front().marker != marker) return ready;  // another node's
+  ch.delivering = ch.cuts.front().deliver_after;
+  ch.cuts.pop_front();
+  if (!ch.cuts.empty()) return ready;
+  if (!ch.wanted) {
     ++ch.pending;
-    send_locked(shard, sharded_ ? "SSUBSCRIBE" : "SUBSCRIBE", channel);
+    send_locked(shards_.at(shard_key), sharded_ ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", channel);
+  } else if (ch.in_force()) {
+    ready.swap(ch.waiters);
   }
+  return ready;
+}
+
+void PubSub::subscribe(const std::string& channel) {
+  std::string marker;
+  {
+    std::lock_guard lock(mu_);
+    auto& ch = channels_[channel];
+    if (ch.wanted) return;
+    ch.wanted = true;
+    if (ch.on_server && ch.pending == 0) {
+      // Back before its leave marker returned: it never left the server. What arrives
+      // between the leave marker and this join marker was published while unwanted.
+      if (!ch.cuts.empty()) marker = cut_locked(ch, true);
+    } else if (Shard& shard = shard_for_locked(channel, &ch.shard); shard.up) {
+      ++ch.pending;
+      send_locked(shard, sharded_ ? "SSUBSCRIBE" : "SUBSCRIBE", channel);
+    }
+  }
+  if (!marker.empty()) publish(channel, std::make_shared<const std::string>(marker), [](std::string_view) {});
 }
 
 void PubSub::unsubscribe(const std::string& channel) {
@@ -140,7 +172,7 @@ void PubSub::unsubscribe(const std::string& channel) {
     if (shard.up && ch.on_server && ch.pending == 0) {
       // Leave at a cut that publish order defines (see the header): the marker goes out
       // on the publisher connection, behind everything published before this call.
-      if (ch.leaving.empty()) ch.leaving = marker = kLeaveMarker + std::to_string(++markers_);
+      marker = cut_locked(ch, false);
     } else if (shard.up && ch.pending > 0) {
       ++ch.pending;
       send_locked(shard, sharded_ ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", channel);
@@ -159,8 +191,8 @@ void PubSub::when_subscribed(const std::string& channel, std::function<void(std:
     auto it = channels_.find(channel);
     if (it == channels_.end() || !it->second.wanted) {
       now = unavailable("not subscribed to " + channel);
-    } else if (it->second.pending == 0 && it->second.on_server) {
-      // in force: done below
+    } else if (it->second.in_force()) {
+      // done below
     } else if (const auto& shard = shards_.at(it->second.shard); !shard.up && !shard.connection->connecting()) {
       now = unavailable("subscriber " + it->second.shard + " is not connected");
     } else {
@@ -188,7 +220,7 @@ void PubSub::on_state(const std::string& shard_key, bool up, const std::string& 
       }
       ch.on_server = false;
       ch.pending = 0;
-      ch.leaving.clear();
+      ch.cuts.clear();
       if (!up) {  // coming up, they wait for the confirmations of the SUBSCRIBE below
         for (auto& w : ch.waiters) failed.push_back(std::move(w));
         ch.waiters.clear();
@@ -246,24 +278,19 @@ void PubSub::on_push(const std::string& shard_key, Reply&& push) {
   std::string& channel = push.elements[1].str;
   if (kind == "message" || kind == "smessage") {
     Subscriber deliver;
+    std::vector<std::function<void(std::exception_ptr)>> ready;
     {
       std::lock_guard lock(mu_);
       auto it = channels_.find(channel);
       if (it == channels_.end() || !it->second.on_server || it->second.shard != shard_key) return;
       auto& ch = it->second;
-      if (push.elements[2].str.rfind(kLeaveMarker, 0) == 0) {  // never delivered
-        if (push.elements[2].str == ch.leaving) {
-          ch.leaving.clear();
-          if (!ch.wanted) {
-            ++ch.pending;
-            send_locked(shards_.at(shard_key), sharded_ ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", channel);
-          }
-        }
-        return;
+      if (push.elements[2].str.rfind(kMarkerPrefix, 0) == 0) {  // never delivered
+        ready = on_marker_locked(shard_key, channel, ch, push.elements[2].str);
+      } else if (ch.delivers()) {
+        deliver = subscriber_;
       }
-      if (!ch.wanted && ch.leaving.empty()) return;
-      deliver = subscriber_;
     }
+    for (auto& w : ready) w(nullptr);
     if (!deliver) return;
     auto payload = std::make_shared<const std::string>(std::move(push.elements[2].str));
     deliver(channel.substr(std::min(prefix_.size(), channel.size())), std::move(payload));
@@ -281,8 +308,9 @@ void PubSub::on_push(const std::string& shard_key, Reply&& push) {
     const bool unsolicited = ch.pending == 0;
     if (ch.pending > 0) --ch.pending;
     ch.on_server = subscribed;
+    if (!subscribed) ch.cuts.clear();  // dropped by the server: no marker comes back
     if (ch.pending == 0) {
-      if (ch.wanted && ch.on_server) {
+      if (ch.in_force()) {
         ready.swap(ch.waiters);
       } else if (!ch.wanted && !ch.on_server) {
         channels_.erase(it);

@@ -15,7 +15,10 @@
 // published before the call) and keeps delivering until the marker comes back, then
 // sends UNSUBSCRIBE. So what was published before unsubscribe() is delivered and what
 // is published after it is not, though SUBSCRIBE and PUBLISH travel on different
-// connections. Markers are never delivered, on any node.
+// connections. Subscribing again before the marker is back publishes a join marker: what
+// arrives between the two markers was published while the channel was not wanted and is
+// dropped, and the subscription is in force once the join marker is back. Markers are
+// never delivered, on any node.
 //
 // Thread-safety: every method may be called from any thread; deliveries and callbacks
 // run on the network thread, outside the lock.
@@ -24,6 +27,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <map>
@@ -60,13 +64,24 @@ class PubSub {
   BrokerHealth health() const;
 
  private:
+  /// A leave or join marker published on a channel, not yet seen come back.
+  struct Cut {
+    std::string marker;
+    bool deliver_after;  ///< join marker: what follows it is delivered
+  };
   struct Channel {
     bool wanted = false;
     int pending = 0;         ///< (UN)SUBSCRIBE sent, confirmation not yet read
     bool on_server = false;  ///< as the last confirmation said
     std::string shard;       ///< key of the subscriber connection it lives on
-    std::string leaving;     ///< the leave marker published, not yet seen come back
+    std::deque<Cut> cuts;    ///< in publish order
+    bool delivering = true;  ///< while cuts are out: as the last one that came back says
     std::vector<std::function<void(std::exception_ptr)>> waiters;
+
+    /// Whether a publication arriving now is delivered.
+    bool delivers() const { return on_server && (cuts.empty() ? wanted && pending == 0 : delivering); }
+    /// Whether what is published from now on is delivered.
+    bool in_force() const { return wanted && on_server && pending == 0 && cuts.empty(); }
   };
   struct Shard {
     std::shared_ptr<Connection> connection;
@@ -79,6 +94,13 @@ class PubSub {
   void on_state(const std::string& shard_key, bool up, const std::string& detail);
   void on_push(const std::string& shard_key, Reply&& push);
   void send_locked(Shard& shard, const char* verb, const std::string& channel);
+  /// Starts a cut on `ch` (subscribed on its server, no confirmation pending); returns
+  /// the marker for the caller to publish once the lock is released.
+  std::string cut_locked(Channel& ch, bool deliver_after);
+  /// A marker came back on `channel`; returns the waiters it put in force.
+  std::vector<std::function<void(std::exception_ptr)>> on_marker_locked(const std::string& shard_key,
+                                                                        const std::string& channel, Channel& ch,
+                                                                        const std::string& marker);
   /// Ends a shard's resync if every wanted channel on it is confirmed; true if it did.
   bool finish_resync_locked(const std::string& shard_key, Shard& shard);
   void arm_relocation();
@@ -99,6 +121,7 @@ class PubSub {
   std::map<std::string, Channel> channels_;
   std::map<std::string, Shard> shards_;
   bool started_ = false;
+  const std::string marker_tag_;  ///< random: tells this broker's markers from other nodes'
   std::uint64_t markers_ = 0;
   boost::asio::steady_timer relocate_timer_;  ///< cluster: follows slots that moved
 };
