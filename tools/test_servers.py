@@ -148,11 +148,13 @@ _request_ids = itertools.count(1)
 
 
 def _bson(doc: dict) -> bytes:
-    """A BSON document of str keys and bool / int32 / float / str / dict / list values."""
+    """A BSON document of str keys and None / bool / int32 / float / str / dict / list values."""
     body = bytearray()
     for key, value in doc.items():
         name = key.encode() + b"\0"
-        if isinstance(value, bool):
+        if value is None:
+            body += b"\x0a" + name
+        elif isinstance(value, bool):
             body += b"\x08" + name + (b"\x01" if value else b"\x00")
         elif isinstance(value, int):
             body += b"\x10" + name + struct.pack("<i", value)
@@ -173,6 +175,9 @@ def _bson(doc: dict) -> bytes:
 # BSON types whose value has a fixed size: double, ObjectId, bool, datetime, null,
 # int32, timestamp, int64, decimal128, min key, max key.
 _BSON_FIXED = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16, 0xFF: 0, 0x7F: 0}
+# Those of them decoded (the others are left as their bytes).
+_BSON_SCALARS = {0x01: lambda b: struct.unpack("<d", b)[0], 0x08: lambda b: b != b"\0", 0x0A: lambda b: None,
+                 0x10: lambda b: struct.unpack("<i", b)[0], 0x12: lambda b: struct.unpack("<q", b)[0]}
 
 
 def _unbson(data: bytes, pos: int = 0) -> dict:
@@ -199,9 +204,7 @@ def _unbson(data: bytes, pos: int = 0) -> dict:
             value, pos = data[pos + 5:pos + 5 + n], pos + 5 + n
         elif kind in _BSON_FIXED:
             raw, pos = data[pos:pos + _BSON_FIXED[kind]], pos + _BSON_FIXED[kind]
-            value = {0x01: lambda: struct.unpack("<d", raw)[0], 0x08: lambda: raw != b"\0",
-                     0x0A: lambda: None, 0x10: lambda: struct.unpack("<i", raw)[0],
-                     0x12: lambda: struct.unpack("<q", raw)[0]}.get(kind, lambda: raw)()
+            value = _BSON_SCALARS[kind](raw) if kind in _BSON_SCALARS else raw
         else:
             raise ValueError(f"BSON type 0x{kind:02x} ({name!r}) not understood")
         doc[name] = value
@@ -544,7 +547,9 @@ def ferretdb_binary() -> str:
 class FerretDB(ServerProcess):
     """One FerretDB process on 127.0.0.1 (the SQLite handler), working in `dir`: its
     databases in dir/data, its state in dir/state, its log in dir/ferretdb.log. Clients
-    connect to .url, "mongodb://127.0.0.1:P/". Not thread-safe: drive it from one thread."""
+    connect to .url, "mongodb://127.0.0.1:P/". On SIGTERM it waits up to ~3 s for
+    connected clients before it exits, so stop() with clients still connected takes that
+    long. Not thread-safe: drive it from one thread."""
 
     program = "ferretdb"
     readiness = "answer hello"
