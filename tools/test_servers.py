@@ -1,29 +1,34 @@
 #!/usr/bin/env python3
-"""Real redis-server processes for the tests: one standalone server, or a Redis Cluster
-of N masters, on free loopback ports, each with its own directory for its log (and its
-dump.rdb / nodes.conf).
+"""Real server processes for the tests, on free loopback ports, each with its own
+directory for its log and data: redis-server (one standalone server, or a Redis Cluster
+of N masters) and FerretDB (a MongoDB-wire server on SQLite; tools/build_ferretdb.sh
+builds it, ./dev setup runs that).
 
 As a module (pytest fixtures in tests/system/conftest.py):
 
     server = start_standalone(dir)         # RedisServer: .addr, .cli(...), .restart(...)
     cluster = start_cluster(dir, masters=3)  # RedisCluster: .nodes, .seeds, .stop()
+    mongo = start_ferretdb(dir)            # FerretDB: .url, .command({...}), .restart()
 
 Servers started this way are children of the calling process: they are killed when it
 exits (a parent-death signal, and an atexit hook as well). The parent-death signal fires
 when the *thread* that started them ends, so start them from a thread that lives as
 long as they should (pytest's main thread does).
 
-As a command (the ctest fixture, and src/engine/redis/test_redis.hpp):
+As a command (the ctest fixture, src/engine/redis/test_redis.hpp and
+src/store/mongo/test_mongo.hpp):
 
-    test_servers.py start DIR [--owner-pid PID]   # one standalone + one 3-master cluster
+    test_servers.py start DIR [--owner-pid PID]   # one standalone + one 3-master cluster + one FerretDB
     test_servers.py stop DIR
 
 `start` detaches the servers (they outlive the command), writes DIR/redis.addr
-("127.0.0.1:P"), DIR/redis-cluster.addr ("127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3") and
-DIR/pids, and prints both addresses. It is a no-op when the servers DIR names still
-answer. With --owner-pid, a small watcher stops them once that process is gone, however
-it ended, and deletes DIR (meant for a temporary DIR that process made). `stop` kills what `start` started and removes those three files (the logs stay,
-for a post-mortem, until the next `start`).
+("127.0.0.1:P"), DIR/redis-cluster.addr ("127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3"),
+DIR/mongo.url ("mongodb://127.0.0.1:P/") and DIR/pids, and prints the three. It is a
+no-op when the servers DIR names still answer (PING; a MongoDB hello). With --owner-pid,
+a small watcher stops them once that process is gone, however it ended, and deletes DIR
+(meant for a temporary DIR that process made). `stop` kills what `start` started and
+removes those four files (the logs stay, for a post-mortem, until the next `start`).
+FerretDB is $CHATORBIT_FERRETDB, else the binary tools/build_ferretdb.sh caches.
 
 Standard library only: it runs under the system python3 as well as the test venv.
 """
@@ -34,11 +39,14 @@ import atexit
 import ctypes
 import errno
 import fcntl
+import itertools
 import os
+import re
 import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -47,6 +55,10 @@ from pathlib import Path
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+# FerretDB (a MongoDB-wire server on SQLite), as tools/build_ferretdb.sh builds it: the
+# version tools/ferretdb/go.mod pins, at the machine-wide cache path that script uses.
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+FERRETDB_GO_MOD = Path(__file__).resolve().parent / "ferretdb" / "go.mod"
 HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0  # seconds, for any one server or the cluster to become usable
 # `redis-cli --cluster create` polls the join once a second: ~2 s, sometimes a few more.
@@ -129,6 +141,117 @@ def answers_ping(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+# --- a minimal MongoDB wire client (OP_MSG and just enough BSON), for readiness checks -----
+
+OP_MSG = 2013
+_request_ids = itertools.count(1)
+
+
+def _bson(doc: dict) -> bytes:
+    """A BSON document of str keys and None / bool / int32 / float / str / dict / list values."""
+    body = bytearray()
+    for key, value in doc.items():
+        name = key.encode() + b"\0"
+        if value is None:
+            body += b"\x0a" + name
+        elif isinstance(value, bool):
+            body += b"\x08" + name + (b"\x01" if value else b"\x00")
+        elif isinstance(value, int):
+            body += b"\x10" + name + struct.pack("<i", value)
+        elif isinstance(value, float):
+            body += b"\x01" + name + struct.pack("<d", value)
+        elif isinstance(value, str):
+            text = value.encode() + b"\0"
+            body += b"\x02" + name + struct.pack("<i", len(text)) + text
+        elif isinstance(value, dict):
+            body += b"\x03" + name + _bson(value)
+        elif isinstance(value, list):
+            body += b"\x04" + name + _bson({str(i): v for i, v in enumerate(value)})
+        else:
+            raise TypeError(f"_bson: cannot encode {key}={value!r}")
+    return struct.pack("<i", len(body) + 5) + bytes(body) + b"\0"
+
+
+# BSON types whose value has a fixed size: double, ObjectId, bool, datetime, null,
+# int32, timestamp, int64, decimal128, min key, max key.
+_BSON_FIXED = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16, 0xFF: 0, 0x7F: 0}
+# Those of them decoded (the others are left as their bytes).
+_BSON_SCALARS = {0x01: lambda b: struct.unpack("<d", b)[0], 0x08: lambda b: b != b"\0", 0x0A: lambda b: None,
+                 0x10: lambda b: struct.unpack("<i", b)[0], 0x12: lambda b: struct.unpack("<q", b)[0]}
+
+
+def _unbson(data: bytes, pos: int = 0) -> dict:
+    """The BSON document at data[pos:]: doubles, strings, bools, int32s and int64s, and
+    documents and arrays of them, decoded; other values left as their raw bytes."""
+    (length,) = struct.unpack_from("<i", data, pos)
+    end = pos + length - 1  # the document's trailing NUL
+    pos += 4
+    doc = {}
+    while pos < end:
+        kind = data[pos]
+        name_end = data.index(b"\0", pos + 1)
+        name = data[pos + 1:name_end].decode()
+        pos = name_end + 1
+        if kind == 0x02:
+            (n,) = struct.unpack_from("<i", data, pos)
+            value, pos = data[pos + 4:pos + 3 + n].decode(errors="replace"), pos + 4 + n
+        elif kind in (0x03, 0x04):
+            (n,) = struct.unpack_from("<i", data, pos)
+            value = _unbson(data, pos)
+            value, pos = (list(value.values()) if kind == 0x04 else value), pos + n
+        elif kind == 0x05:
+            (n,) = struct.unpack_from("<i", data, pos)
+            value, pos = data[pos + 5:pos + 5 + n], pos + 5 + n
+        elif kind in _BSON_FIXED:
+            raw, pos = data[pos:pos + _BSON_FIXED[kind]], pos + _BSON_FIXED[kind]
+            value = _BSON_SCALARS[kind](raw) if kind in _BSON_SCALARS else raw
+        else:
+            raise ValueError(f"BSON type 0x{kind:02x} ({name!r}) not understood")
+        doc[name] = value
+    return doc
+
+
+def _recv_exactly(s: socket.socket, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("connection closed by the server")
+        data += chunk
+    return bytes(data)
+
+
+def mongo_command(host: str, port: int, doc: dict, timeout: float = 2.0) -> dict:
+    """Sends one command document (with its "$db") as an OP_MSG on a new connection and
+    returns the reply document; raises OSError when the server cannot be reached or does
+    not answer within `timeout` seconds, ValueError for a reply it cannot read."""
+    body = struct.pack("<I", 0) + b"\0" + _bson(doc)  # no flags; one section of kind 0
+    request_id = next(_request_ids) & 0x7FFFFFFF
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(struct.pack("<iiii", 16 + len(body), request_id, 0, OP_MSG) + body)
+        length, _, response_to, opcode = struct.unpack("<iiii", _recv_exactly(s, 16))
+        reply = _recv_exactly(s, length - 16)
+    if opcode != OP_MSG or response_to != request_id:
+        raise ValueError(f"unexpected reply: opcode {opcode}, responseTo {response_to}")
+    (flags,) = struct.unpack_from("<I", reply)
+    end = len(reply) - (4 if flags & 1 else 0)  # checksumPresent: a CRC-32C at the end
+    pos = 4
+    while pos < end:  # sections: kind 0 is the reply document, kind 1 a document sequence
+        kind, pos = reply[pos], pos + 1
+        (n,) = struct.unpack_from("<i", reply, pos)
+        if kind == 0:
+            return _unbson(reply, pos)
+        pos += n
+    raise ValueError("reply without a document")
+
+
+def answers_hello(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        return mongo_command(host, port, {"hello": 1, "$db": "admin"}, timeout=timeout).get("ok") == 1
+    except (OSError, ValueError, struct.error):
+        return False
+
+
 # --- ports -------------------------------------------------------------------------------
 
 
@@ -172,7 +295,7 @@ def _die_with_parent(parent: int):
     return preexec
 
 
-_live: "weakref.WeakSet[RedisServer]" = weakref.WeakSet()
+_live: "weakref.WeakSet[ServerProcess]" = weakref.WeakSet()
 
 
 @atexit.register
@@ -191,20 +314,24 @@ def _tail(path: Path, lines: int = 30, start: int = 0) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-class RedisServer:
-    """One redis-server process on 127.0.0.1, working in `dir` (redis.log, dump.rdb and,
-    for a cluster node, nodes.conf). Not thread-safe: drive it from one thread."""
+class ServerProcess:
+    """One server process on 127.0.0.1 working in `dir`, on a port of its own: how
+    RedisServer and FerretDB are started, waited for, stopped, killed, paused and resumed.
+    A subclass says how to run it (_argv), where it logs (log_path; _log_to_stdout), and
+    when it is ready (_answers). Not thread-safe: drive it from one thread."""
 
-    def __init__(self, dir: str | os.PathLike, extra_args: list[str] | None = None,
-                 cluster_bus: bool = False, detached: bool = False):
+    program = "server"  # for messages: "<program> on <addr> exited with ..."
+    readiness = "answer"  # for messages: "... did not <readiness> within 10 s"
+    log_name = "server.log"
+    _log_to_stdout = False  # whether the log file is the process's stdout and stderr
+
+    def __init__(self, dir: str | os.PathLike, detached: bool = False):
         self.dir = Path(dir).resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.host = HOST
         self.port: int | None = None
-        self.extra_args = list(extra_args or [])
-        self.cluster_bus = cluster_bus
         self.detached = detached
-        self.log_path = self.dir / "redis.log"
+        self.log_path = self.dir / self.log_name
         self.proc: subprocess.Popen | None = None
         self.paused = False
         self._log_start = 0
@@ -222,48 +349,58 @@ class RedisServer:
         return self.proc is not None and self.proc.poll() is None
 
     def __repr__(self) -> str:
-        return f"RedisServer({self.addr}, pid={self.pid}, dir={self.dir})"
+        return f"{type(self).__name__}({self.addr}, pid={self.pid}, dir={self.dir})"
 
-    # Starting is split in two so that a cluster can launch all its nodes before it waits
-    # for the first one.
+    def _argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def _answers(self, timeout: float) -> bool:
+        raise NotImplementedError
+
+    def _free_port(self) -> int:
+        return free_port()
+
+    # Starting is split in two so that a cluster (or `start DIR`) can launch all its
+    # servers before it waits for the first one.
     def _spawn(self) -> None:
         assert not self.running, f"{self} is already running"
         if self.port is None:
-            self.port = free_port(self.cluster_bus)
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", self.host, "--protected-mode", "no",
-                "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir),
-                "--dbfilename", "dump.rdb", "--logfile", str(self.log_path),
-                # Tests use DEBUG (SLEEP, SET-ACTIVE-EXPIRE, ...): Redis 7 refuses it by default.
-                "--enable-debug-command", "yes", *self.extra_args]
+            self.port = self._free_port()
+        args = self._argv()
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        if self.detached:
-            # Its own session, and no fd of ours: it must outlive us, and whoever reads our
-            # stdout (ctest, a C++ test's pipe) must see EOF when we exit.
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, start_new_session=True)
-        else:
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent(os.getpid()))
-            _live.add(self)
+        out = open(self.log_path, "ab") if self._log_to_stdout else subprocess.DEVNULL
+        try:
+            if self.detached:
+                # Its own session, and no fd of ours: it must outlive us, and whoever reads
+                # our stdout (ctest, a C++ test's pipe) must see EOF when we exit.
+                self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                             start_new_session=True)
+            else:
+                self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                             preexec_fn=_die_with_parent(os.getpid()))
+                _live.add(self)
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # the child has its own copy
         self.paused = False
 
     def _wait_ready(self, deadline: float) -> None:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 log = _tail(self.log_path, start=self._log_start)
-                if "Address already in use" in log:
+                if "address already in use" in log.lower():
                     raise PortInUse(f"port {self.port} was taken:\n{log}")
-                raise RuntimeError(f"redis-server on {self.addr} exited with {self.proc.returncode}:\n{log}")
-            if answers_ping(self.host, self.port, timeout=0.5):
+                raise RuntimeError(f"{self.program} on {self.addr} exited with {self.proc.returncode}:\n{log}")
+            if self._answers(timeout=0.5):
                 return
             time.sleep(0.01)
         self.kill()
-        raise RuntimeError(f"redis-server on {self.addr} did not answer PING within {READY_TIMEOUT:.0f} s:\n"
+        raise RuntimeError(f"{self.program} on {self.addr} did not {self.readiness} within {READY_TIMEOUT:.0f} s:\n"
                            + _tail(self.log_path, start=self._log_start))
 
-    def start(self) -> "RedisServer":
+    def start(self):
         """Starts the server (again): on a fresh free port the first time, on the same port
-        afterwards, with whatever data its dump.rdb holds (see restart())."""
+        afterwards, with whatever data its directory holds (see restart())."""
         first = self.port is None
         for attempt in range(PORT_ATTEMPTS if first else 1):
             self._spawn()
@@ -284,8 +421,8 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
-        """Stops the server (SIGTERM; SIGKILL if it does not exit within 5 s) without
-        saving. Does nothing if it is not running."""
+        """Stops the server (SIGTERM; SIGKILL if it does not exit within 5 s). Does
+        nothing if it is not running."""
         if not self.running:
             return
         if self.paused:
@@ -304,6 +441,45 @@ class RedisServer:
             self.proc.wait()
         self.paused = False
         _live.discard(self)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections open but answers nothing."""
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT: the server goes on with what it had been sent while paused."""
+        self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+
+class RedisServer(ServerProcess):
+    """One redis-server process on 127.0.0.1, working in `dir` (redis.log, dump.rdb and,
+    for a cluster node, nodes.conf). It does not save on its own: stop() loses the data,
+    restart(keep_data=True) keeps it. Not thread-safe: drive it from one thread."""
+
+    program = "redis-server"
+    readiness = "answer PING"
+    log_name = "redis.log"
+
+    def __init__(self, dir: str | os.PathLike, extra_args: list[str] | None = None,
+                 cluster_bus: bool = False, detached: bool = False):
+        super().__init__(dir, detached)
+        self.extra_args = list(extra_args or [])
+        self.cluster_bus = cluster_bus
+
+    def _free_port(self) -> int:
+        return free_port(self.cluster_bus)
+
+    def _argv(self) -> list[str]:
+        return [REDIS_SERVER, "--port", str(self.port), "--bind", self.host, "--protected-mode", "no",
+                "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir),
+                "--dbfilename", "dump.rdb", "--logfile", str(self.log_path),
+                # Tests use DEBUG (SLEEP, SET-ACTIVE-EXPIRE, ...): Redis 7 refuses it by default.
+                "--enable-debug-command", "yes", *self.extra_args]
+
+    def _answers(self, timeout: float) -> bool:
+        return answers_ping(self.host, self.port, timeout=timeout)
 
     def restart(self, keep_data: bool) -> "RedisServer":
         """Stops the server and starts it again on the same port. keep_data=True saves
@@ -326,16 +502,6 @@ class RedisServer:
             (self.dir / "dump.rdb").unlink(missing_ok=True)
         return self.start()
 
-    def pause(self) -> None:
-        """SIGSTOP: the server keeps its connections open but answers nothing."""
-        self.proc.send_signal(signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self) -> None:
-        """SIGCONT: the server goes on with what it had been sent while paused."""
-        self.proc.send_signal(signal.SIGCONT)
-        self.paused = False
-
     def cli(self, *args, timeout: float = 10.0) -> str:
         """Runs redis-cli against the server (options such as "-c" may come first) and
         returns its stdout. Raises CliError (a CalledProcessError) on an error reply or when
@@ -356,6 +522,77 @@ def start_standalone(dir: str | os.PathLike, extra_args: list[str] | None = None
     """Starts one redis-server working in `dir` and returns it once it answers PING.
     extra_args (say ["--maxmemory", "10mb"]) come last, so they override the defaults."""
     return RedisServer(dir, extra_args, detached=detached).start()
+
+
+# --- FerretDB -------------------------------------------------------------------------------
+
+
+def ferretdb_binary() -> str:
+    """The FerretDB binary: $CHATORBIT_FERRETDB, else the one tools/build_ferretdb.sh
+    installs (${XDG_CACHE_HOME:-$HOME/.cache}/chatorbit-ferretdb/<version>/ferretdb).
+    Raises RuntimeError saying what to run when there is none."""
+    path = os.environ.get("CHATORBIT_FERRETDB")
+    if not path:
+        match = re.search(rf"^\s*{re.escape(FERRETDB_MODULE)} (v\S+)", FERRETDB_GO_MOD.read_text(), re.M)
+        if not match:
+            raise RuntimeError(f"no '{FERRETDB_MODULE} vX.Y.Z' requirement in {FERRETDB_GO_MOD}")
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(cache, "chatorbit-ferretdb", match.group(1), "ferretdb")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"no FerretDB binary at {path}: run ./dev setup (tools/build_ferretdb.sh builds it),"
+                           " or point CHATORBIT_FERRETDB at one")
+    return path
+
+
+class FerretDB(ServerProcess):
+    """One FerretDB process on 127.0.0.1 (the SQLite handler), working in `dir`: its
+    databases in dir/data, its state in dir/state, its log in dir/ferretdb.log. Clients
+    connect to .url, "mongodb://127.0.0.1:P/". On SIGTERM it waits up to ~3 s for
+    connected clients before it exits, so stop() with clients still connected takes that
+    long. Not thread-safe: drive it from one thread."""
+
+    program = "ferretdb"
+    readiness = "answer hello"
+    log_name = "ferretdb.log"
+    _log_to_stdout = True  # it logs to stderr
+
+    def __init__(self, dir: str | os.PathLike, detached: bool = False):
+        self.binary = ferretdb_binary()
+        super().__init__(dir, detached)
+        self.data_dir = self.dir / "data"
+        self.state_dir = self.dir / "state"
+        self.data_dir.mkdir(exist_ok=True)
+        self.state_dir.mkdir(exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://{self.host}:{self.port}/"
+
+    def _argv(self) -> list[str]:
+        return [self.binary, "--handler=sqlite", f"--sqlite-url=file:{self.data_dir}/",
+                f"--listen-addr={self.host}:{self.port}", f"--state-dir={self.state_dir}",
+                # Nothing else: no telemetry beacon, no debug HTTP listener (metrics, pprof)
+                # on a second port, and only what matters in the log.
+                "--telemetry=disable", "--debug-addr=-", "--log-level=warn"]
+
+    def _answers(self, timeout: float) -> bool:
+        return answers_hello(self.host, self.port, timeout=timeout)
+
+    def restart(self) -> "FerretDB":
+        """Stops the server (as stop() does) and starts it again on the same port, with
+        the databases its data directory holds."""
+        self.stop()
+        return self.start()
+
+    def command(self, doc: dict, timeout: float = 2.0) -> dict:
+        """Runs one command (a document with its "$db") and returns the reply document
+        (see mongo_command())."""
+        return mongo_command(self.host, self.port, doc, timeout=timeout)
+
+
+def start_ferretdb(dir: str | os.PathLike, detached: bool = False) -> FerretDB:
+    """Starts one FerretDB working in `dir` and returns it once it answers hello."""
+    return FerretDB(dir, detached=detached).start()
 
 
 # --- cluster -------------------------------------------------------------------------------
@@ -456,7 +693,9 @@ def start_cluster(dir: str | os.PathLike, masters: int = 3, detached: bool = Fal
 
 STANDALONE_FILE = "redis.addr"
 CLUSTER_FILE = "redis-cluster.addr"
+MONGO_FILE = "mongo.url"
 PIDS_FILE = "pids"
+FERRETDB_DIR = "ferretdb"
 
 
 def _write(path: Path, text: str) -> None:
@@ -465,29 +704,43 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)  # readers never see half a file
 
 
-def _is_redis_server(pid: int) -> bool:
-    """Whether pid is a live redis-server (not a zombie, not a reused pid)."""
+def _is_our_server(pid: int, dir: Path) -> bool:
+    """Whether pid is a live redis-server, or the FerretDB of dir (known by its state
+    directory: any binary name will do), not a zombie, not a reused pid."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
-    return state != "Z" and b"redis-server" in cmdline.split(b"\0", 1)[0]
+    ferretdb_state = f"--state-dir={dir / FERRETDB_DIR / 'state'}".encode()
+    return state != "Z" and (b"redis-server" in argv[0] or ferretdb_state in argv[1:])
 
 
-def _running(dir: Path) -> tuple[str, str] | None:
+def _mongo_port(url: str) -> int:
+    """P, from "mongodb://127.0.0.1:P/"."""
+    match = re.fullmatch(r"mongodb://[^/:]+:(\d+)/?", url)
+    if not match:
+        raise ValueError(f"not a mongodb://host:port/ URL: {url!r}")
+    return int(match.group(1))
+
+
+def _running(dir: Path) -> tuple[str, str, str] | None:
     """The addresses of the servers a previous `start` left in dir, if all still answer."""
     try:
         standalone = (dir / STANDALONE_FILE).read_text().strip()
         cluster = (dir / CLUSTER_FILE).read_text().strip()
+        mongo = (dir / MONGO_FILE).read_text().strip()
         (dir / PIDS_FILE).read_text()
-    except OSError:
+        mongo_port = _mongo_port(mongo)
+    except (OSError, ValueError):
         return None
     for addr in [standalone, *cluster.split(",")]:
         host, _, port = addr.rpartition(":")
         if not answers_ping(host, int(port)):
             return None
-    return standalone, cluster
+    if not answers_hello(HOST, mongo_port):
+        return None
+    return standalone, cluster, mongo
 
 
 def _kill_pids(dir: Path) -> None:
@@ -495,7 +748,7 @@ def _kill_pids(dir: Path) -> None:
         pids = [int(p) for p in (dir / PIDS_FILE).read_text().split()]
     except (OSError, ValueError):
         pids = []
-    pids = [p for p in pids if _is_redis_server(p)]
+    pids = [p for p in pids if _is_our_server(p, dir)]
     for p in pids:
         try:
             os.kill(p, signal.SIGKILL)
@@ -503,9 +756,9 @@ def _kill_pids(dir: Path) -> None:
             pass
     # They are not our children: poll until they are gone (or left as zombies of init).
     deadline = time.monotonic() + STOP_TIMEOUT
-    while any(_is_redis_server(p) for p in pids) and time.monotonic() < deadline:
+    while any(_is_our_server(p, dir) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.01)
-    for name in (STANDALONE_FILE, CLUSTER_FILE, PIDS_FILE):
+    for name in (STANDALONE_FILE, CLUSTER_FILE, MONGO_FILE, PIDS_FILE):
         (dir / name).unlink(missing_ok=True)
 
 
@@ -524,6 +777,15 @@ class _Lock:
         os.close(self.fd)
 
 
+def _wait_started(server: ServerProcess) -> None:
+    """Waits for a server _spawn()ed earlier; on a port taken meanwhile, starts it on another."""
+    try:
+        server._wait_ready(time.monotonic() + READY_TIMEOUT)
+    except PortInUse:
+        server.port = None
+        server.start()
+
+
 def cli_start(dir: Path, owner_pid: int | None) -> int:
     with _Lock(dir):
         running = _running(dir)
@@ -531,32 +793,36 @@ def cli_start(dir: Path, owner_pid: int | None) -> int:
             print(*running, sep="\n")
             return 0
         _kill_pids(dir)  # a partly dead previous run
-        for old in ("standalone", "cluster"):
+        for old in ("standalone", "cluster", FERRETDB_DIR):
             shutil.rmtree(dir / old, ignore_errors=True)  # its nodes.conf would stop a new cluster
         started = time.monotonic()
+        # Each server is launched before the first one is waited for: FerretDB and the
+        # standalone redis-server come up while the cluster forms.
+        mongo = FerretDB(dir / FERRETDB_DIR, detached=True)  # fails here, before any start, without a binary
         server = RedisServer(dir / "standalone", detached=True)
-        server._spawn()
+        spawned: list[ServerProcess] = []
         try:
-            cluster = start_cluster(dir / "cluster", 3, detached=True)
+            mongo._spawn()
+            spawned.append(mongo)
+            server._spawn()
+            spawned.append(server)
+            cluster = start_cluster(dir / "cluster", 3, detached=True)  # kills its nodes if it fails
+            spawned += cluster.nodes
+            _wait_started(server)
+            _wait_started(mongo)
         except BaseException:
-            server.kill()
+            for s in spawned:
+                s.kill()
             raise
-        try:
-            server._wait_ready(time.monotonic() + READY_TIMEOUT)
-        except PortInUse:
-            server.port = None
-            server.start()
-        except BaseException:
-            cluster.kill()
-            raise
-        _write(dir / PIDS_FILE, "".join(f"{n.pid}\n" for n in [server, *cluster.nodes]))
+        _write(dir / PIDS_FILE, "".join(f"{s.pid}\n" for s in [server, *cluster.nodes, mongo]))
         _write(dir / STANDALONE_FILE, server.addr + "\n")
         _write(dir / CLUSTER_FILE, cluster.seeds + "\n")
+        _write(dir / MONGO_FILE, mongo.url + "\n")
         if owner_pid is not None:
             subprocess.Popen([sys.executable, os.path.abspath(__file__), "_watch", str(dir), str(owner_pid)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
-        print(server.addr, cluster.seeds, sep="\n")
+        print(server.addr, cluster.seeds, mongo.url, sep="\n")
         print(f"started in {time.monotonic() - started:.2f} s under {dir}", file=sys.stderr)
         return 0
 
@@ -586,7 +852,7 @@ def cli_watch(dir: Path, owner_pid: int) -> int:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
-    start = sub.add_parser("start", help="start a standalone server and a 3-master cluster under DIR")
+    start = sub.add_parser("start", help="start a standalone server, a 3-master cluster and a FerretDB under DIR")
     start.add_argument("dir", type=Path)
     start.add_argument("--owner-pid", type=int, help="stop them and delete DIR once this process has exited")
     stop = sub.add_parser("stop", help="kill what `start DIR` started")
