@@ -1,4 +1,6 @@
 // chatorbit: parses the configuration, builds the App, serves until a signal.
+// `chatorbit migrate [settings]`: numbers the original service's messages, then exits
+// (store/mongo/mongo_migrate.hpp).
 #include <signal.h>
 
 #include <iostream>
@@ -6,6 +8,7 @@
 #include "app/app.hpp"
 #include "core/log.hpp"
 #include "engine/engine.hpp"
+#include "store/mongo/mongo_migrate.hpp"
 #include "store/store.hpp"
 
 int main(int argc, char** argv) {
@@ -20,7 +23,14 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   try {
-    auto parsed = parse_config(environment_map(), std::vector<std::string>(argv + 1, argv + argc));
+    std::vector<std::string> args(argv + 1, argv + argc);
+    const bool migrate = !args.empty() && args.front() == "migrate";
+    if (migrate) args.erase(args.begin());
+    auto parsed = parse_config(environment_map(), args);
+    if (migrate && !parsed.help) {
+      const auto report = store::migrate_original_messages(parsed.config, std::cerr);
+      return report.rooms_skipped > 0 ? 3 : 0;
+    }
     if (parsed.help) {
       std::cout << config_help();
       return 0;

@@ -226,8 +226,27 @@ const std::vector<Setting>& settings() {
        "fallback where the kernel refuses io_uring)",
        [](Config& c, const std::string& v, const std::string& n) { c.io_uring = parse_bool(v, n); }},
       {"MONGO_URL", "mongo-url", "",
-       "MongoDB URL (mongodb://... or mongodb+srv://...); selects the MongoDB store (not in this build yet)",
+       "MongoDB URL (mongodb://... or mongodb+srv://...), database chatorbit unless it names one; selects the "
+       "MongoDB store",
        string_setting(&Config::mongo_url)},
+      {"CHATORBIT_MONGO_WRITE_CONCERN", "mongo-write-concern", "majority",
+       "write concern of message appends and every other write: majority, or a number of members",
+       [](Config& c, const std::string& v, const std::string& n) {
+         const auto t = trim(v);
+         c.mongo.write_concern = lower(t) == "majority" ? "majority" : std::to_string(parse_int(t, n, 0, 50));
+       }},
+      {"CHATORBIT_MONGO_JOURNAL", "mongo-journal", "true", "a write is acknowledged only once it is in the journal",
+       [](Config& c, const std::string& v, const std::string& n) { c.mongo.journal = parse_bool(v, n); }},
+      {"CHATORBIT_MONGO_TIMEOUT_MS", "mongo-timeout-ms", "2000",
+       "how long a store call waits to find (or connect to) a MongoDB server before it fails",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.mongo.timeout = std::chrono::milliseconds{parse_int(v, n, 100, 600'000)};
+       }},
+      {"CHATORBIT_MONGO_SOCKET_TIMEOUT_MS", "mongo-socket-timeout-ms", "10000",
+       "a MongoDB reply not received this long fails the call (a stalled server)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.mongo.socket_timeout = std::chrono::milliseconds{parse_int(v, n, 100, 3'600'000)};
+       }},
       {"REDIS_ADDR", "redis-addr", "",
        "one Redis node, host:port or redis://[[user]:password@]host:port[/db]; selects the Redis engine (many chat "
        "nodes share one chat through it)",

@@ -34,6 +34,17 @@ struct RedisSettings {
   std::string key_prefix;              ///< before every key and channel (several deployments on one Redis)
 };
 
+/// How the MongoDB store writes and waits (store/mongo/). Every field is a setting;
+/// options in MONGO_URL itself (w=, journal=, serverSelectionTimeoutMS=, ...) win.
+struct MongoSettings {
+  std::string write_concern = "majority";  ///< "majority" or a number of members (0 = unacknowledged)
+  bool journal = true;                     ///< acknowledged only once in the journal
+  /// Server selection and TCP connect: how long a call waits for a server that is gone.
+  std::chrono::milliseconds timeout{2000};
+  /// A reply not read this long means the server stalled: the call fails.
+  std::chrono::milliseconds socket_timeout{10000};
+};
+
 struct Config {
   // process
   std::string roles = "all";  ///< comma-separated: all, auth, user, chat, gateway
@@ -87,6 +98,7 @@ struct Config {
   // backends (selected by presence; parsed and chosen in engine/engine_factory.cpp and
   // store/store_factory.cpp)
   std::string mongo_url;
+  MongoSettings mongo;
   std::string redis_addr;     ///< one Redis node: host:port or redis://[:password@]host:port[/db]
   std::string redis_cluster;  ///< Redis Cluster seed nodes: host:port,host:port,...
   RedisSettings redis;

@@ -3,8 +3,8 @@
 // configuration selects. Callers (App) ask make_engine() and name no implementation.
 //
 // Selection, by presence of settings:
-//   REDIS_ADDR              -> the Redis engine on one node (not in this build yet)
-//   CHATORBIT_REDIS_CLUSTER -> the Redis engine on a Redis Cluster (not in this build yet)
+//   REDIS_ADDR              -> the Redis engine on one node
+//   CHATORBIT_REDIS_CLUSTER -> the Redis engine on a Redis Cluster
 //   neither                 -> the memory engine (one process, the embedded default)
 // Setting both is an error: which one was meant cannot be guessed.
 //

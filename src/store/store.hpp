@@ -29,6 +29,14 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The database could not be reached, or stopped answering: the call may or may not have
+/// taken effect (a read did nothing), and may succeed if made again shortly. Callers
+/// answer 503 / `unavailable`.
+class StoreUnavailable : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
 /// How append_messages() failed: what of its batch is stored. Ordered semantics, so that
 /// MongoDB's ordered insert_many can report it exactly: messages [0, stored()) of the
 /// batch are stored; the rest, [stored(), size), are either all not stored (the database
@@ -40,15 +48,19 @@ class PartialAppend : public StoreError {
     not_stored,  ///< none of the rest is stored: safe to report "not sent"
     unknown,     ///< any of the rest may be stored; only a read can tell
   };
-  PartialAppend(std::size_t stored, Rest rest, const std::string& what)
-      : StoreError(what), stored_(stored), rest_(rest) {}
+  /// `unreachable`: the database could not be reached or stopped answering (a retry
+  /// later may succeed), rather than refusing the batch.
+  PartialAppend(std::size_t stored, Rest rest, const std::string& what, bool unreachable = false)
+      : StoreError(what), stored_(stored), rest_(rest), unreachable_(unreachable) {}
   /// How many messages, from the start of the batch, are stored.
   std::size_t stored() const { return stored_; }
   Rest rest() const { return rest_; }
+  bool unreachable() const { return unreachable_; }
 
  private:
   std::size_t stored_;
   Rest rest_;
+  bool unreachable_;
 };
 
 struct User {

@@ -1,5 +1,6 @@
 #include "store/store_factory.hpp"
 
+#include "store/mongo/mongo_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace chatorbit::store {
@@ -15,6 +16,26 @@ class SqliteFactory final : public StoreFactory {
 
  private:
   std::string path_;
+};
+
+class MongoFactory final : public StoreFactory {
+ public:
+  MongoFactory(const std::string& url, const MongoSettings& settings)
+      : pool_(std::make_shared<MongoPool>(url, settings)) {}
+
+  /// The first connection makes the database ready (indexes, the original's users); if
+  /// that fails, the next open() tries again.
+  std::unique_ptr<Store> open() override {
+    auto store = std::make_unique<MongoStore>(pool_, !prepared_);
+    prepared_ = true;
+    return store;
+  }
+  std::string_view kind() const override { return "mongodb"; }
+  std::string location() const override { return pool_->location(); }
+
+ private:
+  std::shared_ptr<MongoPool> pool_;
+  bool prepared_ = false;  // open() is called from one thread at a time
 };
 
 std::string_view trim(std::string_view s) {
@@ -42,9 +63,11 @@ void validate_mongo_url(std::string_view url, const std::string& setting) {
 std::unique_ptr<StoreFactory> make_store_factory(const Config& config) {
   if (!trim(config.mongo_url).empty()) {
     validate_mongo_url(config.mongo_url, "MONGO_URL");
-    throw ConfigError(
-        "MONGO_URL is set, but the MongoDB store is not in this build yet; unset MONGO_URL to use the embedded "
-        "SQLite store");
+    try {
+      return std::make_unique<MongoFactory>(std::string(trim(config.mongo_url)), config.mongo);
+    } catch (const StoreError& e) {
+      throw ConfigError(e.what());
+    }
   }
   return std::make_unique<SqliteFactory>(config.data_dir + "/chatorbit.db");
 }

@@ -4,11 +4,11 @@
 // factory for connections, and name no implementation.
 //
 // Selection, by presence of settings:
-//   MONGO_URL -> the MongoDB store (not in this build yet)
+//   MONGO_URL -> the MongoDB store (store/mongo/)
 //   otherwise -> SQLite, in <CHATORBIT_DATA_DIR>/chatorbit.db (the embedded default)
 //
-// MONGO_URL is checked for its scheme here even though the store is not built yet, so
-// a typo is reported as "malformed" at once, not as "not built yet".
+// MONGO_URL's scheme is checked here, so that a typo is reported as "malformed" before
+// libmongoc parses the rest.
 //
 // A factory rather than a single Store: a StoreWorker owns one connection on its one
 // thread (store.hpp); several workers (lanes) will each open() their own, and the
@@ -43,7 +43,7 @@ class StoreFactory {
 void validate_mongo_url(std::string_view url, const std::string& setting);
 
 /// The factory for the store `config` selects. Opens nothing yet. Throws ConfigError if
-/// MONGO_URL is malformed, or names a store not in this build (saying what to unset).
+/// MONGO_URL is malformed (without echoing it: it may hold a password).
 std::unique_ptr<StoreFactory> make_store_factory(const Config& config);
 
 }  // namespace chatorbit::store
