@@ -308,8 +308,17 @@ std::pair<std::string, std::string> stored_error(const std::exception_ptr& error
     std::rethrow_exception(error);
   } catch (const engine::EngineUnavailable&) {
     return {"unavailable", "chat is unavailable for a moment; the message was not stored, send it again"};
+  } catch (const store::StoreUnavailable&) {
+    return {"unavailable", "chat's database is unreachable for a moment; the message was not stored, send it again"};
   } catch (const store::PartialAppend& e) {
-    if (e.rest() == store::PartialAppend::Rest::unknown) {
+    const bool unknown = e.rest() == store::PartialAppend::Rest::unknown;
+    if (e.unreachable()) {
+      return {"unavailable", unknown ? "chat's database stopped answering; the message may have been stored and was "
+                                       "not sent: resend it with the same cid"
+                                     : "chat's database is unreachable for a moment; the message was not stored, send "
+                                       "it again"};
+    }
+    if (unknown) {
       return {"internal", "the message may not have been stored and was not sent; resend it with the same cid to know"};
     }
   } catch (...) {

@@ -405,6 +405,12 @@ asio::awaitable<Response> HttpServer::dispatch(Context& ctx) {
     auto res = error_response(e.status(), e.what(), e.extra());
     for (const auto& [k, v] : e.headers) res.set(k, v);
     co_return res;
+  } catch (const store::StoreUnavailable& e) {
+    // The database is unreachable: nothing was done, and the request may be retried.
+    log::warn("store_unavailable", {{"request_id", ctx.request_id}, {"route", ctx.route}, {"what", e.what()}});
+    auto res = error_response(Status::service_unavailable, "storage unavailable", {{"retry_after_ms", 1000}});
+    res.set(bhttp::field::retry_after, "1");
+    co_return res;
   } catch (const store::StoreError& e) {
     log::error("store_error", {{"request_id", ctx.request_id}, {"route", ctx.route}, {"what", e.what()}});
     co_return error_response(Status::service_unavailable, "storage unavailable");
