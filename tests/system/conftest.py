@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,29 @@ ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("CHATORBIT_BIN", ROOT / "build" / "chatorbit"))
 SANITIZED = os.environ.get("CHATORBIT_SANITIZED") == "1"
 START_TIMEOUT = 30.0 if SANITIZED else 10.0
+# The whole suite on the MongoDB store: CHATORBIT_TEST_STORE=mongodb starts one FerretDB
+# for the session (CHATORBIT_TEST_MONGO_URL names a server already running instead), and
+# every server the suite starts keeps its data there, in a database of its own, instead
+# of SQLite under its data directory.
+STORE = os.environ.get("CHATORBIT_TEST_STORE", "sqlite")
+_session_mongo: list = []
+
+
+def store_mongo_url() -> str:
+    given = os.environ.get("CHATORBIT_TEST_MONGO_URL", "")
+    if given or STORE != "mongodb":
+        return given
+    if not _session_mongo:
+        _session_mongo.append(test_servers.start_ferretdb(tempfile.mkdtemp(prefix="chatorbit-ferretdb-")))
+    return _session_mongo[0].url
+_databases: dict[str, str] = {}
+
+
+def _database_for(data_dir: str) -> str:
+    """One database per data directory: a server restarted on its data finds it again."""
+    if data_dir not in _databases:
+        _databases[data_dir] = f"system_{os.getpid()}_{len(_databases)}_{secrets.token_hex(4)}"
+    return _databases[data_dir]
 
 
 class Server:
@@ -34,6 +59,10 @@ class Server:
                                                                    "MONGO_URL", "REDIS_ADDR")}
         self.env.update({"PORT": "0", "CHATORBIT_DATA_DIR": self.data_dir, "CHATORBIT_THREADS": "2",
                          "CHATORBIT_BIND": "127.0.0.1"})
+        mongo = store_mongo_url()
+        if mongo and "MONGO_URL" not in (env or {}):
+            where = (env or {}).get("CHATORBIT_DATA_DIR", self.data_dir)
+            self.env["MONGO_URL"] = mongo.rstrip("/") + "/" + _database_for(where)
         self.env.update(env or {})
         self.args = args or []
         self.logs: list[str] = []
@@ -91,6 +120,41 @@ class Server:
         self.stop()
         if self.own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class StoredUsers:
+    """The users table or collection of a server's store, read and written behind its back
+    (as an operator, or the original service, would): SQLite under its data directory, or
+    the MongoDB database its MONGO_URL names."""
+
+    def __init__(self, server: Server):
+        self.mongo_url = server.env.get("MONGO_URL", "")
+        self.sqlite_path = Path(server.data_dir) / "chatorbit.db"
+
+    def _collection(self):
+        import pymongo  # only the MongoDB runs need it
+        client = pymongo.MongoClient(self.mongo_url, serverSelectionTimeoutMS=5000)
+        return client, client.get_default_database(default="chatorbit")["users"]
+
+    def password_hash(self, email: str) -> str:
+        if self.mongo_url:
+            client, users = self._collection()
+            with client:
+                return users.find_one({"email_lower": email.lower()})["password_hash"]
+        import sqlite3
+        with closing(sqlite3.connect(self.sqlite_path)) as db:
+            return db.execute("SELECT password_hash FROM users WHERE email_lower = ?", (email.lower(),)).fetchone()[0]
+
+    def set_password_hash(self, email: str, value: str) -> None:
+        if self.mongo_url:
+            client, users = self._collection()
+            with client:
+                users.update_one({"email_lower": email.lower()}, {"$set": {"password_hash": value}})
+            return
+        import sqlite3
+        with closing(sqlite3.connect(self.sqlite_path)) as db:
+            db.execute("UPDATE users SET password_hash = ? WHERE email_lower = ?", (value, email.lower()))
+            db.commit()
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,10 @@
 """Auth service: the original's contract, plus pinned JWTs, revocation and throttling."""
-import sqlite3
 import time
 import uuid
 
 import pytest
 
-from conftest import Api, auth
+from conftest import Api, StoredUsers, auth
 import jwt_util
 
 
@@ -186,13 +185,11 @@ def test_bcrypt_hash_from_the_original_verifies_and_is_upgraded(start_server, tm
     email, _, _ = api.register(password="placeholder1")
     # What the original stored: a Go bcrypt $2a$ cost-10 hash (the unit tests' vector).
     from test_vectors import GO_BCRYPT_HASH, GO_BCRYPT_PASSWORD
-    db = sqlite3.connect(tmp_path / "chatorbit.db")
-    db.execute("UPDATE users SET password_hash = ? WHERE email_lower = ?", (GO_BCRYPT_HASH, email.lower()))
-    db.commit()
+    users = StoredUsers(s)
+    users.set_password_hash(email, GO_BCRYPT_HASH)
     assert api.post("/login", json={"email": email, "password": "wrong-password"}).status_code == 401
     assert api.post("/login", json={"email": email, "password": GO_BCRYPT_PASSWORD}).status_code == 200
-    stored = db.execute("SELECT password_hash FROM users WHERE email_lower = ?", (email.lower(),)).fetchone()[0]
-    db.close()
+    stored = users.password_hash(email)
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), stored
     assert api.post("/login", json={"email": email, "password": GO_BCRYPT_PASSWORD}).status_code == 200
 
@@ -200,7 +197,4 @@ def test_bcrypt_hash_from_the_original_verifies_and_is_upgraded(start_server, tm
 def test_new_hashes_are_argon2id(start_server, tmp_path):
     s = start_server(data_dir=str(tmp_path))
     email, _, _ = Api(s).register()
-    db = sqlite3.connect(tmp_path / "chatorbit.db")
-    stored = db.execute("SELECT password_hash FROM users WHERE email_lower = ?", (email.lower(),)).fetchone()[0]
-    db.close()
-    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert StoredUsers(s).password_hash(email).startswith("$argon2id$v=19$m=19456,t=2,p=1$")
