@@ -13,8 +13,6 @@
 
 #include <boost/json.hpp>
 
-#include "core/ids.hpp"
-
 namespace chatorbit::auth {
 
 namespace json = boost::json;
@@ -141,9 +139,10 @@ bool hmac_sha256(std::string_view key, std::string_view data, std::array<unsigne
 
 VerifyResult fail(JwtError e) { return VerifyResult{std::nullopt, e}; }
 
-// The original service's user ids are MongoDB ObjectIds, which it wrote in lower case.
+// The original service's user ids are MongoDB ObjectIds, which it wrote as 24 lower-case
+// hex digits.
 bool is_legacy_user_id(std::string_view id) {
-  return is_object_id(id) && id.find_first_of("ABCDEF") == std::string_view::npos;
+  return id.size() == 24 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
 // A legacy token's stand-in for a jti: a digest, never the signature itself, since jtis
