@@ -90,9 +90,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // What App does with token_ttl (src/app/app.cpp), with a fixed secret.
     try {
       static SeededRandom random{1};
-      const auth::JwtCodec codec(
-          auth::JwtConfig{"fuzz-secret", "chatorbit", "chatorbit", std::chrono::seconds{30}, c.token_ttl},
-          SystemClock::instance(), random);
+      const auth::JwtCodec codec(auth::JwtConfig{"fuzz-secret", "chatorbit", "chatorbit", std::chrono::seconds{30},
+                                                 c.token_ttl, c.accept_legacy_tokens},
+                                 SystemClock::instance(), random);
     } catch (const std::invalid_argument&) {
       check(false, "the JWT codec refuses a token_ttl the config accepted");
     }

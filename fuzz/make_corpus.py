@@ -211,6 +211,24 @@ def jwt_verify():
         hs = json.dumps(h, separators=(",", ":"))
         ps = p if isinstance(p, str) else json.dumps(p, separators=(",", ":"))
         write("jwt_verify", name, b"\x01" + hs.encode() + b"\n" + ps.encode())
+    # Modes 2 and 3: the same, verified by a codec that accepts the original's tokens
+    # (user_id, email and exp only).
+    go = {"email": "a@example.com", "exp": JWT_NOW + 3600, "user_id": "507f1f77bcf86cd799439011"}
+    write("jwt_verify", "legacy-valid", b"\x02" + token(HS256, go).encode())
+    write("jwt_verify", "legacy-refused-by-default", b"\x00" + token(HS256, go).encode())
+    write("jwt_verify", "legacy-alg-none",
+          b"\x02" + (b64url(b'{"alg":"none","typ":"JWT"}') + "." + b64url(json.dumps(go).encode()) + ".").encode())
+    legacy_signed = {
+        "legacy-signed-valid": go,
+        "legacy-signed-upper-id": dict(go, user_id="507F1F77BCF86CD799439011"),
+        "legacy-signed-short-id": dict(go, user_id="42"),
+        "legacy-signed-no-exp": {"email": "a@example.com", "user_id": "507f1f77bcf86cd799439011"},
+        "legacy-signed-with-iss": dict(go, iss="chatorbit"),
+        "legacy-signed-with-jti": dict(go, jti="legacy-0"),
+    }
+    for name, p in legacy_signed.items():
+        write("jwt_verify", name, b"\x03" + json.dumps(HS256, separators=(",", ":")).encode() + b"\n" +
+              json.dumps(p, separators=(",", ":")).encode())
 
 
 def jwt_roundtrip():

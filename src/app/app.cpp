@@ -69,6 +69,14 @@ App::App(Config config, std::unique_ptr<engine::Engine> engine)
   if (config_.cors_origins.empty()) {
     log::warn("cors_any_origin", {{"advice", "set CHATORBIT_CORS_ORIGINS to the front end's exact origins"}});
   }
+  if (config_.accept_legacy_tokens) {
+    // A migration aid, not a mode to run in: the original's tokens name no issuer or
+    // audience, and the last of them expires 24 h after the original stopped issuing.
+    log::warn("legacy_tokens_accepted",
+              {{"advice",
+                "tokens of the original Go service are accepted; set CHATORBIT_ACCEPT_LEGACY_TOKENS=false once they "
+                "have expired, 24 h after the switch"}});
+  }
 
   // One connection per store lane (StoreWorker), each from the factory.
   store_ = std::make_unique<store::StoreWorker>([factory = store_factory_.get()] { return factory->open(); });
@@ -81,7 +89,8 @@ App::App(Config config, std::unique_ptr<engine::Engine> engine)
   engine_->set_resubscribed([this] { refill_after_broker_loss(); });
   account_events_ = std::make_unique<chat::AccountNotifier>(*engine_);
   jwt_ = std::make_unique<auth::JwtCodec>(
-      auth::JwtConfig{config_.jwt_secret, "chatorbit", "chatorbit", std::chrono::seconds{30}, config_.token_ttl},
+      auth::JwtConfig{config_.jwt_secret, "chatorbit", "chatorbit", std::chrono::seconds{30}, config_.token_ttl,
+                      config_.accept_legacy_tokens},
       clock_, OsRandom::instance());
   authenticator_ = std::make_unique<auth::Authenticator>(*jwt_, *revocations_);
   // Failed logins count across nodes: the engine holds them (auth/login_throttle.hpp).

@@ -173,10 +173,13 @@ asio::awaitable<http::Response> AuthService::change_password(http::Context& ctx)
   auto new_hash = co_await hash(new_password);
   // Every token issued until now dies with the old password: a floor on the issue time,
   // one second ahead so that a token issued earlier in this second is covered too (iat
-  // has whole seconds). It is kept until the last of those tokens would have expired.
+  // has whole seconds). It is kept until the last of those tokens would have expired:
+  // the original's, if they are accepted, may live longer than ours (and carry no iat,
+  // so the floor covers them too).
   const auto now_s = d_.clock.unix_seconds();
   const auto& jwt = d_.jwt.config();
-  const store::TokenFloor floor{user->id, now_s + 1, now_s + 1 + jwt.ttl.count() + jwt.leeway.count()};
+  const store::TokenFloor floor{user->id, now_s + 1,
+                                now_s + 1 + d_.jwt.max_token_lifetime().count() + jwt.leeway.count()};
   d_.revocations.add_floor(floor.user_id, floor.not_before_s, floor.expires_at_s);
   auto update = [id = user->id, h = std::move(new_hash), now = d_.clock.unix_millis(), floor](store::Store& s) {
     s.put_token_floor(floor);
@@ -197,7 +200,8 @@ asio::awaitable<http::Response> AuthService::change_password(http::Context& ctx)
 
 asio::awaitable<http::Response> AuthService::logout(http::Context& ctx) {
   // The token dies with the session: revoked by its jti until it would have expired,
-  // the verifier's leeway included (as a password change's floor is).
+  // the verifier's leeway included (as a password change's floor is). A legacy token
+  // (the original's) has a jti derived from the token, so it is revoked the same way.
   if (const auto token = Authenticator::token_of(ctx)) {
     if (auto claims = d_.authenticator.verify(*token)) {
       const AccountEvents::Revocation revocation{claims->user_id, claims->jti,
@@ -210,7 +214,7 @@ asio::awaitable<http::Response> AuthService::logout(http::Context& ctx) {
       co_await d_.store.run(std::move(revoke));
       co_await share(revocation);
       d_.events.tokens_revoked(revocation);
-      log::info("logout", {{"request_id", ctx.request_id}, {"user_id", claims->user_id}});
+      log::info("logout", {{"request_id", ctx.request_id}, {"user_id", claims->user_id}, {"legacy", claims->legacy}});
     }
   }
   auto res = http::json_response(Status::ok, {{"message", "Logged out successfully"}});

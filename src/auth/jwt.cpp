@@ -139,6 +139,30 @@ bool hmac_sha256(std::string_view key, std::string_view data, std::array<unsigne
 
 VerifyResult fail(JwtError e) { return VerifyResult{std::nullopt, e}; }
 
+// The original service's user ids are MongoDB ObjectIds, which it wrote as 24 lower-case
+// hex digits.
+bool is_legacy_user_id(std::string_view id) {
+  return id.size() == 24 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+// A legacy token's stand-in for a jti: a digest, never the signature itself, since jtis
+// are logged and kept in the store and the engine, and the signature with the guessable
+// header and payload would be the token.
+std::string legacy_jti(std::string_view token) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int len = 0;
+  if (EVP_Digest(token.data(), token.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1 || len < 16) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "legacy-";
+  for (unsigned int i = 0; i < 16; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string_view to_string(JwtError e) noexcept {
@@ -168,6 +192,11 @@ JwtCodec::JwtCodec(JwtConfig cfg, const Clock& clock, RandomSource& random)
   if (cfg_.leeway < std::chrono::seconds::zero() || cfg_.leeway > std::chrono::hours{1}) {
     throw std::invalid_argument("JWT leeway must be in [0, 1 hour]");
   }
+}
+
+std::chrono::seconds JwtCodec::max_token_lifetime() const {
+  if (!cfg_.accept_legacy) return cfg_.ttl;
+  return std::max(cfg_.ttl, std::chrono::duration_cast<std::chrono::seconds>(kLegacyTokenLifetime));
 }
 
 std::string JwtCodec::issue(const Identity& id, std::int64_t earliest_iat_s) const {
@@ -242,12 +271,13 @@ VerifyResult JwtCodec::verify(std::string_view token) const {
     Claims c;
     const Field user_id = get_string(*payload, "user_id", c.user_id);
     const Field iss = get_string(*payload, "iss", c.iss);
+    const Field jti = get_string(*payload, "jti", c.jti);
     const Field exp = get_numeric_date(*payload, "exp", c.exp);
     const Field nbf = get_numeric_date(*payload, "nbf", c.nbf);
     const Field iat = get_numeric_date(*payload, "iat", c.iat);
     for (Field f : {user_id, iss, exp, nbf, iat, get_string(*payload, "email", c.email),
-                    get_string(*payload, "username", c.username), get_string(*payload, "role", c.role),
-                    get_string(*payload, "jti", c.jti), get_string(*payload, "sub", c.sub)}) {
+                    get_string(*payload, "username", c.username), get_string(*payload, "role", c.role), jti,
+                    get_string(*payload, "sub", c.sub)}) {
       if (f == Field::bad_type) return fail(JwtError::malformed);
     }
 
@@ -273,6 +303,15 @@ VerifyResult JwtCodec::verify(std::string_view token) const {
     if (c.exp + leeway < now) return fail(JwtError::expired);
     if (nbf == Field::ok && c.nbf > now + leeway) return fail(JwtError::not_yet_valid);
     if (iat == Field::ok && c.iat > now + leeway) return fail(JwtError::not_yet_valid);
+    // The original's tokens carry none of the claims that make a token ours; one that
+    // carries any of them is ours, and checked as such below.
+    const bool legacy_shape = iss == Field::absent && !payload->contains("aud") && jti == Field::absent;
+    if (cfg_.accept_legacy && legacy_shape) {
+      if (!is_legacy_user_id(c.user_id)) return fail(JwtError::missing_claim);
+      c.jti = legacy_jti(token);
+      c.legacy = true;
+      return VerifyResult{std::move(c), JwtError{}};
+    }
     if (iss != Field::ok || c.iss != cfg_.issuer) return fail(JwtError::wrong_issuer);
     if (!aud_match) return fail(JwtError::wrong_audience);
     if (user_id != Field::ok || c.user_id.empty()) return fail(JwtError::missing_claim);

@@ -299,6 +299,135 @@ TEST_F(JwtTest, TokensShapedLikeTheGoServiceFailOnIssuer) {
   EXPECT_EQ(outcome(codec_.verify(go)), "wrong_issuer");
 }
 
+// --- The original Go service's tokens (JwtConfig::accept_legacy) ---------------------
+
+constexpr std::string_view kGoUserId = "507f1f77bcf86cd799439011";
+
+class LegacyJwtTest : public JwtTest {
+ protected:
+  JwtConfig legacy_config() {
+    JwtConfig c = config();
+    c.accept_legacy = true;
+    return c;
+  }
+  // The claim set the original signs, as Go's encoding/json writes a map (keys sorted).
+  std::string go_payload(std::string_view user_id = kGoUserId, std::int64_t exp_in = 3600) const {
+    return R"({"email":"bob@example.com","exp":)" + std::to_string(now() + exp_in) + R"(,"user_id":")" +
+           std::string(user_id) + "\"}";
+  }
+  std::string go_token(std::string_view user_id = kGoUserId, std::int64_t exp_in = 3600) const {
+    return sign(kHs256, go_payload(user_id, exp_in));
+  }
+
+  JwtCodec legacy_{legacy_config(), clock_, random_};
+};
+
+TEST_F(LegacyJwtTest, RefusedByDefault) {
+  EXPECT_FALSE(codec_.config().accept_legacy);
+  EXPECT_EQ(outcome(codec_.verify(go_token())), "wrong_issuer");
+}
+
+TEST_F(LegacyJwtTest, AcceptedWhenTurnedOn) {
+  const std::string token = go_token();
+  const VerifyResult r = legacy_.verify(token);
+  ASSERT_TRUE(r) << to_string(r.error);
+  const Claims& c = *r.claims;
+  EXPECT_TRUE(c.legacy);
+  EXPECT_EQ(c.user_id, kGoUserId);
+  EXPECT_EQ(c.email, "bob@example.com");
+  EXPECT_EQ(c.exp, now() + 3600);
+  EXPECT_EQ(c.iat, 0) << "no iat: issued before any password-change floor";
+  EXPECT_TRUE(c.iss.empty() && c.aud.empty() && c.role.empty() && c.username.empty());
+  // A stable stand-in jti, derived from the token, in a shape no issued jti has.
+  ASSERT_EQ(c.jti.size(), 7u + 32u);
+  EXPECT_EQ(c.jti.rfind("legacy-", 0), 0u);
+  EXPECT_EQ(c.jti.find_first_not_of("0123456789abcdef", 7), std::string::npos);
+  EXPECT_EQ(legacy_.verify(token).claims->jti, c.jti);
+  EXPECT_NE(legacy_.verify(go_token(kGoUserId, 3601)).claims->jti, c.jti);
+  // The jti is a digest, not the signature (which with the guessable rest is the token).
+  EXPECT_EQ(c.jti.find(split(token)[2].substr(0, 8)), std::string::npos);
+}
+
+TEST_F(LegacyJwtTest, ExpiryHonoursTheSameLeeway) {
+  const std::string token = go_token(kGoUserId, 60);
+  clock_.advance(60s + 30s);
+  EXPECT_TRUE(legacy_.verify(token));
+  clock_.advance(1s);
+  EXPECT_EQ(outcome(legacy_.verify(token)), "expired");
+  EXPECT_EQ(outcome(legacy_.verify(go_token(kGoUserId, -3600))), "expired");
+}
+
+TEST_F(LegacyJwtTest, StillRefusedWhenTurnedOn) {
+  const std::string p = go_payload();
+  // The algorithm stays pinned, before any key is used.
+  EXPECT_EQ(outcome(legacy_.verify(b64url(R"({"alg":"none","typ":"JWT"})") + "." + b64url(p) + ".")),
+            "wrong_algorithm");
+  EXPECT_EQ(outcome(legacy_.verify(sign(R"({"alg":"RS256","typ":"JWT"})", p))), "wrong_algorithm");
+  const std::string input512 = b64url(R"({"alg":"HS512","typ":"JWT"})") + "." + b64url(p);
+  EXPECT_EQ(outcome(legacy_.verify(input512 + "." + b64url(hmac(EVP_sha512(), kSecret, input512)))), "wrong_algorithm");
+  // The signature must be ours.
+  EXPECT_EQ(outcome(legacy_.verify(sign(kHs256, p, "another-secret-that-is-32-bytes-long!!"))), "bad_signature");
+  const auto parts = split(go_token());
+  const std::string other = go_payload("507f1f77bcf86cd799439012");
+  EXPECT_EQ(outcome(legacy_.verify(parts[0] + "." + b64url(other) + "." + parts[2])), "bad_signature");
+  // exp is mandatory.
+  EXPECT_EQ(
+      outcome(legacy_.verify(sign(kHs256, R"({"email":"bob@example.com","user_id":"507f1f77bcf86cd799439011"})"))),
+      "missing_claim");
+  // user_id must be an id as the original wrote them: 24 lower-case hex digits.
+  for (const char* bad : {"", "42", "507f1f77bcf86cd79943901", "507f1f77bcf86cd7994390111", "507f1f77bcf86cd79943901g",
+                          "507F1F77BCF86CD799439011", "../../../../etc/passwd00"}) {
+    EXPECT_EQ(outcome(legacy_.verify(go_token(bad))), "missing_claim") << bad;
+  }
+  EXPECT_EQ(
+      outcome(legacy_.verify(sign(kHs256, R"({"email":"bob@example.com","exp":)" + std::to_string(now() + 60) + "}"))),
+      "missing_claim");
+  EXPECT_EQ(outcome(legacy_.verify(sign(kHs256, R"({"exp":)" + std::to_string(now() + 60) + R"(,"user_id":7})"))),
+            "malformed");
+  // Times from the future are refused as for any token.
+  EXPECT_EQ(outcome(legacy_.verify(sign(kHs256, R"({"exp":)" + std::to_string(now() + 60) + R"(,"nbf":)" +
+                                                    std::to_string(now() + 600) + R"(,"user_id":")" +
+                                                    std::string(kGoUserId) + "\"}"))),
+            "not_yet_valid");
+}
+
+TEST_F(LegacyJwtTest, TokensWithAnyOfOurClaimsAreCheckedAsOurs) {
+  const std::string exp = std::to_string(now() + 60);
+  const std::string uid = R"("user_id":")" + std::string(kGoUserId) + "\"";
+  // iss, aud or jti alone makes a token ours, and then it must have all of ours.
+  EXPECT_EQ(outcome(legacy_.verify(sign(kHs256, "{" + uid + R"(,"exp":)" + exp + R"(,"iss":"chatorbit"})"))),
+            "wrong_audience");
+  EXPECT_EQ(outcome(legacy_.verify(sign(kHs256, "{" + uid + R"(,"exp":)" + exp + R"(,"iss":"someone-else"})"))),
+            "wrong_issuer");
+  EXPECT_EQ(outcome(legacy_.verify(sign(kHs256, "{" + uid + R"(,"exp":)" + exp + R"(,"aud":"chatorbit"})"))),
+            "wrong_issuer");
+  EXPECT_EQ(outcome(legacy_.verify(sign(kHs256, "{" + uid + R"(,"exp":)" + exp + R"(,"jti":"legacy-0"})"))),
+            "wrong_issuer");
+  // Our own tokens: verified exactly as without the setting.
+  const VerifyResult r = legacy_.verify(legacy_.issue(alice_));
+  ASSERT_TRUE(r) << to_string(r.error);
+  EXPECT_FALSE(r.claims->legacy);
+  EXPECT_EQ(r.claims->jti.size(), 32u);
+  EXPECT_EQ(r.claims->iss, "chatorbit");
+  EXPECT_EQ(r.claims->user_id, "u-123") << "our user_id is not held to the legacy shape";
+  EXPECT_EQ(outcome(legacy_.verify(sign(kHs256, payload(R"("user_id":"")")))), "missing_claim");
+  JwtConfig foreign = legacy_config();
+  foreign.issuer = "someone-else";
+  EXPECT_EQ(outcome(legacy_.verify(JwtCodec(foreign, clock_, random_).issue(alice_))), "wrong_issuer");
+  EXPECT_FALSE(codec_.verify(codec_.issue(alice_)).claims->legacy);
+}
+
+TEST_F(LegacyJwtTest, LifetimeToCoverIsTheLongerOfOursAndTheOriginals) {
+  EXPECT_EQ(codec_.max_token_lifetime(), 24h);
+  JwtConfig c = config();
+  c.ttl = 1h;
+  EXPECT_EQ(JwtCodec(c, clock_, random_).max_token_lifetime(), 1h);
+  c.accept_legacy = true;
+  EXPECT_EQ(JwtCodec(c, clock_, random_).max_token_lifetime(), 24h);
+  c.ttl = 48h;
+  EXPECT_EQ(JwtCodec(c, clock_, random_).max_token_lifetime(), 48h);
+}
+
 TEST_F(JwtTest, WrongAudience) {
   JwtConfig cfg = config();
   cfg.audience = "admin-console";

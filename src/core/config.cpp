@@ -127,6 +127,10 @@ const std::vector<Setting>& settings() {
          }
          c.token_ttl = ttl;
        }},
+      {"CHATORBIT_ACCEPT_LEGACY_TOKENS", "accept-legacy-tokens", "false",
+       "also accept the original Go ChatOrbit's tokens (HS256 over JWT_SECRET with only user_id, email and exp), "
+       "so that its signed-in users stay signed in after the switch; turn off once 24 h have passed (true or false)",
+       [](Config& c, const std::string& v, const std::string& n) { c.accept_legacy_tokens = parse_bool(v, n); }},
       {"CHATORBIT_ADMINS", "admins", "", "comma-separated emails whose accounts have the admin role",
        [](Config& c, const std::string& v, const std::string&) { c.admins = split_list(v, true); }},
       {"CHATORBIT_CORS_ORIGINS", "cors-origins", "",

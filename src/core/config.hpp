@@ -59,6 +59,9 @@ struct Config {
   // security
   std::string jwt_secret;  ///< empty: generated and kept in data_dir (role all only)
   std::chrono::seconds token_ttl{std::chrono::hours{24}};
+  /// Also accept the original Go service's tokens (no iss, aud, jti), for the day of the
+  /// switch from it (auth::JwtConfig::accept_legacy). Warned at start.
+  bool accept_legacy_tokens = false;
   std::vector<std::string> admins;           ///< lower-cased emails
   std::vector<std::string> cors_origins;     ///< exact origins; empty = any origin accepted
   int login_max_failures = 5;                ///< per account and address (lock), per account (delays)

@@ -73,6 +73,21 @@ TEST(Config, TokenTtlOutsideWhatTheJwtCodecAcceptsIsAConfigError) {
   EXPECT_EQ(parse({}, {"--token-ttl=876000h"}).token_ttl, std::chrono::hours{876000});
 }
 
+TEST(Config, LegacyTokensAreRefusedUnlessTurnedOn) {
+  EXPECT_FALSE(parse({}).accept_legacy_tokens);
+  EXPECT_TRUE(parse({{"CHATORBIT_ACCEPT_LEGACY_TOKENS", "true"}}).accept_legacy_tokens);
+  EXPECT_TRUE(parse({}, {"--accept-legacy-tokens=on"}).accept_legacy_tokens);
+  EXPECT_FALSE(
+      parse({{"CHATORBIT_ACCEPT_LEGACY_TOKENS", "true"}}, {"--accept-legacy-tokens", "0"}).accept_legacy_tokens);
+  try {
+    parse({{"CHATORBIT_ACCEPT_LEGACY_TOKENS", "sometimes"}});
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("CHATORBIT_ACCEPT_LEGACY_TOKENS"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(config_help().find("--accept-legacy-tokens"), std::string::npos);
+}
+
 TEST(Config, HelpIsAFlagNotAnError) {
   EXPECT_TRUE(parse_config({}, {"--help"}).help);
   const auto help = config_help();
