@@ -170,4 +170,23 @@ inline bool is_connection_error(const bson_error_t& e) {
   throw StoreError(text);
 }
 
+/// {field: {$exists: exists}}.
+inline void put_exists(bson_t* d, const char* field, bool exists) {
+  bson_t cond;
+  bson_append_document_begin(d, field, -1, &cond);
+  put_bool(&cond, "$exists", exists);
+  bson_append_document_end(d, &cond);
+}
+
+/// Calls f(const bson_t*) for every document of the cursor (taking ownership of it),
+/// then throws if the cursor ended on an error.
+template <class F>
+void each(mongoc_cursor_t* raw, F&& f) {
+  Cursor cursor(raw);
+  const bson_t* doc = nullptr;
+  while (mongoc_cursor_next(cursor.get(), &doc)) f(doc);
+  bson_error_t error;
+  if (mongoc_cursor_error(cursor.get(), &error)) fail(error, "reading a cursor");
+}
+
 }  // namespace chatorbit::store::mongo_detail

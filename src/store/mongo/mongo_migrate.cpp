@@ -41,22 +41,6 @@ class Session {
   mongoc_collection_t* users_;
 };
 
-void put_exists(bson_t* d, const char* field, bool exists) {
-  bson_t cond;
-  bson_append_document_begin(d, field, -1, &cond);
-  put_bool(&cond, "$exists", exists);
-  bson_append_document_end(d, &cond);
-}
-
-template <class F>
-void each(mongoc_cursor_t* raw, F&& f) {
-  Cursor cursor(raw);
-  const bson_t* doc = nullptr;
-  while (mongoc_cursor_next(cursor.get(), &doc)) f(doc);
-  bson_error_t error;
-  if (mongoc_cursor_error(cursor.get(), &error)) fail(error, "migrate: reading");
-}
-
 /// The rooms that hold messages without a seq, in room order.
 std::vector<std::string> rooms_to_number(Session& s) {
   Doc cmd, reply;

@@ -296,26 +296,15 @@ void put_time_compare(bson_t* d, const char* field, const char* op, std::int64_t
 
 /// The ban filter's "in force at now": no expiry, or one after now.
 void put_in_force(bson_t* d, std::int64_t now_ms) {
-  bson_t any, first, second, exists;
+  bson_t any, first, second;
   bson_append_array_begin(d, "$or", -1, &any);
   bson_append_document_begin(&any, "0", -1, &first);
-  bson_append_document_begin(&first, "expires_at", -1, &exists);
-  put_bool(&exists, "$exists", false);
-  bson_append_document_end(&first, &exists);
+  put_exists(&first, "expires_at", false);
   bson_append_document_end(&any, &first);
   bson_append_document_begin(&any, "1", -1, &second);
   put_time_compare(&second, "expires_at", "$gt", now_ms);
   bson_append_document_end(&any, &second);
   bson_append_array_end(d, &any);
-}
-
-template <class F>
-void each(mongoc_cursor_t* cursor_raw, F&& f) {
-  Cursor cursor(cursor_raw);
-  const bson_t* doc = nullptr;
-  while (mongoc_cursor_next(cursor.get(), &doc)) f(doc);
-  bson_error_t error;
-  if (mongoc_cursor_error(cursor.get(), &error)) fail(error, "reading a cursor");
 }
 
 mongoc_cursor_t* find(mongoc_collection_t* coll, const Doc& filter, const Doc& opts) {
@@ -393,10 +382,7 @@ void MongoStore::Impl::prepare() {
   // index on it is built.
   {
     Doc filter;
-    bson_t exists;
-    bson_append_document_begin(filter.get(), "email_lower", -1, &exists);
-    put_bool(&exists, "$exists", false);
-    bson_append_document_end(filter.get(), &exists);
+    put_exists(filter.get(), "email_lower", false);
     std::vector<std::pair<std::string, std::string>> missing;  // id, lower-cased email
     Doc opts;
     each(find(users, filter, opts), [&](const bson_t* d) {
@@ -427,11 +413,9 @@ void MongoStore::Impl::prepare() {
     if (unique) put_bool(&spec, "unique", true);
     if (present != nullptr) {
       // Only documents that have the field: the original's messages have no seq.
-      bson_t partial, exists;
+      bson_t partial;
       bson_append_document_begin(&spec, "partialFilterExpression", -1, &partial);
-      bson_append_document_begin(&partial, present, -1, &exists);
-      put_bool(&exists, "$exists", true);
-      bson_append_document_end(&partial, &exists);
+      put_exists(&partial, present, true);
       bson_append_document_end(&spec, &partial);
     }
     bson_append_document_end(list, &spec);
