@@ -340,9 +340,10 @@ TEST(MessagePipeline, AStoreThatRefusesStoredCidsIsNotAskedFirstAndItsRefusalsAr
       f, {draft("a", "room", "c-a"), draft("old2", "room", "c-old"), draft("b", "room", "c-b"),
           draft("old-b2", "room", "c-old-b"), draft("old3", "room", "c-old"), draft("c", "room", "c-c")});
   const auto rows = stored_ids(f, "room");
+  const std::size_t lookups = ff.store->cid_lookups();  // read before shutdown() closes the store
   f.worker.shutdown();
 
-  EXPECT_EQ(ff.store->cid_lookups(), 0u) << "no lookup before an append; the store's own are in the store";
+  EXPECT_EQ(lookups, 0u) << "no lookup before an append; the store's own are in the store";
   ASSERT_EQ(out.size(), 6u);
   for (std::size_t i : {0u, 2u, 5u}) {
     ASSERT_FALSE(out[i].error) << i;
