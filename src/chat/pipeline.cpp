@@ -72,7 +72,6 @@ void MessagePipeline::write_batch(store::Store& s) {
   std::vector<std::pair<std::exception_ptr, PostResult>> results(batch.size());
   std::vector<std::size_t> fresh;                          // indexes of messages to store, in seq order
   std::vector<std::size_t> original(batch.size(), kNone);  // in-batch resend -> its original
-  std::vector<bool> resent(batch.size(), false);           // found stored by the append itself
   std::size_t kept = 0;                                    // fresh[0, kept) are stored
   auto rest = store::PartialAppend::Rest::not_stored;      // what fresh[kept, ...) are
   bool appending = false;                                  // false: failed before the append
@@ -80,15 +79,10 @@ void MessagePipeline::write_batch(store::Store& s) {
   try {
     // Resends: a cid already stored (or earlier in this batch) is acknowledged with the
     // original id and seq, and stored nothing.
-    // A store whose appends refuse a stored cid themselves is not asked first: a resend
-    // is found by the write that would have stored it twice (below).
-    std::vector<std::optional<store::Message>> stored(batch.size());
-    if (!s.refuses_duplicate_cids()) {
-      std::vector<store::CidKey> keys;
-      keys.reserve(batch.size());
-      for (const auto& p : batch) keys.push_back({p.message.room_id, p.message.user_id, p.message.cid});
-      stored = s.find_by_cids(keys);
-    }
+    std::vector<store::CidKey> keys;
+    keys.reserve(batch.size());
+    for (const auto& p : batch) keys.push_back({p.message.room_id, p.message.user_id, p.message.cid});
+    const auto stored = s.find_by_cids(keys);
     std::map<std::tuple<std::string_view, std::string_view, std::string_view>, std::size_t> seen;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto& m = batch[i].message;
@@ -112,32 +106,14 @@ void MessagePipeline::write_batch(store::Store& s) {
     rows.reserve(fresh.size());
     for (std::size_t i : fresh) rows.push_back(batch[i].message);
     appending = true;
-    std::size_t pos = 0;  // rows[0, pos) are stored
     try {
-      while (pos < rows.size()) {
-        try {
-          s.append_messages(std::span(rows).subspan(pos));
-          pos = rows.size();
-        } catch (const store::PartialAppend& e) {
-          const std::size_t at = pos + e.stored();
-          const auto& original = e.duplicate_of();
-          if (!original || at >= rows.size()) throw;
-          // A resend of a stored message, refused by the store's unique cid: answered with
-          // the original, and out of the batch (the seq it was given stays unused).
-          results[fresh[at]].second = {original->id, original->seq, true};
-          resent[fresh[at]] = true;
-          fresh.erase(fresh.begin() + static_cast<std::ptrdiff_t>(at));
-          rows.erase(rows.begin() + static_cast<std::ptrdiff_t>(at));
-          pos = at;
-        }
-      }
+      if (!rows.empty()) s.append_messages(rows);
       kept = rows.size();
     } catch (const store::PartialAppend& e) {
-      kept = std::min(pos + e.stored(), rows.size());
+      kept = std::min(e.stored(), rows.size());
       rest = e.rest();
       throw;
     } catch (...) {
-      kept = pos;
       rest = store::PartialAppend::Rest::unknown;  // outside the contract: assume the worst
       throw;
     }
@@ -174,9 +150,7 @@ void MessagePipeline::write_batch(store::Store& s) {
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const std::size_t j = original[i];
     if (j == kNone || results[i].first) continue;
-    if (resent[j]) {
-      results[i].second = results[j].second;
-    } else if (is_stored[j]) {
+    if (is_stored[j]) {
       results[i].second = {batch[j].message.id, batch[j].message.seq, true};
     } else {
       results[i].first = failure;

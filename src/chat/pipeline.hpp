@@ -12,9 +12,8 @@
 // the exception, whether its message is not stored or of unknown outcome (a connection
 // lost mid-batch: it may be stored). Neither is published, so nothing unstored ever
 // reaches a viewer. An error for a message that was in fact stored is safe: a resend with
-// the same cid finds it (find_by_cids before the append; or, for a store that refuses a
-// stored cid itself, the append's refusal, which names the original) and is acknowledged
-// with its stored id and seq, never stored twice; it stays unpublished, but is in the room's history. (A message
+// the same cid finds it (find_by_cids) and is acknowledged with its stored id and seq,
+// never stored twice; it stays unpublished, but is in the room's history. (A message
 // without a cid cannot be matched: its resend is a new message.) Sequence numbers of
 // unstored messages are not handed out again: the room's seq has a gap there.
 

@@ -164,24 +164,8 @@ class FailingAppendStore final : public store::Store {
   };
   /// The next append fails as `failure` says; set before the pipeline's batch runs.
   void fail_next_append(Failure failure) { failure_ = failure; }
-  /// Behave as MongoStore does (refuses_duplicate_cids): an append refuses a message
-  /// whose cid is stored, naming the stored one.
-  void refuse_stored_cids() { refuse_cids_ = true; }
-  std::size_t cid_lookups() const { return cid_lookups_; }
-
-  bool refuses_duplicate_cids() const override { return refuse_cids_; }
 
   void append_messages(std::span<const store::Message> batch) override {
-    if (refuse_cids_) {
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        const store::CidKey key{batch[i].room_id, batch[i].user_id, batch[i].cid};
-        if (batch[i].cid.empty()) continue;
-        if (auto stored = real_->find_by_cids(std::span(&key, 1)).at(0)) {
-          real_->append_messages(batch.first(i));
-          throw store::PartialAppend(i, "injected: a stored cid", std::move(*stored));
-        }
-      }
-    }
     if (!failure_) return real_->append_messages(batch);
     const auto f = *failure_;
     failure_.reset();
@@ -214,7 +198,6 @@ class FailingAppendStore final : public store::Store {
   }
   std::uint64_t max_seq(std::string_view r) override { return real_->max_seq(r); }
   std::vector<std::optional<store::Message>> find_by_cids(std::span<const store::CidKey> k) override {
-    ++cid_lookups_;
     return real_->find_by_cids(k);
   }
   bool delete_message(std::string_view r, std::string_view m) override { return real_->delete_message(r, m); }
@@ -234,8 +217,6 @@ class FailingAppendStore final : public store::Store {
  private:
   std::unique_ptr<store::Store> real_ = store::SqliteStore::open(":memory:");
   std::optional<Failure> failure_;
-  bool refuse_cids_ = false;
-  std::size_t cid_lookups_ = 0;
 };
 
 /// A Fixture over a FailingAppendStore, which `failing` points to.
@@ -327,39 +308,6 @@ TEST(MessagePipeline, AFailedAppendAcknowledgesAndPublishesTheStoredPrefixOnly) 
   EXPECT_EQ(rows, (std::vector<std::string>{"m1", "m0"}));
   EXPECT_EQ(f.pipeline.stored(), 2u);
   EXPECT_EQ(f.pipeline.unstored(), 3u);
-}
-
-TEST(MessagePipeline, AStoreThatRefusesStoredCidsIsNotAskedFirstAndItsRefusalsAreAcknowledged) {
-  FailingFixture ff;
-  auto& f = *ff.f;
-  ff.store->refuse_stored_cids();
-  const auto first = submit_one_batch(f, {draft("old", "room", "c-old"), draft("old-b", "room", "c-old-b")});
-  ASSERT_FALSE(first[0].error);
-  // Two resends of stored messages among fresh ones, and a resend of one of them.
-  const auto out = submit_one_batch(
-      f, {draft("a", "room", "c-a"), draft("old2", "room", "c-old"), draft("b", "room", "c-b"),
-          draft("old-b2", "room", "c-old-b"), draft("old3", "room", "c-old"), draft("c", "room", "c-c")});
-  const auto rows = stored_ids(f, "room");
-  const std::size_t lookups = ff.store->cid_lookups();  // read before shutdown() closes the store
-  f.worker.shutdown();
-
-  EXPECT_EQ(lookups, 0u) << "no lookup before an append; the store's own are in the store";
-  ASSERT_EQ(out.size(), 6u);
-  for (std::size_t i : {0u, 2u, 5u}) {
-    ASSERT_FALSE(out[i].error) << i;
-    EXPECT_FALSE(out[i].result.duplicate) << i;
-  }
-  for (std::size_t i : {1u, 4u}) {
-    ASSERT_FALSE(out[i].error) << i;
-    EXPECT_TRUE(out[i].result.duplicate) << i;
-    EXPECT_EQ(out[i].result.id, "old");
-    EXPECT_EQ(out[i].result.seq, first[0].result.seq);
-  }
-  ASSERT_FALSE(out[3].error);
-  EXPECT_EQ(out[3].result.id, "old-b");
-  EXPECT_EQ(rows, (std::vector<std::string>{"c", "b", "a", "old-b", "old"})) << "nothing stored twice";
-  EXPECT_EQ(ids(f.published), (std::vector<std::string>{"old", "old-b", "a", "b", "c"}));
-  EXPECT_LT(out[2].result.seq, out[5].result.seq);
 }
 
 TEST(MessagePipeline, ResendsInAFailedBatchShareTheirOriginalsFate) {

@@ -441,15 +441,9 @@ void MongoStore::Impl::prepare() {
       log::info("mongo_partial_index_unsupported", {{"index", "messages.room_id_1_seq_1"}});
       create_indexes(messages, "messages", plain);
     }
-    // Unique (room, user, cid) over the messages that have a cid: a resend is refused by
-    // the insert that would store it twice (refuses_duplicate_cids). The same fallback.
-    Doc cid_partial, cid_plain;
-    index(cid_partial.get(), "0", "room_id_1_user_id_1_cid_1", {{"room_id", 1}, {"user_id", 1}, {"cid", 1}}, true,
-          "cid");
-    index(cid_plain.get(), "0", "room_id_1_user_id_1_cid_1", {{"room_id", 1}, {"user_id", 1}, {"cid", 1}}, true);
-    if (!create_indexes(messages, "messages", cid_partial, /*may_be_unsupported=*/true)) {
-      create_indexes(messages, "messages", cid_plain);
-    }
+    Doc specs;
+    index(specs.get(), "0", "room_id_1_user_id_1_cid_1", {{"room_id", 1}, {"user_id", 1}, {"cid", 1}}, false);
+    create_indexes(messages, "messages", specs);
   }
   {
     Doc specs;
@@ -684,21 +678,14 @@ void MongoStore::append_messages(std::span<const Message> batch) {
     }
     if (const auto refused = r.first_write_error()) {
       const std::size_t at = done + refused->index;
-      const bool duplicate = refused->code == 11000 && at < batch.size();
       // Stored by the try that broke off: the same message, so it counts as stored.
-      if (duplicate && uncertain && impl_->stored_as_sent(batch[at])) {
+      if (uncertain && refused->code == 11000 && at < batch.size() && impl_->stored_as_sent(batch[at])) {
         done = at + 1;
         continue;
       }
-      const std::string why =
-          "mongodb: appending messages: message " + std::to_string(at) + " refused: " + refused->message;
-      // A resend: its cid is stored already, under another id (refuses_duplicate_cids).
-      if (duplicate && !batch[at].cid.empty()) {
-        const CidKey key{batch[at].room_id, batch[at].user_id, batch[at].cid};
-        auto original = find_by_cids(std::span(&key, 1)).at(0);
-        if (original && original->id != batch[at].id) throw PartialAppend(at, why, std::move(*original));
-      }
-      throw PartialAppend(at, PartialAppend::Rest::not_stored, why);
+      throw PartialAppend(
+          at, PartialAppend::Rest::not_stored,
+          "mongodb: appending messages: message " + std::to_string(at) + " refused: " + refused->message);
     }
     // A write concern error: written, but not known to be durable as asked.
     throw PartialAppend(done, PartialAppend::Rest::unknown,
