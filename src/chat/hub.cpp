@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 
 #include <deque>
+#include <utility>
 
 #include "chat/fanout_passes.hpp"
 #include "core/log.hpp"
@@ -40,6 +41,12 @@ struct Hub::Loop {
   bool replies_posted = false;
   std::uint64_t added = 0;  ///< sessions added so far (spreads their ping clocks)
   std::atomic<std::uint64_t> delivered{0};
+  /// Deliveries handed to this loop and not yet delivered, in hand-over order, and
+  /// whether a drain_inbox() is posted for them (Hub::post_delivery()).
+  std::mutex inbox_mu;
+  std::vector<std::shared_ptr<const Delivery>> inbox;
+  bool inbox_posted = false;
+  std::vector<std::shared_ptr<const Delivery>> draining;  ///< loop thread only: its capacity is kept
   /// Account events of the last kAccountEventMemory, for sessions whose handshake read
   /// the account before they arrived (Hub::add()).
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::shared_ptr<const Delivery>>> account_events;
@@ -283,12 +290,36 @@ void Hub::post_delivery(Loop& loop, const Delivery& d) {
   auto local = std::make_shared<Delivery>(d);
   local->v1 = rehome(d.v1);
   local->v2 = d.v2 == d.v1 ? local->v1 : rehome(d.v2);
-  Loop* target = &loop;
-  if (local->kind == 'U') {
-    asio::post(loop.ctx, [this, target, local] { deliver_account_event(*target, local); });
-  } else {
-    asio::post(loop.ctx, [this, target, local] { deliver(*target, *local); });
+  // Queued here rather than posted one by one, because the order of posts is not kept:
+  // the loops' io_contexts run single-threaded, and asio then runs a post made on a
+  // loop's own thread (the order timer lives on loop 0) only after the handler making it
+  // returns, behind posts made meanwhile from other threads (the broker's). Seq 392
+  // released from the broker's thread overtook 278-391 released by the timer that way.
+  bool post = false;
+  {
+    std::lock_guard lock(loop.inbox_mu);
+    loop.inbox.push_back(std::move(local));
+    post = !std::exchange(loop.inbox_posted, true);
   }
+  if (post) asio::post(loop.ctx, [this, target = &loop] { drain_inbox(*target); });
+}
+
+void Hub::drain_inbox(Loop& loop) {
+  {
+    std::lock_guard lock(loop.inbox_mu);
+    loop.draining.swap(loop.inbox);
+    loop.inbox_posted = false;
+  }
+  // What a delivery hands over meanwhile (a kick's presence event, through an engine
+  // that delivers on the caller's thread) goes to the next drain, behind these.
+  for (const auto& d : loop.draining) {
+    if (d->kind == 'U') {
+      deliver_account_event(loop, d);
+    } else {
+      deliver(loop, *d);
+    }
+  }
+  loop.draining.clear();
 }
 
 void Hub::deliver_account_event(Loop& loop, const std::shared_ptr<const Delivery>& d) {

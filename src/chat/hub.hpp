@@ -187,7 +187,10 @@ class Hub final : public ws::ConnectionHandler {
   void observe(const DecodedDelivery& decoded);
   /// Posts `d` to every loop, which delivers it to its sessions there.
   void fan_out(const Delivery& d);
+  /// Hands `d` to `loop`: deliveries reach a loop in the order handed over, whatever
+  /// thread each comes from.
   void post_delivery(Loop& loop, const Delivery& d);
+  void drain_inbox(Loop& loop);
   /// A room's publication, through the sequencer; posts what it releases.
   void order(Delivery d);
   /// Posts what the sequencer released and counts what it gave up; arms its timer if
@@ -219,8 +222,9 @@ class Hub final : public ws::ConnectionHandler {
   std::atomic<std::int64_t> sessions_{0};
   std::atomic<std::uint64_t> dropped_publications_{0};
   // Ordering across nodes: the sequencer, what it last released, and the timer that
-  // gives up gaps (on loop 0). Releases are posted to the loops under order_mu_, so
-  // that the broker's thread and the timer hand them over in the order released.
+  // gives up gaps (on loop 0). Releases are handed to the loops under order_mu_, so
+  // that the broker's thread and the timer hand them over in the order released
+  // (post_delivery() keeps that order on each loop).
   std::mutex order_mu_;
   RoomSequencer<Delivery> order_;
   RoomSequencer<Delivery>::Released released_;
