@@ -193,7 +193,10 @@ void PubSub::when_subscribed(const std::string& channel, std::function<void(std:
       now = unavailable("not subscribed to " + channel);
     } else if (it->second.in_force()) {
       // done below
-    } else if (const auto& shard = shards_.at(it->second.shard); !shard.up && !shard.connection->connecting()) {
+    } else if (const auto& shard = shards_.at(it->second.shard);
+               !shard.up && !shard.connection->connecting() && !shard.connection->up()) {
+      // (A connection already up whose news has not reached on_state() yet is coming:
+      // on_state() subscribes the channel and serves the waiters.)
       now = unavailable("subscriber " + it->second.shard + " is not connected");
     } else {
       it->second.waiters.push_back(std::move(done));
