@@ -281,6 +281,13 @@ void App::build_chat() {
                        "Chat messages whose batch failed and that are not (or not known to be) stored; "
                        "their senders got an error.",
                        [this] { return static_cast<double>(pipeline_->unstored()); });
+  metrics_.add_counter("chatorbit_resend_lookups_total",
+                       "Chat messages looked up by cid before their batch was numbered (possible resends).",
+                       [this] { return static_cast<double>(pipeline_->cid_lookups()); });
+  metrics_.add_counter("chatorbit_resends_refused_total",
+                       "Resends found only by the store refusing their cid: acknowledged with the original, "
+                       "their seq left unused.",
+                       [this] { return static_cast<double>(pipeline_->resends_refused()); });
   metrics_.add_counter("chatorbit_message_batches_total", "Store batches written by the message pipeline.",
                        [this] { return static_cast<double>(pipeline_->batches()); });
 }

@@ -18,6 +18,7 @@
 #include "chat/client_frame.hpp"
 #include "chat/events_json.hpp"
 #include "chat/replay.hpp"
+#include "chat/resend_window.hpp"
 #include "chat/util.hpp"
 #include "chat/wire.hpp"
 #include "core/log.hpp"
@@ -290,11 +291,12 @@ asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> 
   m.content = std::move(checked.content);
   m.timestamp_ns = d_.clock.unix_nanos();
   m.cid = cid;
+  const bool may_be_resend = note_post(*s, cid);
   // Not awaited: process() takes the next frame while this one is stored (see on_text).
   ++s->in_pipeline;
   const auto home = co_await asio::this_coro::executor;
   auto done = [this, conn, cid](std::exception_ptr error, PostResult result) { on_stored(conn, cid, error, result); };
-  d_.pipeline.enqueue(std::move(m), home, std::move(done));
+  d_.pipeline.enqueue(std::move(m), home, std::move(done), may_be_resend);
 }
 
 namespace {

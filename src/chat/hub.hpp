@@ -49,7 +49,12 @@ struct Session {
   bool paused = false;            ///< waiting for stored messages before the next frame (see ChatService)
   bool barrier = false;           ///< paused until every message in the pipeline is stored
   std::uint32_t in_pipeline = 0;  ///< messages of this session accepted but not yet stored
-  bool resuming = false;          ///< not following the room's stream: its resume is being sent, or just was
+  /// Posts it made with a cid, and the latest of those cids (a ring): what tells whether
+  /// a post may be a resend (ChatService, MessagePipeline::enqueue()).
+  std::uint32_t cid_posts = 0;
+  std::vector<std::string> recent_cids;
+  std::size_t recent_next = 0;  ///< the ring's oldest entry, once it is full
+  bool resuming = false;        ///< not following the room's stream: its resume is being sent, or just was
   /// The resume is sent, up to `replayed_to`: live frames go to it one by one, those at
   /// or below that number dropped (the replay had them), until the room's stream is past
   /// it (Hub::release_held()).

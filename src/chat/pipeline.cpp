@@ -12,11 +12,12 @@
 
 namespace chatorbit::chat {
 
-void MessagePipeline::enqueue(store::Message m, boost::asio::any_io_executor home, Completion done) {
+void MessagePipeline::enqueue(store::Message m, boost::asio::any_io_executor home, Completion done,
+                              bool may_be_resend) {
   bool schedule = false;
   {
     std::lock_guard lock(mu_);
-    pending_.push_back({std::move(m), std::move(home), std::move(done)});
+    pending_.push_back({std::move(m), std::move(home), std::move(done), may_be_resend});
     schedule = !scheduled_;
     scheduled_ = true;
   }
@@ -72,6 +73,7 @@ void MessagePipeline::write_batch(store::Store& s) {
   std::vector<std::pair<std::exception_ptr, PostResult>> results(batch.size());
   std::vector<std::size_t> fresh;                          // indexes of messages to store, in seq order
   std::vector<std::size_t> original(batch.size(), kNone);  // in-batch resend -> its original
+  std::vector<bool> resent(batch.size(), false);           // found stored by the append itself
   std::size_t kept = 0;                                    // fresh[0, kept) are stored
   auto rest = store::PartialAppend::Rest::not_stored;      // what fresh[kept, ...) are
   bool appending = false;                                  // false: failed before the append
@@ -79,10 +81,25 @@ void MessagePipeline::write_batch(store::Store& s) {
   try {
     // Resends: a cid already stored (or earlier in this batch) is acknowledged with the
     // original id and seq, and stored nothing.
-    std::vector<store::CidKey> keys;
-    keys.reserve(batch.size());
-    for (const auto& p : batch) keys.push_back({p.message.room_id, p.message.user_id, p.message.cid});
-    const auto stored = s.find_by_cids(keys);
+    // A store whose appends refuse a stored cid themselves is asked only about possible
+    // resends; any other is found by the write that would store it twice (below).
+    std::vector<std::optional<store::Message>> stored(batch.size());
+    {
+      const bool refuses = s.refuses_duplicate_cids();
+      std::vector<store::CidKey> keys;
+      std::vector<std::size_t> asked;  // keys[k] is batch[asked[k]]'s
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const auto& m = batch[i].message;
+        if (m.cid.empty() || (refuses && !batch[i].may_be_resend)) continue;
+        keys.push_back({m.room_id, m.user_id, m.cid});
+        asked.push_back(i);
+      }
+      if (!keys.empty()) {
+        auto found = s.find_by_cids(keys);
+        for (std::size_t k = 0; k < asked.size(); ++k) stored[asked[k]] = std::move(found.at(k));
+      }
+      cid_lookups_.fetch_add(keys.size(), std::memory_order_relaxed);
+    }
     std::map<std::tuple<std::string_view, std::string_view, std::string_view>, std::size_t> seen;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto& m = batch[i].message;
@@ -106,14 +123,33 @@ void MessagePipeline::write_batch(store::Store& s) {
     rows.reserve(fresh.size());
     for (std::size_t i : fresh) rows.push_back(batch[i].message);
     appending = true;
+    std::size_t pos = 0;  // rows[0, pos) are stored
     try {
-      if (!rows.empty()) s.append_messages(rows);
+      while (pos < rows.size()) {
+        try {
+          s.append_messages(std::span(rows).subspan(pos));
+          pos = rows.size();
+        } catch (const store::PartialAppend& e) {
+          const std::size_t at = pos + e.stored();
+          const auto& original = e.duplicate_of();
+          if (!original || at >= rows.size()) throw;
+          // A resend of a stored message, refused by the store's unique cid: answered with
+          // the original, and out of the batch (the seq it was given stays unused).
+          results[fresh[at]].second = {original->id, original->seq, true};
+          resent[fresh[at]] = true;
+          resends_refused_.fetch_add(1, std::memory_order_relaxed);
+          fresh.erase(fresh.begin() + static_cast<std::ptrdiff_t>(at));
+          rows.erase(rows.begin() + static_cast<std::ptrdiff_t>(at));
+          pos = at;
+        }
+      }
       kept = rows.size();
     } catch (const store::PartialAppend& e) {
-      kept = std::min(e.stored(), rows.size());
+      kept = std::min(pos + e.stored(), rows.size());
       rest = e.rest();
       throw;
     } catch (...) {
+      kept = pos;
       rest = store::PartialAppend::Rest::unknown;  // outside the contract: assume the worst
       throw;
     }
@@ -150,7 +186,9 @@ void MessagePipeline::write_batch(store::Store& s) {
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const std::size_t j = original[i];
     if (j == kNone || results[i].first) continue;
-    if (is_stored[j]) {
+    if (resent[j]) {
+      results[i].second = results[j].second;
+    } else if (is_stored[j]) {
       results[i].second = {batch[j].message.id, batch[j].message.seq, true};
     } else {
       results[i].first = failure;

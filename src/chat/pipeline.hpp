@@ -12,10 +12,18 @@
 // the exception, whether its message is not stored or of unknown outcome (a connection
 // lost mid-batch: it may be stored). Neither is published, so nothing unstored ever
 // reaches a viewer. An error for a message that was in fact stored is safe: a resend with
-// the same cid finds it (find_by_cids) and is acknowledged with its stored id and seq,
-// never stored twice; it stays unpublished, but is in the room's history. (A message
-// without a cid cannot be matched: its resend is a new message.) Sequence numbers of
-// unstored messages are not handed out again: the room's seq has a gap there.
+// the same cid is found and acknowledged with its stored id and seq, never stored twice;
+// it stays unpublished, but is in the room's history. (A message without a cid cannot be
+// matched: its resend is a new message.) Sequence numbers of unstored messages are not
+// handed out again: the room's seq has a gap there.
+//
+// How a resend is found. Before numbering, so that it takes no seq, by find_by_cids: for
+// every message on a store that cannot refuse a stored cid itself (SQLite, where the
+// lookup is a local index probe), and, on one that can (Store::refuses_duplicate_cids,
+// MongoDB), only for messages the caller says may be resends (enqueue()). Any other
+// resend is refused by the append that would store it twice, naming the original: it is
+// acknowledged with the original, and the seq it was given stays unused (a gap, which
+// viewers' sequencers skip after their order wait).
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -57,15 +65,17 @@ class MessagePipeline {
   /// the append (rest() says whether `m` is not stored or of unknown outcome), the
   /// error itself (a StoreError, an engine failure) if the batch failed before that:
   /// nothing of it was then stored.
-  auto submit(store::Message m) {
+  /// `may_be_resend`: as for enqueue().
+  auto submit(store::Message m, bool may_be_resend = true) {
     // The message travels behind a unique_ptr (see offload.hpp: GCC 12 and coroutine
     // arguments).
     auto boxed = std::make_unique<store::Message>(std::move(m));
-    auto initiate = [this](auto handler, std::unique_ptr<store::Message> msg) {
+    auto initiate = [this, may_be_resend](auto handler, std::unique_ptr<store::Message> msg) {
       auto h = std::make_shared<decltype(handler)>(std::move(handler));
       boost::asio::any_io_executor home = boost::asio::get_associated_executor(*h);
-      enqueue(std::move(*msg), std::move(home),
-              [h](std::exception_ptr e, PostResult r) { std::move (*h)(e, std::move(r)); });
+      enqueue(
+          std::move(*msg), std::move(home),
+          [h](std::exception_ptr e, PostResult r) { std::move (*h)(e, std::move(r)); }, may_be_resend);
     };
     return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void(std::exception_ptr, PostResult)>(
         std::move(initiate), boost::asio::use_awaitable, std::move(boxed));
@@ -76,8 +86,11 @@ class MessagePipeline {
 
   /// The callback form of submit(): `done` runs on `home` once `m` is stored, or with
   /// the error submit() would throw. Messages enqueued one after another are numbered, stored, published
-  /// and completed in that order.
-  void enqueue(store::Message m, boost::asio::any_io_executor home, Completion done);
+  /// and completed in that order. `may_be_resend` false: the caller knows that `m`'s cid
+  /// was not sent before on its connection and that the connection is past the messages
+  /// a reconnecting client resends (ChatService counts them), so a store that refuses
+  /// stored cids need not be asked first (see the file comment).
+  void enqueue(store::Message m, boost::asio::any_io_executor home, Completion done, bool may_be_resend = true);
 
   /// Messages stored so far (for metrics).
   std::uint64_t stored() const { return stored_.load(std::memory_order_relaxed); }
@@ -85,6 +98,10 @@ class MessagePipeline {
   std::uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
   /// Messages whose senders got an error: not stored, or not known to be (for metrics).
   std::uint64_t unstored() const { return unstored_.load(std::memory_order_relaxed); }
+  /// Messages looked up by cid before their batch was numbered (for metrics).
+  std::uint64_t cid_lookups() const { return cid_lookups_.load(std::memory_order_relaxed); }
+  /// Resends found only by the append's refusal: each left its seq unused (for metrics).
+  std::uint64_t resends_refused() const { return resends_refused_.load(std::memory_order_relaxed); }
   /// Stored messages whose publication the broker refused (for metrics).
   std::uint64_t publish_failures() const { return publish_failures_.load(std::memory_order_relaxed); }
 
@@ -93,6 +110,7 @@ class MessagePipeline {
     store::Message message;
     boost::asio::any_io_executor home;
     Completion done;
+    bool may_be_resend = true;
   };
   /// A batch between its commit and its senders' completions: those wait until the
   /// broker has answered for every publication (`unconfirmed` reaches 0).
@@ -120,6 +138,8 @@ class MessagePipeline {
   std::atomic<std::uint64_t> batches_{0};
   std::atomic<std::uint64_t> publish_failures_{0};
   std::atomic<std::uint64_t> unstored_{0};
+  std::atomic<std::uint64_t> cid_lookups_{0};
+  std::atomic<std::uint64_t> resends_refused_{0};
 };
 
 }  // namespace chatorbit::chat

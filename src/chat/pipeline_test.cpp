@@ -164,8 +164,24 @@ class FailingAppendStore final : public store::Store {
   };
   /// The next append fails as `failure` says; set before the pipeline's batch runs.
   void fail_next_append(Failure failure) { failure_ = failure; }
+  /// Behave as MongoStore does (refuses_duplicate_cids): an append refuses a message
+  /// whose cid is stored, naming the stored one.
+  void refuse_stored_cids() { refuse_cids_ = true; }
+  std::size_t cid_lookups() const { return cid_lookups_; }
+
+  bool refuses_duplicate_cids() const override { return refuse_cids_; }
 
   void append_messages(std::span<const store::Message> batch) override {
+    if (refuse_cids_) {
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const store::CidKey key{batch[i].room_id, batch[i].user_id, batch[i].cid};
+        if (batch[i].cid.empty()) continue;
+        if (auto stored = real_->find_by_cids(std::span(&key, 1)).at(0)) {
+          real_->append_messages(batch.first(i));
+          throw store::PartialAppend(i, "injected: a stored cid", std::move(*stored));
+        }
+      }
+    }
     if (!failure_) return real_->append_messages(batch);
     const auto f = *failure_;
     failure_.reset();
@@ -198,6 +214,7 @@ class FailingAppendStore final : public store::Store {
   }
   std::uint64_t max_seq(std::string_view r) override { return real_->max_seq(r); }
   std::vector<std::optional<store::Message>> find_by_cids(std::span<const store::CidKey> k) override {
+    ++cid_lookups_;
     return real_->find_by_cids(k);
   }
   bool delete_message(std::string_view r, std::string_view m) override { return real_->delete_message(r, m); }
@@ -217,6 +234,8 @@ class FailingAppendStore final : public store::Store {
  private:
   std::unique_ptr<store::Store> real_ = store::SqliteStore::open(":memory:");
   std::optional<Failure> failure_;
+  bool refuse_cids_ = false;
+  std::size_t cid_lookups_ = 0;
 };
 
 /// A Fixture over a FailingAppendStore, which `failing` points to.
@@ -237,7 +256,8 @@ struct Outcome {
 
 /// Submits `drafts` as one batch (the messages lane is held until all are enqueued) and
 /// returns what each sender heard.
-std::vector<Outcome> submit_one_batch(Fixture& f, std::vector<store::Message> drafts) {
+/// `may_be_resend` is what the caller tells enqueue() for every message.
+std::vector<Outcome> submit_one_batch(Fixture& f, std::vector<store::Message> drafts, bool may_be_resend = true) {
   asio::io_context ctx;
   auto guard = asio::make_work_guard(ctx);
   std::promise<void> go;
@@ -247,11 +267,13 @@ std::vector<Outcome> submit_one_batch(Fixture& f, std::vector<store::Message> dr
   std::vector<Outcome> out(drafts.size());
   std::size_t done = 0;
   for (std::size_t i = 0; i < drafts.size(); ++i) {
-    f.pipeline.enqueue(std::move(drafts[i]), ctx.get_executor(),
-                       [&out, &done, &guard, i, n = drafts.size()](std::exception_ptr e, PostResult r) {
-                         out[i] = {e, std::move(r)};
-                         if (++done == n) guard.reset();
-                       });
+    f.pipeline.enqueue(
+        std::move(drafts[i]), ctx.get_executor(),
+        [&out, &done, &guard, i, n = drafts.size()](std::exception_ptr e, PostResult r) {
+          out[i] = {e, std::move(r)};
+          if (++done == n) guard.reset();
+        },
+        may_be_resend);
   }
   go.set_value();
   ctx.run();
@@ -308,6 +330,69 @@ TEST(MessagePipeline, AFailedAppendAcknowledgesAndPublishesTheStoredPrefixOnly) 
   EXPECT_EQ(rows, (std::vector<std::string>{"m1", "m0"}));
   EXPECT_EQ(f.pipeline.stored(), 2u);
   EXPECT_EQ(f.pipeline.unstored(), 3u);
+}
+
+TEST(MessagePipeline, AStoreThatRefusesStoredCidsIsNotAskedFirstAndItsRefusalsAreAcknowledged) {
+  FailingFixture ff;
+  auto& f = *ff.f;
+  ff.store->refuse_stored_cids();
+  const auto first = submit_one_batch(f, {draft("old", "room", "c-old"), draft("old-b", "room", "c-old-b")}, false);
+  ASSERT_FALSE(first[0].error);
+  // Two resends of stored messages among fresh ones, and a resend of one of them, none of
+  // them said to be possible resends (a client resending long after it sent).
+  const auto out =
+      submit_one_batch(f,
+                       {draft("a", "room", "c-a"), draft("old2", "room", "c-old"), draft("b", "room", "c-b"),
+                        draft("old-b2", "room", "c-old-b"), draft("old3", "room", "c-old"), draft("c", "room", "c-c")},
+                       false);
+  const auto rows = stored_ids(f, "room");
+  const std::size_t lookups = ff.store->cid_lookups();  // read before shutdown() closes the store
+  f.worker.shutdown();
+
+  EXPECT_EQ(lookups, 0u) << "no lookup before an append; the store's own are in the store";
+  EXPECT_EQ(f.pipeline.cid_lookups(), 0u);
+  EXPECT_EQ(f.pipeline.resends_refused(), 2u) << "old2 and old-b2; old3 is old2's resend within the batch";
+  ASSERT_EQ(out.size(), 6u);
+  for (std::size_t i : {0u, 2u, 5u}) {
+    ASSERT_FALSE(out[i].error) << i;
+    EXPECT_FALSE(out[i].result.duplicate) << i;
+  }
+  for (std::size_t i : {1u, 4u}) {
+    ASSERT_FALSE(out[i].error) << i;
+    EXPECT_TRUE(out[i].result.duplicate) << i;
+    EXPECT_EQ(out[i].result.id, "old");
+    EXPECT_EQ(out[i].result.seq, first[0].result.seq);
+  }
+  ASSERT_FALSE(out[3].error);
+  EXPECT_EQ(out[3].result.id, "old-b");
+  EXPECT_EQ(rows, (std::vector<std::string>{"c", "b", "a", "old-b", "old"})) << "nothing stored twice";
+  EXPECT_EQ(ids(f.published), (std::vector<std::string>{"old", "old-b", "a", "b", "c"}));
+  EXPECT_LT(out[2].result.seq, out[5].result.seq);
+}
+
+// On such a store, a post that may be a resend (a connection's first, or a cid it sent
+// before) is still looked up before numbering: it is acknowledged with its original and
+// takes no seq, so the room's numbers stay without a gap.
+TEST(MessagePipeline, APossibleResendIsLookedUpFirstEvenWhereTheStoreWouldRefuseIt) {
+  FailingFixture ff;
+  auto& f = *ff.f;
+  ff.store->refuse_stored_cids();
+  const auto first = submit_one_batch(f, {draft("old", "room", "c-old")}, false);
+  ASSERT_FALSE(first[0].error);
+  ASSERT_EQ(first[0].result.seq, 1u);
+  const auto resent = submit_one_batch(f, {draft("old2", "room", "c-old"), draft("new", "room", "c-new")}, true);
+  const std::size_t lookups = ff.store->cid_lookups();
+  f.worker.shutdown();
+
+  EXPECT_EQ(lookups, 1u) << "one lookup for the batch";
+  EXPECT_EQ(f.pipeline.cid_lookups(), 2u) << "both messages asked about";
+  EXPECT_EQ(f.pipeline.resends_refused(), 0u);
+  ASSERT_FALSE(resent[0].error);
+  EXPECT_TRUE(resent[0].result.duplicate);
+  EXPECT_EQ(resent[0].result.id, "old");
+  EXPECT_EQ(resent[0].result.seq, 1u);
+  ASSERT_FALSE(resent[1].error);
+  EXPECT_EQ(resent[1].result.seq, 2u) << "the resend took no number";
 }
 
 TEST(MessagePipeline, ResendsInAFailedBatchShareTheirOriginalsFate) {

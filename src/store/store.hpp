@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -37,6 +38,8 @@ class StoreUnavailable : public StoreError {
   using StoreError::StoreError;
 };
 
+struct Message;
+
 /// How append_messages() failed: what of its batch is stored. Ordered semantics, so that
 /// MongoDB's ordered insert_many can report it exactly: messages [0, stored()) of the
 /// batch are stored; the rest, [stored(), size), are either all not stored (the database
@@ -52,15 +55,21 @@ class PartialAppend : public StoreError {
   /// later may succeed), rather than refusing the batch.
   PartialAppend(std::size_t stored, Rest rest, const std::string& what, bool unreachable = false)
       : StoreError(what), stored_(stored), rest_(rest), unreachable_(unreachable) {}
+  /// Message stored() was refused because its (room_id, user_id, cid) is stored already,
+  /// as `original` (see Store::refuses_duplicate_cids); Rest::not_stored.
+  PartialAppend(std::size_t stored, const std::string& what, Message original);
   /// How many messages, from the start of the batch, are stored.
   std::size_t stored() const { return stored_; }
   Rest rest() const { return rest_; }
   bool unreachable() const { return unreachable_; }
+  /// Set when message stored() is a resend of this stored message.
+  const std::shared_ptr<const Message>& duplicate_of() const { return duplicate_of_; }
 
  private:
   std::size_t stored_;
   Rest rest_;
   bool unreachable_;
+  std::shared_ptr<const Message> duplicate_of_;
 };
 
 struct User {
@@ -134,6 +143,13 @@ struct TokenFloor {
 class Store {
  public:
   virtual ~Store() = default;
+
+  /// True if append_messages itself refuses a message whose non-empty (room_id, user_id,
+  /// cid) is already stored, with a PartialAppend whose duplicate_of() is the stored one:
+  /// then callers need not call find_by_cids before every append (a resend is found on
+  /// the write that would have stored it twice, and looked up only then). False: a
+  /// backend that can only refuse the whole batch (SQLite's one transaction).
+  virtual bool refuses_duplicate_cids() const { return false; }
 
   // --- users ---------------------------------------------------------------------
   /// Inserts `user` (id, email, ... all set by the caller). False if the email is
@@ -211,5 +227,12 @@ class Store {
   /// Every ban in force at `now_ms`, all rooms and global: engines load them at start-up.
   virtual std::vector<Ban> all_active_bans(std::int64_t now_ms) = 0;
 };
+
+inline PartialAppend::PartialAppend(std::size_t stored, const std::string& what, Message original)
+    : StoreError(what),
+      stored_(stored),
+      rest_(Rest::not_stored),
+      unreachable_(false),
+      duplicate_of_(std::make_shared<const Message>(std::move(original))) {}
 
 }  // namespace chatorbit::store

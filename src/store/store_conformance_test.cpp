@@ -387,6 +387,28 @@ TEST_P(StoreConformance, MaxSeqIsHighestStoredIncludingDeleted) {
 
 // --- messages: idempotency and deletion ---------------------------------------------------------
 
+TEST_P(StoreConformance, AStoreThatRefusesStoredCidsNamesTheOriginal) {
+  if (!store().refuses_duplicate_cids()) GTEST_SKIP() << "this store is asked with find_by_cids first";
+  const Message sent = make_message("general", 1, "u1", "hello", "cid-1");
+  store().append_messages(std::vector<Message>{sent});
+  auto resend = make_message("general", 3, "u1", "hello again", "cid-1");
+  const std::vector<Message> batch{make_message("general", 2, "u1", "fresh", "cid-2"), resend,
+                                   make_message("general", 4, "u2", "other user, same cid", "cid-1")};
+  std::optional<PartialAppend> failure;
+  try {
+    store().append_messages(batch);
+  } catch (const PartialAppend& e) {
+    failure = e;
+  }
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->stored(), 1u);
+  EXPECT_EQ(failure->rest(), PartialAppend::Rest::not_stored);
+  ASSERT_NE(failure->duplicate_of(), nullptr);
+  EXPECT_EQ(fields(*failure->duplicate_of()), fields(sent));
+  store().append_messages(std::span(batch).subspan(2));
+  EXPECT_EQ(seqs(store().history("general", 10, std::nullopt)), (Seqs{4u, 2u, 1u}));
+}
+
 TEST_P(StoreConformance, FindByCidMatchesRoomUserAndCid) {
   const Message sent = make_message("general", 1, "u1", "hello", "cid-1");
   store().append_messages(std::vector<Message>{sent, make_message("general", 2, "u2", "hi", "cid-1"),

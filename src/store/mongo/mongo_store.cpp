@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -22,7 +23,20 @@ constexpr const char* kDefaultDatabase = "chatorbit";
 // Tries of one append batch whose connection broke mid-write: the first and two more.
 constexpr int kAppendTries = 3;
 constexpr std::chrono::milliseconds kRetryPause{100};
-constexpr std::uint32_t kNotImplemented = 238;  // the server's error code
+constexpr std::uint32_t kNotImplemented = 238;  // the server's error codes
+constexpr std::uint32_t kIndexOptionsConflict = 85;
+constexpr std::uint32_t kIndexKeySpecsConflict = 86;
+constexpr std::uint32_t kDuplicateKey = 11000;
+constexpr std::uint32_t kNamespaceNotFound = 26;
+constexpr std::uint32_t kIndexNotFound = 27;
+constexpr std::uint32_t kInternalError = 1;
+
+/// createIndexes refused: an index of that name exists with other options or keys, or
+/// stored documents break the uniqueness asked for (`code`).
+struct StoreIndexConflict : StoreError {
+  StoreIndexConflict(std::uint32_t c, const std::string& what) : StoreError(what), code(c) {}
+  std::uint32_t code;
+};
 
 std::once_flag g_mongoc_init;
 
@@ -158,6 +172,10 @@ struct MongoStore::Impl {
   /// False if the server does not implement an option asked for (and may_be_unsupported).
   bool create_indexes(mongoc_collection_t* coll, const char* name, const Doc& specs, bool may_be_unsupported = false);
   bool stored_as_sent(const Message& m);
+  void drop_index(mongoc_collection_t* coll, const char* index_name);
+  /// Whether the messages' (room, user, cid) index is in force and unique.
+  bool cid_index_is_unique();
+  bool refuses_cids = false;
 };
 
 namespace {
@@ -374,7 +392,40 @@ bool MongoStore::Impl::create_indexes(mongoc_collection_t* coll, const char* nam
   bson_error_t error;
   if (mongoc_collection_write_command_with_opts(coll, cmd.get(), nullptr, reply.out(), &error)) return true;
   if (may_be_unsupported && error.code == kNotImplemented) return false;
+  // FerretDB reports stored duplicates as an InternalError carrying SQLite's message.
+  const bool duplicates = error.code == kDuplicateKey ||
+                          (error.code == kInternalError && std::strstr(error.message, "UNIQUE constraint failed"));
+  if (duplicates || error.code == kIndexOptionsConflict || error.code == kIndexKeySpecsConflict) {
+    throw StoreIndexConflict(duplicates ? kDuplicateKey : error.code,
+                             std::string("mongodb: creating the indexes of ") + name + ": " + error.message);
+  }
   fail(error, std::string("creating the indexes of ") + name);
+}
+
+void MongoStore::Impl::drop_index(mongoc_collection_t* coll, const char* index_name) {
+  bson_error_t error;
+  // Gone already is as good: another node starting at the same time dropped it.
+  if (!mongoc_collection_drop_index_with_opts(coll, index_name, nullptr, &error) && error.code != kIndexNotFound) {
+    fail(error, std::string("dropping the index ") + index_name);
+  }
+}
+
+bool MongoStore::Impl::cid_index_is_unique() {
+  bson_error_t error;
+  mongoc_cursor_t* cursor = mongoc_collection_find_indexes_with_opts(messages, nullptr);
+  bool unique = false;
+  const bson_t* d = nullptr;
+  while (mongoc_cursor_next(cursor, &d)) {
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, d, "name") || !BSON_ITER_HOLDS_UTF8(&it)) continue;
+    if (std::string_view(bson_iter_utf8(&it, nullptr)) != "room_id_1_user_id_1_cid_1") continue;
+    unique = bson_iter_init_find(&it, d, "unique") && bson_iter_as_bool(&it);
+  }
+  const bool failed = mongoc_cursor_error(cursor, &error);
+  mongoc_cursor_destroy(cursor);
+  // A collection not created yet has no indexes (NamespaceNotFound): nothing refuses.
+  if (failed && error.code != kNamespaceNotFound) fail(error, "listing the indexes of messages");
+  return unique;
 }
 
 void MongoStore::Impl::prepare() {
@@ -441,9 +492,41 @@ void MongoStore::Impl::prepare() {
       log::info("mongo_partial_index_unsupported", {{"index", "messages.room_id_1_seq_1"}});
       create_indexes(messages, "messages", plain);
     }
-    Doc specs;
-    index(specs.get(), "0", "room_id_1_user_id_1_cid_1", {{"room_id", 1}, {"user_id", 1}, {"cid", 1}}, false);
-    create_indexes(messages, "messages", specs);
+    // Unique (room, user, cid) over the messages that have a cid: a resend is refused by
+    // the insert that would store it twice (refuses_duplicate_cids). The same fallback.
+    Doc cid_partial, cid_plain, cid_lookup;
+    const char* cid_name = "room_id_1_user_id_1_cid_1";
+    const std::initializer_list<std::pair<const char*, int>> cid_keys{{"room_id", 1}, {"user_id", 1}, {"cid", 1}};
+    index(cid_partial.get(), "0", cid_name, cid_keys, true, "cid");
+    index(cid_plain.get(), "0", cid_name, cid_keys, true);
+    index(cid_lookup.get(), "0", cid_name, cid_keys, false);
+    // What an attempt at the unique index left in force. A plain index of that name (an
+    // earlier ChatOrbit's) makes MongoDB refuse the attempt and FerretDB ignore it.
+    enum class Made { unique, shared_cids, other_index };
+    const auto make_unique = [&] {
+      try {
+        if (!create_indexes(messages, "messages", cid_partial, /*may_be_unsupported=*/true)) {
+          create_indexes(messages, "messages", cid_plain);
+        }
+      } catch (const StoreIndexConflict& e) {
+        return e.code == kDuplicateKey ? Made::shared_cids : Made::other_index;
+      }
+      return cid_index_is_unique() ? Made::unique : Made::other_index;
+    };
+    Made made = make_unique();
+    if (made == Made::other_index) {
+      log::info("mongo_index_upgraded", {{"index", std::string("messages.") + cid_name}, {"to", "unique"}});
+      drop_index(messages, cid_name);
+      made = make_unique();
+    }
+    if (made != Made::unique) {
+      // Stored messages share a (room, user, cid) (written by something else): they stay,
+      // and every message with a cid is looked up before its batch instead, as on SQLite
+      // (refuses_duplicate_cids() is false).
+      log::warn("mongo_cid_index_not_unique",
+                {{"index", std::string("messages.") + cid_name}, {"why", "stored messages share a cid"}});
+      create_indexes(messages, "messages", cid_lookup);
+    }
   }
   {
     Doc specs;
@@ -467,7 +550,12 @@ MongoStore::MongoStore(std::shared_ptr<MongoPool> pool, bool prepare)
     fail(error, "reaching " + pool_->location());
   }
   if (prepare) impl_->prepare();
+  // Every store of the pool asks, not only the one that prepared: the index may be one
+  // that could not be made unique.
+  impl_->refuses_cids = impl_->cid_index_is_unique();
 }
+
+bool MongoStore::refuses_duplicate_cids() const { return impl_->refuses_cids; }
 
 MongoStore::~MongoStore() = default;
 
@@ -678,14 +766,21 @@ void MongoStore::append_messages(std::span<const Message> batch) {
     }
     if (const auto refused = r.first_write_error()) {
       const std::size_t at = done + refused->index;
+      const bool duplicate = refused->code == kDuplicateKey && at < batch.size();
       // Stored by the try that broke off: the same message, so it counts as stored.
-      if (uncertain && refused->code == 11000 && at < batch.size() && impl_->stored_as_sent(batch[at])) {
+      if (duplicate && uncertain && impl_->stored_as_sent(batch[at])) {
         done = at + 1;
         continue;
       }
-      throw PartialAppend(
-          at, PartialAppend::Rest::not_stored,
-          "mongodb: appending messages: message " + std::to_string(at) + " refused: " + refused->message);
+      const std::string why =
+          "mongodb: appending messages: message " + std::to_string(at) + " refused: " + refused->message;
+      // A resend: its cid is stored already, under another id (refuses_duplicate_cids).
+      if (duplicate && !batch[at].cid.empty()) {
+        const CidKey key{batch[at].room_id, batch[at].user_id, batch[at].cid};
+        auto original = find_by_cids(std::span(&key, 1)).at(0);
+        if (original && original->id != batch[at].id) throw PartialAppend(at, why, std::move(*original));
+      }
+      throw PartialAppend(at, PartialAppend::Rest::not_stored, why);
     }
     // A write concern error: written, but not known to be durable as asked.
     throw PartialAppend(done, PartialAppend::Rest::unknown,

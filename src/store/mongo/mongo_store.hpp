@@ -16,10 +16,12 @@
 //  - Emails are unique after ASCII lower-casing (the `email_lower` field, filled in at
 //    start-up for users the original registered).
 //  - append_messages is one ordered insert: on a refusal, the messages before it stay
-//    stored and PartialAppend says how many. A lost connection is retried (twice, the
-//    ids fixed before the first try); a duplicate id on a retry whose earlier try's
-//    outcome was unknown is checked by reading the message back, and counts as stored
-//    when it is the same message.
+//    stored and PartialAppend says how many. A message whose cid is stored already is
+//    refused by the unique (room, user, cid) index and reported with the stored one
+//    (duplicate_of()), so the pipeline looks cids up only on such a conflict. A lost
+//    connection is retried (twice, the ids fixed before the first try); a duplicate id
+//    on a retry whose earlier try's outcome was unknown is checked by reading the
+//    message back, and counts as stored when it is the same message.
 //  - Messages the original stored (no `seq`, no `username`, `user_id` maybe an ObjectId)
 //    read back with seq 0 and the username empty, after every numbered message of their
 //    room, newest first; `chatorbit migrate` numbers them.
@@ -97,6 +99,10 @@ class MongoStore : public Store {
   std::vector<Room> list_rooms() override;
   bool set_slow_mode(std::string_view room_id, int seconds) override;
 
+  /// True if the unique (room_id, user_id, cid) index is in force: it refuses a resend
+  /// on insert. (False where stored messages already shared a cid when it was built: it
+  /// is then a plain index, and start-up said so.)
+  bool refuses_duplicate_cids() const override;
   void append_messages(std::span<const Message> batch) override;
   std::vector<Message> history(std::string_view room_id, int limit, std::optional<std::uint64_t> before_seq) override;
   std::uint64_t max_seq(std::string_view room_id) override;

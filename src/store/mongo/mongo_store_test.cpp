@@ -57,6 +57,26 @@ class RawDatabase {
   RawDatabase(const RawDatabase&) = delete;
   RawDatabase& operator=(const RawDatabase&) = delete;
 
+  /// The lookup index an earlier ChatOrbit built on messages: (room, user, cid), not unique.
+  void create_plain_cid_index() {
+    Doc cmd, key;
+    put_str(cmd.get(), "createIndexes", "messages");
+    bson_t list, spec, keys;
+    bson_append_array_begin(cmd.get(), "indexes", -1, &list);
+    bson_append_document_begin(&list, "0", -1, &spec);
+    bson_append_document_begin(&spec, "key", -1, &keys);
+    for (const char* k : {"room_id", "user_id", "cid"}) bson_append_int32(&keys, k, -1, 1);
+    bson_append_document_end(&spec, &keys);
+    put_str(&spec, "name", "room_id_1_user_id_1_cid_1");
+    bson_append_document_end(&list, &spec);
+    bson_append_array_end(cmd.get(), &list);
+    mongoc_database_t* db = mongoc_client_get_database(client_, name_.c_str());
+    bson_error_t error;
+    const bool ok = mongoc_database_write_command_with_opts(db, cmd.get(), nullptr, nullptr, &error);
+    mongoc_database_destroy(db);
+    ASSERT_TRUE(ok) << error.message;
+  }
+
   void insert(const char* collection, const Doc& doc) {
     mongoc_collection_t* c = mongoc_client_get_collection(client_, name_.c_str(), collection);
     bson_error_t error;
@@ -146,6 +166,65 @@ TEST(MongoStore, ReadsUsersAndMessagesAsTheOriginalWroteThem) {
   Message clash = m;
   clash.id = oid_hex(201);
   EXPECT_THROW(store.append_messages(std::vector<Message>{clash}), PartialAppend);
+}
+
+/// A message of ours, as the store writes it, with a cid.
+Message cid_message(std::uint32_t n, std::uint64_t seq, const std::string& cid) {
+  Message m;
+  m.id = oid_hex(n);
+  m.room_id = "lobby";
+  m.user_id = oid_hex(1);
+  m.username = "poster";
+  m.content = "m" + std::to_string(n);
+  m.timestamp_ns = (kT0 + n) * 1'000'000;
+  m.seq = seq;
+  m.cid = cid;
+  return m;
+}
+
+// A database an earlier ChatOrbit prepared has the cid index as a plain one: start-up
+// makes it unique, and resends are then refused by the insert.
+TEST(MongoStore, APlainCidIndexFromAnEarlierVersionIsMadeUnique) {
+  const std::string url = test_mongo::url() + test_mongo::unique_database("cid_upgrade");
+  auto pool = std::make_shared<MongoPool>(url, MongoSettings{});
+  {
+    RawDatabase raw(url);
+    raw.create_plain_cid_index();
+  }
+  ScratchMongoStore store(pool);
+  EXPECT_TRUE(store.refuses_duplicate_cids());
+  store.append_messages(std::vector<Message>{cid_message(10, 1, "c-1")});
+  try {
+    store.append_messages(std::vector<Message>{cid_message(11, 2, "c-1")});
+    ADD_FAILURE() << "a second message with the same cid was stored";
+  } catch (const PartialAppend& e) {
+    ASSERT_TRUE(e.duplicate_of()) << e.what();
+    EXPECT_EQ(e.duplicate_of()->id, oid_hex(10));
+  }
+  EXPECT_EQ(store.history("lobby", 10, std::nullopt).size(), 1u);
+}
+
+// Messages that already share a cid keep the index from being unique: they stay, start-up
+// says so, and the store does not claim to refuse resends (the pipeline looks them up).
+TEST(MongoStore, StoredMessagesSharingACidKeepTheirIndexPlainAndTheStoreSaysSo) {
+  const std::string url = test_mongo::url() + test_mongo::unique_database("cid_shared");
+  auto pool = std::make_shared<MongoPool>(url, MongoSettings{});
+  {
+    RawDatabase raw(url);
+    raw.create_plain_cid_index();
+    for (std::uint32_t n : {20u, 21u}) {
+      Doc d;
+      original_message(d, oid_hex(n), "lobby", kT0 + n, "shared " + std::to_string(n));
+      put_str(d.get(), "cid", "same");
+      raw.insert("messages", d);
+    }
+  }
+  ScratchMongoStore store(pool);
+  EXPECT_FALSE(store.refuses_duplicate_cids());
+  EXPECT_EQ(store.history("lobby", 10, std::nullopt).size(), 2u);
+  const std::string user = oid_hex(1);  // CidKey holds views
+  const CidKey key{"lobby", user, "same"};
+  EXPECT_TRUE(store.find_by_cids(std::span(&key, 1)).at(0).has_value()) << "still found by cid";
 }
 
 TEST(MongoMigrate, NumbersTheOriginalsMessagesPerRoomInTimeOrderOnce) {
