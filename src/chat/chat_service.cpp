@@ -233,14 +233,14 @@ asio::awaitable<ChatService::Next> ChatService::handle_frame(std::shared_ptr<ws:
         conn->send_text(error_json("invalid", "content is required", {}, f.cid));
         break;
       }
-      co_await post_message(conn, std::move(*f.content), f.cid);
+      co_await post_message(conn, std::move(*f.content), f.cid, f.resend);
       break;
   }
   co_return Next::go_on;
 }
 
 asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> conn, std::string content,
-                                                std::string cid) {
+                                                std::string cid, bool said_resend) {
   Session* s = alive(conn);
   if (!s) co_return;
   if (s->anonymous()) {
@@ -291,7 +291,7 @@ asio::awaitable<void> ChatService::post_message(std::shared_ptr<ws::Connection> 
   m.content = std::move(checked.content);
   m.timestamp_ns = d_.clock.unix_nanos();
   m.cid = cid;
-  const bool may_be_resend = note_post(*s, cid);
+  const bool may_be_resend = note_post(*s, cid, said_resend);
   // Not awaited: process() takes the next frame while this one is stored (see on_text).
   ++s->in_pipeline;
   const auto home = co_await asio::this_coro::executor;

@@ -102,7 +102,9 @@ class ChatService final : public SessionEvents {
   /// A message of `conn` left the pipeline: its ack (or error), and the frames that waited for it.
   void on_stored(const std::shared_ptr<ws::Connection>& conn, const std::string& cid, std::exception_ptr error,
                  const PostResult& result);
-  boost::asio::awaitable<void> post_message(std::shared_ptr<ws::Connection> conn, std::string content, std::string cid);
+  /// `said_resend`: the frame's `resend` flag.
+  boost::asio::awaitable<void> post_message(std::shared_ptr<ws::Connection> conn, std::string content, std::string cid,
+                                            bool said_resend);
   boost::asio::awaitable<bool> switch_room(std::shared_ptr<ws::Connection> conn, std::string raw_room);
   boost::asio::awaitable<void> send_history(std::shared_ptr<ws::Connection> conn, std::optional<std::uint64_t> before,
                                             int limit);

@@ -62,6 +62,13 @@ ParsedFrame parse_client_frame(std::string_view text) {
     f.cid = std::move(*cid);
   }
   out.cid = f.cid;
+  if (const auto* r = o.if_contains("resend"); r && !r->is_null()) {
+    if (!r->is_bool()) {
+      out.error = "resend must be true or false";
+      return out;
+    }
+    f.resend = r->as_bool();
+  }
   const std::string_view t = type ? std::string_view(*type) : "message";
   if (t == "message") {
     f.type = ClientFrame::Type::message;

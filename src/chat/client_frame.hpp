@@ -16,6 +16,9 @@ struct ClientFrame {
   std::optional<std::string> room_id;
   std::optional<std::string> content;
   std::string cid;  ///< empty: none
+  /// The client says it sent this cid before (after a reconnect or an error): looked
+  /// up before it is numbered (chat/resend_window.hpp).
+  bool resend = false;
   // history
   std::optional<std::uint64_t> before;  ///< only messages with a smaller seq
   int limit = 50;                       ///< 1..kMaxHistoryLimit

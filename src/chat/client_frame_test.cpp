@@ -33,6 +33,19 @@ TEST(ClientFrame, WronglyTypedFieldsAreInvalid) {
   }
 }
 
+TEST(ClientFrame, AResendIsMarkedWithABooleanOnly) {
+  const auto marked = parse_client_frame(R"({"type":"message","content":"hi","cid":"c-1","resend":true})");
+  ASSERT_TRUE(marked.frame) << marked.error;
+  EXPECT_TRUE(marked.frame->resend);
+  const auto plain = parse_client_frame(R"({"type":"message","content":"hi","cid":"c-1","resend":null})");
+  ASSERT_TRUE(plain.frame) << plain.error;
+  EXPECT_FALSE(plain.frame->resend);
+  const auto wrong = parse_client_frame(R"({"type":"message","content":"hi","cid":"c-1","resend":1})");
+  EXPECT_FALSE(wrong.frame);
+  EXPECT_EQ(wrong.cid, "c-1") << "the refusal names the cid";
+  EXPECT_NE(wrong.error.find("resend"), std::string::npos) << wrong.error;
+}
+
 TEST(ClientFrame, RefusalsNameTheirCid) {
   const auto p = parse_client_frame(R"({"cid":"c-1","content":7})");
   ASSERT_FALSE(p.frame);

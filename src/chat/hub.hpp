@@ -49,9 +49,8 @@ struct Session {
   bool paused = false;            ///< waiting for stored messages before the next frame (see ChatService)
   bool barrier = false;           ///< paused until every message in the pipeline is stored
   std::uint32_t in_pipeline = 0;  ///< messages of this session accepted but not yet stored
-  /// Posts it made with a cid, and the latest of those cids (a ring): what tells whether
-  /// a post may be a resend (ChatService, MessagePipeline::enqueue()).
-  std::uint32_t cid_posts = 0;
+  /// The latest cids it posted (a ring): what tells whether a post may be a resend
+  /// (chat/resend_window.hpp, MessagePipeline::enqueue()).
   std::vector<std::string> recent_cids;
   std::size_t recent_next = 0;  ///< the ring's oldest entry, once it is full
   bool resuming = false;        ///< not following the room's stream: its resume is being sent, or just was

@@ -87,9 +87,9 @@ class MessagePipeline {
   /// The callback form of submit(): `done` runs on `home` once `m` is stored, or with
   /// the error submit() would throw. Messages enqueued one after another are numbered, stored, published
   /// and completed in that order. `may_be_resend` false: the caller knows that `m`'s cid
-  /// was not sent before on its connection and that the connection is past the messages
-  /// a reconnecting client resends (ChatService counts them), so a store that refuses
-  /// stored cids need not be asked first (see the file comment).
+  /// was not sent before on its connection and the client did not mark it as a resend
+  /// (chat/resend_window.hpp), so a store that refuses stored cids need not be asked
+  /// first (see the file comment).
   void enqueue(store::Message m, boost::asio::any_io_executor home, Completion done, bool may_be_resend = true);
 
   /// Messages stored so far (for metrics).

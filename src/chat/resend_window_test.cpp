@@ -7,23 +7,22 @@
 namespace chatorbit::chat {
 namespace {
 
-TEST(ResendWindow, TheFirstPostsOfAConnectionMayBeResendsOfAnEarlierOnes) {
+TEST(ResendWindow, ANewCidIsNotAResendUnlessTheClientSaysSo) {
   Session s;
-  for (std::uint32_t i = 0; i < kResendWindow; ++i) EXPECT_TRUE(note_post(s, "c" + std::to_string(i))) << i;
-  EXPECT_FALSE(note_post(s, "fresh")) << "past the window, a new cid is a new message";
-  EXPECT_FALSE(note_post(s, "")) << "a post without a cid is never looked up";
+  EXPECT_FALSE(note_post(s, "c1", false));
+  EXPECT_TRUE(note_post(s, "c2", true)) << "marked: sent before, on an earlier connection";
+  EXPECT_FALSE(note_post(s, "", true)) << "a post without a cid is never looked up";
 }
 
 TEST(ResendWindow, ACidSentBeforeOnTheConnectionMayBeAResendUntilItLeavesTheRing) {
   Session s;
-  for (std::uint32_t i = 0; i < kResendWindow; ++i) note_post(s, "early" + std::to_string(i));
-  EXPECT_FALSE(note_post(s, "x"));
-  EXPECT_TRUE(note_post(s, "x")) << "sent again on the same connection";
-  // kRecentCids newer cids push "x" out of the ring.
-  for (std::size_t i = 0; i < kRecentCids; ++i) EXPECT_FALSE(note_post(s, "n" + std::to_string(i))) << i;
-  EXPECT_FALSE(note_post(s, "x")) << "too old to be remembered: the store's refusal is what finds it";
-  EXPECT_TRUE(note_post(s, "n63")) << "the newest are still remembered";
-  EXPECT_LE(s.recent_cids.size(), kRecentCids);
+  EXPECT_FALSE(note_post(s, "x", false));
+  EXPECT_TRUE(note_post(s, "x", false)) << "sent again on the same connection, unmarked";
+  // kRecentCids - 1 newer cids fill the ring; one more pushes "x" out.
+  for (std::size_t i = 0; i < kRecentCids; ++i) EXPECT_FALSE(note_post(s, "n" + std::to_string(i), false)) << i;
+  EXPECT_FALSE(note_post(s, "x", false)) << "too old to be remembered: the store's refusal is what finds it";
+  EXPECT_TRUE(note_post(s, "n63", false)) << "the newest are still remembered";
+  EXPECT_EQ(s.recent_cids.size(), kRecentCids);
 }
 
 }  // namespace

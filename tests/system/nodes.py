@@ -217,10 +217,12 @@ class Poster(threading.Thread):
         while not self._halt.is_set() and time.monotonic() < self.deadline:
             cid = f"{self.name_}-{i}"
             self.cids.append(cid)
+            tries = 0
             while time.monotonic() < self.deadline:
                 with self._mu:
                     self.sent.append((time.monotonic(), cid))
-                self.client.send_message(cid, cid=cid)
+                self.client.send_message(cid, cid=cid, resend=tries > 0)
+                tries += 1
                 if self._await(cid):
                     break
                 time.sleep(self.retry)

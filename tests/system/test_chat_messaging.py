@@ -171,6 +171,56 @@ def test_duplicate_cid_is_stored_once(server, api: Api):
     assert [m["content"] for m in hist] == ["after", "only once"]
 
 
+def test_a_resend_on_a_new_connection_is_acked_as_the_original(server, api: Api):
+    """The client lost its connection before the ack: on the next one it sends the message
+    again, marked `resend`. It is acked with the original id and seq, stored once, and
+    takes no seq: the next message follows the original directly."""
+    token, _ = api.new_user()
+    room = unique_room()
+    with ChatClient(server, token, room, v=2) as c:
+        c.wait_welcome()
+        c.send_message("lost ack", cid="r-1")
+        first = c.recv_type("ack")
+    with ChatClient(server, token, room, v=2) as c:
+        c.wait_welcome()
+        c.send_message("lost ack", cid="r-1", resend=True)
+        again = c.recv_type("ack", cid="r-1")
+        c.send_message("next", cid="r-2")
+        nxt = c.recv_type("ack", cid="r-2")
+    assert again == {"type": "ack", "cid": "r-1", "id": first["id"], "seq": first["seq"], "duplicate": True}
+    assert nxt["seq"] == first["seq"] + 1
+    assert [m["content"] for m in api.get(f"/chat/history/{room}").json()] == ["next", "lost ack"]
+
+
+def test_an_unmarked_resend_on_a_new_connection_is_still_stored_once(server, api: Api):
+    """A client that resends on a new connection without `resend` still gets the original
+    id and seq, and the message is stored once (on MongoDB its seq may stay unused)."""
+    token, _ = api.new_user()
+    room = unique_room()
+    with ChatClient(server, token, room, v=2) as c:
+        c.wait_welcome()
+        c.send_message("sent twice", cid="u-1")
+        first = c.recv_type("ack")
+    with ChatClient(server, token, room, v=2) as c:
+        c.wait_welcome()
+        c.send_message("sent twice", cid="u-1")
+        again = c.recv_type("ack", cid="u-1")
+        c.send_message("after", cid="u-2")
+        nxt = c.recv_type("ack", cid="u-2")
+    assert again == {"type": "ack", "cid": "u-1", "id": first["id"], "seq": first["seq"], "duplicate": True}
+    assert nxt["seq"] > first["seq"] and nxt["duplicate"] is False
+    assert [m["content"] for m in api.get(f"/chat/history/{room}").json()] == ["after", "sent twice"]
+
+
+def test_resend_must_be_a_boolean(server, api: Api):
+    token, _ = api.new_user()
+    with ChatClient(server, token, unique_room(), v=2) as c:
+        c.wait_welcome()
+        c.send_json({"type": "message", "content": "x", "cid": "b-1", "resend": "yes"})
+        err = c.recv_type("error")
+    assert err["code"] == "invalid" and err["cid"] == "b-1" and "resend" in err["message"]
+
+
 def test_same_cid_from_another_user_is_not_a_duplicate(server, api: Api):
     room = unique_room()
     t1, _ = api.new_user()

@@ -76,7 +76,7 @@ class ChatClient:
         self.ws.send(data)
 
     def send_message(self, content: Any, cid: str | None = None, room_id: str | None = None,
-                     typed: bool | None = None) -> None:
+                     typed: bool | None = None, resend: bool = False) -> None:
         frame: dict[str, Any] = {}
         if typed if typed is not None else self.v == 2:
             frame["type"] = "message"
@@ -85,6 +85,8 @@ class ChatClient:
         frame["content"] = content
         if cid is not None:
             frame["cid"] = cid
+        if resend:
+            frame["resend"] = True
         self.send_json(frame)
 
     def join(self, room_id: str) -> None:
