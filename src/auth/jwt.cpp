@@ -211,6 +211,9 @@ std::string JwtCodec::issue(const Identity& id, std::int64_t earliest_iat_s) con
   claims["email"] = id.email;
   claims["username"] = id.username;
   claims["role"] = id.role;
+  // The original's front end shows its admin badge from this claim (the role at issue
+  // time; the server itself always checks the account's current role).
+  claims["isAdmin"] = id.role == "admin";
   claims["sub"] = id.user_id;
   claims["iss"] = cfg_.issuer;
   claims["aud"] = cfg_.audience;

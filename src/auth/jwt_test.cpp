@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json/parse.hpp>
+
 #include <array>
 #include <random>
 #include <stdexcept>
@@ -141,6 +143,17 @@ TEST_F(JwtTest, EmitsExactHeaderAndCanonicalSegments) {
   for (const auto& p : parts) EXPECT_EQ(p.find_first_of("=+/"), std::string::npos);
   // The signature is the plain HMAC-SHA256 of the first two segments.
   EXPECT_EQ(b64url_decode(parts[2]), hmac(EVP_sha256(), kSecret, parts[0] + "." + parts[1]));
+}
+
+// The original's front end reads `isAdmin` from the payload for its admin badge.
+TEST_F(JwtTest, ThePayloadSaysIsAdminForAdminsOnly) {
+  const auto claim = [this](const Identity& id) {
+    const auto payload = boost::json::parse(b64url_decode(split(codec_.issue(id))[1])).as_object();
+    return payload.at("isAdmin").as_bool();
+  };
+  EXPECT_TRUE(claim(alice_));
+  EXPECT_FALSE(claim(Identity{"u-9", "bob@example.com", "bob", "moderator"}));
+  EXPECT_FALSE(claim(Identity{"u-8", "carol@example.com", "carol", "user"}));
 }
 
 TEST_F(JwtTest, JtiIsFreshPerToken) {
