@@ -67,7 +67,9 @@ App::App(Config config, std::unique_ptr<engine::Engine> engine)
               {{"bytes", config_.jwt_secret.size()}, {"advice", "use at least 32 random bytes (RFC 7518 3.2)"}});
   }
   if (config_.cors_origins.empty()) {
-    log::warn("cors_any_origin", {{"advice", "set CHATORBIT_CORS_ORIGINS to the front end's exact origins"}});
+    log::warn("cors_loopback_only",
+              {{"allowed", "pages on http(s)://localhost, 127.0.0.1 and [::1], any port, with credentials"},
+               {"advice", "set CHATORBIT_CORS_ORIGINS to the front end's exact origins in a deployment"}});
   }
   if (config_.accept_legacy_tokens) {
     // A migration aid, not a mode to run in: the original's tokens name no issuer or

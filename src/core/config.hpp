@@ -63,7 +63,7 @@ struct Config {
   /// switch from it (auth::JwtConfig::accept_legacy). Warned at start.
   bool accept_legacy_tokens = false;
   std::vector<std::string> admins;           ///< lower-cased emails
-  std::vector<std::string> cors_origins;     ///< exact origins; empty = any origin accepted
+  std::vector<std::string> cors_origins;     ///< exact origins; empty = loopback origins (local development)
   int login_max_failures = 5;                ///< per account and address (lock), per account (delays)
   std::chrono::seconds login_max_delay{30};  ///< cap of the per-account delay after failures
   int login_ip_max_failures = 20;            ///< per client address, within login_window

@@ -98,13 +98,6 @@ void HttpServer::add_upgrade(std::string path, UpgradeHandler handler) {
   upgrades_.emplace_back(std::move(path), std::move(handler));
 }
 
-bool HttpServer::origin_allowed(std::string_view origin) const {
-  for (const auto& o : options_.cors_origins) {
-    if (o == origin) return true;
-  }
-  return false;
-}
-
 int HttpServer::start() {
   const auto address = asio::ip::make_address(options_.bind);
   int port = options_.port;
@@ -448,8 +441,7 @@ std::optional<Response> HttpServer::refuse_cookie_write(const Context& ctx) cons
 
 Response HttpServer::preflight(Context& ctx, const std::vector<bhttp::verb>& allowed) const {
   Response res{Status::no_content, 11};
-  const std::string origin(ctx.req[bhttp::field::origin]);
-  if (options_.cors_origins.empty() || origin_allowed(origin)) {
+  if (cors_origin_allowed(ctx.req[bhttp::field::origin], options_.cors_origins)) {
     res.set(bhttp::field::access_control_allow_methods, allow_header(allowed) + ", OPTIONS");
     res.set(bhttp::field::access_control_allow_headers, "Content-Type, Authorization, X-Request-Id");
     res.set(bhttp::field::access_control_max_age, "600");
@@ -464,13 +456,11 @@ void HttpServer::finish_response(Context& ctx, Response& res, bool keep_alive) c
   res.set("X-Content-Type-Options", "nosniff");
   const auto origin = ctx.req.find(bhttp::field::origin);
   if (origin != ctx.req.end()) {
-    if (options_.cors_origins.empty()) {
-      // No allowlist: readable from any origin, but never with credentials.
-      res.set(bhttp::field::access_control_allow_origin, "*");
-    } else if (origin_allowed(origin->value())) {
+    // The answer depends on the Origin, whether it is allowed or not.
+    res.set(bhttp::field::vary, "Origin");
+    if (cors_origin_allowed(origin->value(), options_.cors_origins)) {
       res.set(bhttp::field::access_control_allow_origin, origin->value());
       res.set(bhttp::field::access_control_allow_credentials, "true");
-      res.set(bhttp::field::vary, "Origin");
     }
   }
   res.prepare_payload();

@@ -31,7 +31,7 @@ struct ServerOptions {
   std::size_t max_header_bytes = 16 * 1024;
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds read_timeout{10};
-  std::vector<std::string> cors_origins;  ///< exact origins; empty = "*" without credentials
+  std::vector<std::string> cors_origins;  ///< exact origins; empty = loopback ones (http::cors_origin_allowed())
   /// The cookie that carries a session. A state-changing request authenticated by it
   /// (and not by a bearer token) must send JSON and, with an allowlist, come from a listed
   /// Origin: see refuse_cookie_write(). Empty: no such cookie.
@@ -77,8 +77,6 @@ class HttpServer {
   /// True once begin_drain() was called.
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
-  /// Whether `origin` may make credentialed requests (exact match against the allowlist).
-  bool origin_allowed(std::string_view origin) const;
   /// Connections that count against max_connections but live elsewhere (the WebSocket
   /// sessions, once upgraded). Call before start(); `f` must be thread-safe.
   void set_external_connections(std::function<std::int64_t()> f) { external_connections_ = std::move(f); }

@@ -52,11 +52,23 @@ bool is_json_content_type(std::string_view value);
 /// browser says https while the Host header is the same.
 bool same_origin(std::string_view origin, std::string_view host);
 
+/// True if `origin` is a page on this machine: "http://" or "https://", then
+/// `localhost`, `127.0.0.1` or `[::1]`, then an optional port, and nothing else (no
+/// path, no user info: "http://localhost.evil.example" and "http://localhost@evil" are
+/// not).
+bool is_loopback_origin(std::string_view origin);
+
+/// Whether pages of `origin` may read responses with credentials (CORS): with an
+/// allowlist (CHATORBIT_CORS_ORIGINS), if it is listed exactly; without one, if it is
+/// a loopback origin on any port (local development: the original's front end on
+/// http://localhost:8080). Any other is refused.
+bool cors_origin_allowed(std::string_view origin, const std::vector<std::string>& allowlist);
+
 /// Whether a request that rides on the session cookie may have come from where it says.
 /// With an allowlist, its Origin must be listed (a missing one is not: browsers send it
 /// on every request that could change state). Without one (development, or a front end
-/// served from the same host), an Origin that is present must be this host's; no Origin
-/// means no browser, so no forgery.
+/// served from the same host), an Origin that is present must be this host's or a
+/// loopback one; no Origin means no browser, so no forgery.
 bool cookie_origin_ok(const Request& req, const std::vector<std::string>& allowlist);
 
 /// A response with a JSON body and Content-Type application/json.

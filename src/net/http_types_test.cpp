@@ -37,6 +37,32 @@ TEST(HttpTypes, CookieOriginRule) {
   req.set(bhttp::field::origin, "https://chat.example");
   EXPECT_TRUE(cookie_origin_ok(req, none));
   EXPECT_FALSE(cookie_origin_ok(req, listed));
+  req.set(bhttp::field::origin, "http://localhost:8080");
+  EXPECT_TRUE(cookie_origin_ok(req, none)) << "without a list, a page on this machine too (a dev server)";
+  EXPECT_FALSE(cookie_origin_ok(req, listed)) << "with a list, only the list";
+}
+
+TEST(HttpTypes, LoopbackOriginsAreLocalhostAnd127001AndIpv6OnAnyPortOnly) {
+  for (const char* yes : {"http://localhost", "http://localhost:8080", "https://LOCALHOST:443", "http://127.0.0.1:5173",
+                          "http://[::1]", "http://[::1]:3000"}) {
+    EXPECT_TRUE(is_loopback_origin(yes)) << yes;
+  }
+  for (const char* no :
+       {"http://localhost.evil.example", "http://localhost@evil.example", "http://localhost:80/x",
+        "http://localhost:", "http://localhost:8080x", "http://localhost:1234567", "http://127.0.0.1.nip.io",
+        "http://127.0.0.2", "ws://localhost", "localhost:8080", "null", "", "http://[::1].evil"}) {
+    EXPECT_FALSE(is_loopback_origin(no)) << no;
+  }
+}
+
+TEST(HttpTypes, CorsOriginsAreTheListExactlyOrWithoutOneLoopbackOnes) {
+  const std::vector<std::string> none;
+  const std::vector<std::string> listed{"https://app.example"};
+  EXPECT_TRUE(cors_origin_allowed("http://localhost:8080", none));
+  EXPECT_FALSE(cors_origin_allowed("https://app.example", none));
+  EXPECT_TRUE(cors_origin_allowed("https://app.example", listed));
+  EXPECT_FALSE(cors_origin_allowed("https://app.example:8443", listed));
+  EXPECT_FALSE(cors_origin_allowed("http://localhost:8080", listed));
 }
 
 }  // namespace

@@ -108,10 +108,38 @@ def test_health_ready_metrics(api: Api):
     assert "chatorbit_http_open_connections" in text
 
 
-def test_cors_any_origin_without_credentials_by_default(api: Api):
-    r = api.get("/healthz", headers={"Origin": "http://evil.example"})
-    assert r.headers["Access-Control-Allow-Origin"] == "*"
-    assert "Access-Control-Allow-Credentials" not in r.headers
+def test_cors_by_default_lets_loopback_pages_in_with_credentials_and_no_others(api: Api):
+    """Without CHATORBIT_CORS_ORIGINS, the original's front end on its Vite dev server
+    (http://localhost:8080, credentials included) can log in: the credentialed preflight
+    and the request are answered for its exact origin. Other sites get nothing."""
+    for origin in ("http://localhost:8080", "http://127.0.0.1:5173", "http://[::1]:3000", "https://localhost"):
+        pre = requests.options(api.url("/login"), timeout=5, headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+        assert pre.status_code == 204, origin
+        assert pre.headers["Access-Control-Allow-Origin"] == origin
+        assert pre.headers["Access-Control-Allow-Credentials"] == "true"
+        assert "POST" in pre.headers["Access-Control-Allow-Methods"]
+        assert "content-type" in pre.headers["Access-Control-Allow-Headers"].lower()
+    email, _, password = api.register()
+    r = requests.post(api.url("/login"), json={"email": email, "password": password}, timeout=5,
+                      headers={"Origin": "http://localhost:8080"})
+    assert r.status_code == 200
+    assert r.headers["Access-Control-Allow-Origin"] == "http://localhost:8080"
+    assert r.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Origin" in r.headers["Vary"]
+    # Its logout: a bodyless POST riding on the cookie, from the dev server's origin.
+    out = requests.post(api.url("/logout"), cookies={"token": r.json()["token"]}, timeout=5,
+                        headers={"Origin": "http://localhost:8080"})
+    assert out.status_code == 200, out.text
+    for origin in ("http://evil.example", "http://localhost.evil.example", "http://localhost@evil.example",
+                   "http://127.0.0.1.evil.example:80", "null"):
+        r = api.get("/healthz", headers={"Origin": origin})
+        assert "Access-Control-Allow-Origin" not in r.headers, origin
+        pre = requests.options(api.url("/login"), timeout=5, headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
+        assert "Access-Control-Allow-Origin" not in pre.headers, origin
+        assert "Access-Control-Allow-Methods" not in pre.headers, origin
 
 
 def test_cors_allowlist_with_credentials(start_server):
@@ -132,6 +160,9 @@ def test_cors_allowlist_with_credentials(start_server):
     pre = requests.options(api.url("/login"), timeout=5, headers={
         "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in pre.headers
+    # With a list, it is exact: a loopback origin that is not listed is refused too.
+    r = api.get("/healthz", headers={"Origin": "http://localhost:5173"})
+    assert "Access-Control-Allow-Origin" not in r.headers
 
 
 def test_query_token_never_logged(server, api: Api):
