@@ -294,3 +294,19 @@ def fresh_redis(tmp_path):
     server = test_servers.start_standalone(tmp_path / "redis")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def nodes_factory(binary, tmp_path):
+    """start(backend, env=None, count=3) -> [Server, ...]: chat nodes on one Redis and one
+    SQLite file under tmp_path, stopped after the test (each must exit with 0)."""
+    from nodes import add_node, start_nodes, stop_nodes  # nodes.py imports this module
+    started = []
+
+    def start(backend_env, env=None, count=3):
+        return start_nodes(backend_env, str(tmp_path / "data"), count, env, started)
+
+    start.add = lambda like: add_node(like, started)
+    yield start
+    bad = stop_nodes(started)
+    assert not bad, "\n\n".join(bad)

@@ -14,10 +14,11 @@ import time
 import uuid
 from typing import Callable
 
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 
 from conftest import SANITIZED, Api, Server
-from wsclient import ChatClient
+from wsclient import TIMEOUT, ChatClient, close_ws, ws_url
 
 JWT_SECRET = "redis-nodes-system-test-secret-0123456789"
 ADMIN_EMAIL = "admin@example.com"
@@ -85,6 +86,21 @@ def stop_nodes(nodes: list[Server]) -> list[str]:
         if code not in (0, None):
             bad.append(f"node :{n.port} exited with {code}:\n" + "\n".join(n.logs[-40:]))
     return bad
+
+
+def handshake_status(node, token: str | None, room: str) -> int:
+    """101 if the handshake is accepted (the connection is closed again), else its status."""
+    try:
+        ws = connect(ws_url(node, token, room), open_timeout=TIMEOUT, compression=None)
+    except InvalidStatus as e:
+        return e.response.status_code
+    close_ws(ws)
+    return 101
+
+
+def close_all(clients) -> None:
+    for c in clients:
+        c.close()
 
 
 def is_message(frame: dict) -> bool:
