@@ -71,10 +71,10 @@ std::optional<http::Response> ChatService::check_handshake(const http::Request& 
     if (refused->status == Status::upgrade_required) res.set(http::bhttp::field::sec_websocket_version, "13");
     return res;
   }
+  // With an allowlist, a page of another origin may not open chat at all; without one,
+  // only what rides on the cookie is checked (below).
   const std::string_view origin = req[http::bhttp::field::origin];
-  const bool origin_listed =
-      std::find(cfg.cors_origins.begin(), cfg.cors_origins.end(), origin) != cfg.cors_origins.end();
-  if (!cfg.cors_origins.empty() && !origin.empty() && !origin_listed) {
+  if (!cfg.cors_origins.empty() && !origin.empty() && !http::cors_origin_allowed(origin, cfg.cors_origins)) {
     return refusal(Status::forbidden, "origin not allowed");
   }
   out.accept = ws::accept_key(req[http::bhttp::field::sec_websocket_key]);

@@ -13,8 +13,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstdint>
-#include <limits>
 #include <string>
 
 #include "chat/hub.hpp"
@@ -23,8 +21,8 @@ namespace chatorbit::chat {
 
 inline constexpr std::size_t kRecentCids = 64;
 
-/// Counts a post of `cid` on `s` (`said_resend`: its `resend` flag) and remembers the
-/// cid; true if the post may be a resend. A post without a cid cannot be matched, so is
+/// Remembers that `s` posted `cid` (`said_resend`: the frame's `resend` flag); true if
+/// the post may be a resend. A post without a cid cannot be matched, so is
 /// never one.
 inline bool note_post(Session& s, const std::string& cid, bool said_resend) {
   if (cid.empty()) return false;

@@ -30,6 +30,8 @@ constexpr std::uint32_t kDuplicateKey = 11000;
 constexpr std::uint32_t kNamespaceNotFound = 26;
 constexpr std::uint32_t kIndexNotFound = 27;
 constexpr std::uint32_t kInternalError = 1;
+/// The messages' (room_id, user_id, cid) index: unique where it can be (resends).
+constexpr const char* kCidIndex = "room_id_1_user_id_1_cid_1";
 
 /// createIndexes refused: an index of that name exists with other options or keys, or
 /// stored documents break the uniqueness asked for (`code`).
@@ -418,7 +420,7 @@ bool MongoStore::Impl::cid_index_is_unique() {
   while (mongoc_cursor_next(cursor, &d)) {
     bson_iter_t it;
     if (!bson_iter_init_find(&it, d, "name") || !BSON_ITER_HOLDS_UTF8(&it)) continue;
-    if (std::string_view(bson_iter_utf8(&it, nullptr)) != "room_id_1_user_id_1_cid_1") continue;
+    if (std::string_view(bson_iter_utf8(&it, nullptr)) != kCidIndex) continue;
     unique = bson_iter_init_find(&it, d, "unique") && bson_iter_as_bool(&it);
   }
   const bool failed = mongoc_cursor_error(cursor, &error);
@@ -495,11 +497,10 @@ void MongoStore::Impl::prepare() {
     // Unique (room, user, cid) over the messages that have a cid: a resend is refused by
     // the insert that would store it twice (refuses_duplicate_cids). The same fallback.
     Doc cid_partial, cid_plain, cid_lookup;
-    const char* cid_name = "room_id_1_user_id_1_cid_1";
     const std::initializer_list<std::pair<const char*, int>> cid_keys{{"room_id", 1}, {"user_id", 1}, {"cid", 1}};
-    index(cid_partial.get(), "0", cid_name, cid_keys, true, "cid");
-    index(cid_plain.get(), "0", cid_name, cid_keys, true);
-    index(cid_lookup.get(), "0", cid_name, cid_keys, false);
+    index(cid_partial.get(), "0", kCidIndex, cid_keys, true, "cid");
+    index(cid_plain.get(), "0", kCidIndex, cid_keys, true);
+    index(cid_lookup.get(), "0", kCidIndex, cid_keys, false);
     // What an attempt at the unique index left in force. A plain index of that name (an
     // earlier ChatOrbit's) makes MongoDB refuse the attempt and FerretDB ignore it.
     enum class Made { unique, shared_cids, other_index };
@@ -515,16 +516,18 @@ void MongoStore::Impl::prepare() {
     };
     Made made = make_unique();
     if (made == Made::other_index) {
-      log::info("mongo_index_upgraded", {{"index", std::string("messages.") + cid_name}, {"to", "unique"}});
-      drop_index(messages, cid_name);
+      log::info("mongo_index_upgraded", {{"index", std::string("messages.") + kCidIndex}, {"to", "unique"}});
+      drop_index(messages, kCidIndex);
       made = make_unique();
     }
     if (made != Made::unique) {
       // Stored messages share a (room, user, cid) (written by something else): they stay,
       // and every message with a cid is looked up before its batch instead, as on SQLite
       // (refuses_duplicate_cids() is false).
-      log::warn("mongo_cid_index_not_unique",
-                {{"index", std::string("messages.") + cid_name}, {"why", "stored messages share a cid"}});
+      log::warn(
+          "mongo_cid_index_not_unique",
+          {{"index", std::string("messages.") + kCidIndex},
+           {"why", made == Made::shared_cids ? "stored messages share a cid" : "another index of that name stays"}});
       create_indexes(messages, "messages", cid_lookup);
     }
   }
