@@ -171,43 +171,39 @@ def test_duplicate_cid_is_stored_once(server, api: Api):
     assert [m["content"] for m in hist] == ["after", "only once"]
 
 
-def test_a_resend_on_a_new_connection_is_acked_as_the_original(server, api: Api):
-    """The client lost its connection before the ack: on the next one it sends the message
-    again, marked `resend`. It is acked with the original id and seq, stored once, and
-    takes no seq: the next message follows the original directly."""
+def _resend_on_a_new_connection(server, api: Api, mark: bool) -> tuple[dict, dict, dict, str]:
+    """Posts cid c-1 and reads its ack; then, on a new connection (the first one's ack
+    was as good as lost), sends c-1 again (`resend` if `mark`) and then c-2. Returns the
+    acks of c-1, of its resend and of c-2, and the room."""
     token, _ = api.new_user()
     room = unique_room()
     with ChatClient(server, token, room, v=2) as c:
         c.wait_welcome()
-        c.send_message("lost ack", cid="r-1")
+        c.send_message("sent twice", cid="c-1")
         first = c.recv_type("ack")
     with ChatClient(server, token, room, v=2) as c:
         c.wait_welcome()
-        c.send_message("lost ack", cid="r-1", resend=True)
-        again = c.recv_type("ack", cid="r-1")
-        c.send_message("next", cid="r-2")
-        nxt = c.recv_type("ack", cid="r-2")
-    assert again == {"type": "ack", "cid": "r-1", "id": first["id"], "seq": first["seq"], "duplicate": True}
+        c.send_message("sent twice", cid="c-1", resend=mark)
+        again = c.recv_type("ack", cid="c-1")
+        c.send_message("after", cid="c-2")
+        nxt = c.recv_type("ack", cid="c-2")
+    return first, again, nxt, room
+
+
+def test_a_resend_on_a_new_connection_is_acked_as_the_original(server, api: Api):
+    """Marked `resend`, it is acked with the original id and seq, stored once, and takes
+    no seq: the next message follows the original directly."""
+    first, again, nxt, room = _resend_on_a_new_connection(server, api, mark=True)
+    assert again == {"type": "ack", "cid": "c-1", "id": first["id"], "seq": first["seq"], "duplicate": True}
     assert nxt["seq"] == first["seq"] + 1
-    assert [m["content"] for m in api.get(f"/chat/history/{room}").json()] == ["next", "lost ack"]
+    assert [m["content"] for m in api.get(f"/chat/history/{room}").json()] == ["after", "sent twice"]
 
 
 def test_an_unmarked_resend_on_a_new_connection_is_still_stored_once(server, api: Api):
-    """A client that resends on a new connection without `resend` still gets the original
-    id and seq, and the message is stored once (on MongoDB its seq may stay unused)."""
-    token, _ = api.new_user()
-    room = unique_room()
-    with ChatClient(server, token, room, v=2) as c:
-        c.wait_welcome()
-        c.send_message("sent twice", cid="u-1")
-        first = c.recv_type("ack")
-    with ChatClient(server, token, room, v=2) as c:
-        c.wait_welcome()
-        c.send_message("sent twice", cid="u-1")
-        again = c.recv_type("ack", cid="u-1")
-        c.send_message("after", cid="u-2")
-        nxt = c.recv_type("ack", cid="u-2")
-    assert again == {"type": "ack", "cid": "u-1", "id": first["id"], "seq": first["seq"], "duplicate": True}
+    """Without `resend`, it still gets the original id and seq and is stored once (on
+    MongoDB its seq may stay unused)."""
+    first, again, nxt, room = _resend_on_a_new_connection(server, api, mark=False)
+    assert again == {"type": "ack", "cid": "c-1", "id": first["id"], "seq": first["seq"], "duplicate": True}
     assert nxt["seq"] > first["seq"] and nxt["duplicate"] is False
     assert [m["content"] for m in api.get(f"/chat/history/{room}").json()] == ["after", "sent twice"]
 
