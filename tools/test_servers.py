@@ -443,14 +443,36 @@ class ServerProcess:
         _live.discard(self)
 
     def pause(self) -> None:
-        """SIGSTOP: the server keeps its connections open but answers nothing."""
+        """SIGSTOP: the server keeps its connections open but answers nothing. Returns once
+        the kernel reports every thread stopped: the signal is delivered asynchronously,
+        and a request made in between was seen answered (FerretDB under ASan load)."""
         self.proc.send_signal(signal.SIGSTOP)
+        self._wait_for_state(stopped=True)
         self.paused = True
 
     def resume(self) -> None:
         """SIGCONT: the server goes on with what it had been sent while paused."""
         self.proc.send_signal(signal.SIGCONT)
+        self._wait_for_state(stopped=False)
         self.paused = False
+
+    def _wait_for_state(self, stopped: bool, timeout: float = 5.0) -> None:
+        """Waits until every thread of the process is stopped ('T' in /proc), or none is."""
+        deadline = time.monotonic() + timeout
+        task_dir = Path(f"/proc/{self.proc.pid}/task")
+        while True:
+            states = []
+            for stat in task_dir.glob("*/stat"):
+                try:
+                    # The state follows the ")" that closes the command name.
+                    states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+                except (OSError, IndexError):
+                    continue  # a thread that ended meanwhile
+            if states and all((st in ("T", "t")) == stopped for st in states):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self!r}: threads still {states} {timeout} s after the signal")
+            time.sleep(0.002)
 
 
 class RedisServer(ServerProcess):
