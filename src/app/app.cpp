@@ -16,17 +16,21 @@
 
 #include "auth/shared_revocations.hpp"
 #include "chat/account_notifier.hpp"
+#include "chat/delivery.hpp"
 #include "chat/gap_fill.hpp"
 #include "chat/publication.hpp"
 #include "chat/wire.hpp"
 #include "core/fd_limit.hpp"
 #include "core/log.hpp"
 #include "core/random.hpp"
+#include "core/run_blocking.hpp"
 #include "engine/engine_factory.hpp"
+#include "net/ws_frame.hpp"
 
 namespace chatorbit {
 
 namespace fs = std::filesystem;
+namespace asio = boost::asio;
 
 namespace {
 
@@ -43,19 +47,26 @@ App::App(Config config) : App(std::move(config), nullptr) {}
 App::App(Config config, std::unique_ptr<engine::Engine> engine)
     : config_(std::move(config)), clock_(SystemClock::instance()), ids_(clock_, OsRandom::instance()) {
   if (const auto level = log::parse_level(config_.log_level)) log::set_level(*level);
-  if (config_.has_role("gateway") && !config_.all_roles()) {
-    throw ConfigError("CHATORBIT_ROLE: the gateway role is not in this build yet; use all, auth, user or chat");
+  // The gateway answers the services' paths by forwarding them: it runs alone, and has
+  // no store (what it checks, tokens, it checks against the engine's shared state).
+  const bool gateway = config_.has_role("gateway") && !config_.all_roles();
+  if (gateway && config_.roles.find(',') != std::string::npos) {
+    throw ConfigError("CHATORBIT_ROLE: the gateway runs alone (CHATORBIT_ROLE=gateway), in front of the others");
   }
+  std::optional<gateway::GatewayOptions> gateway_options;
+  if (gateway) gateway_options = gateway::GatewayOptions::from(config_);
   // Backends first: a setting that cannot work should fail before anything is created.
   // The engine is shared state for every role: auth and user announce account events on
   // its broker, chat nodes act on them.
   engine_ = engine ? std::move(engine) : engine::make_engine(config_, clock_);
-  store_factory_ = store::make_store_factory(config_);
+  if (!gateway) store_factory_ = store::make_store_factory(config_);
   if (config_.swagger_ui_dir.empty()) config_.swagger_ui_dir = binary_dir() + "/swagger-ui";
 
-  std::error_code ec;
-  fs::create_directories(config_.data_dir, ec);
-  if (ec) throw ConfigError("CHATORBIT_DATA_DIR: cannot create '" + config_.data_dir + "': " + ec.message());
+  if (!gateway) {
+    std::error_code ec;
+    fs::create_directories(config_.data_dir, ec);
+    if (ec) throw ConfigError("CHATORBIT_DATA_DIR: cannot create '" + config_.data_dir + "': " + ec.message());
+  }
 
   if (config_.jwt_secret.empty()) {
     if (!config_.all_roles()) {
@@ -80,15 +91,20 @@ App::App(Config config, std::unique_ptr<engine::Engine> engine)
                 "have expired, 24 h after the switch"}});
   }
 
-  // One connection per store lane (StoreWorker), each from the factory.
-  store_ = std::make_unique<store::StoreWorker>([factory = store_factory_.get()] { return factory->open(); });
-  log::info("store_opened", {{"kind", store_factory_->kind()}, {"location", store_factory_->location()}});
-  // Revocations: the store's durable record back into the engine (which may have lost
-  // it), then this node's cache from the engine. Again whenever the broker is back: the
-  // engine may have come back empty, and this node missed the account events meanwhile.
   revocations_ = std::make_unique<auth::RevocationList>(clock_);
-  auth::refill_revocations(store_->unsafe_store(), *engine_, *revocations_, clock_);
-  engine_->set_resubscribed([this] { refill_after_broker_loss(); });
+  if (gateway) {
+    refill_from_engine();
+    engine_->set_resubscribed([this] { asio::post(cpu_, [this] { refill_from_engine(); }); });
+  } else {
+    // One connection per store lane (StoreWorker), each from the factory.
+    store_ = std::make_unique<store::StoreWorker>([factory = store_factory_.get()] { return factory->open(); });
+    log::info("store_opened", {{"kind", store_factory_->kind()}, {"location", store_factory_->location()}});
+    // Revocations: the store's durable record back into the engine (which may have lost
+    // it), then this node's cache from the engine. Again whenever the broker is back: the
+    // engine may have come back empty, and this node missed the account events meanwhile.
+    auth::refill_revocations(store_->unsafe_store(), *engine_, *revocations_, clock_);
+    engine_->set_resubscribed([this] { refill_after_broker_loss(); });
+  }
   account_events_ = std::make_unique<chat::AccountNotifier>(*engine_);
   jwt_ = std::make_unique<auth::JwtCodec>(
       auth::JwtConfig{config_.jwt_secret, "chatorbit", "chatorbit", std::chrono::seconds{30}, config_.token_ttl,
@@ -133,9 +149,11 @@ App::App(Config config, std::unique_ptr<engine::Engine> engine)
   opts.trusted_proxies = std::move(*proxies);
   server_ = std::make_unique<http::HttpServer>(opts, *loops_, router_, metrics_);
 
-  ops_ = std::make_unique<ops::OpsService>(ops::OpsDeps{store_.get(), metrics_, [this] { return server_->draining(); },
-                                                        [this] { return engine_->broker_health(); },
-                                                        config_.swagger_ui_dir});
+  // The gateway's readiness is its own: it forwards whether or not Redis is there.
+  std::function<engine::BrokerHealth()> broker;
+  if (!gateway) broker = [this] { return engine_->broker_health(); };
+  ops_ = std::make_unique<ops::OpsService>(
+      ops::OpsDeps{store_.get(), metrics_, [this] { return server_->draining(); }, broker, config_.swagger_ui_dir});
   ops_->register_routes(router_);
   if (config_.has_role("auth")) {
     auth_ = std::make_unique<auth::AuthService>(auth::AuthDeps{
@@ -148,7 +166,14 @@ App::App(Config config, std::unique_ptr<engine::Engine> engine)
         std::make_unique<user::UserService>(user::UserDeps{*store_, *authenticator_, *account_events_, ids_, clock_});
     user_->register_routes(router_);
   }
-  if (config_.has_role("chat")) build_chat();
+  if (gateway) {
+    build_gateway(std::move(*gateway_options));
+  } else if (config_.has_role("chat")) {
+    build_chat();
+  }
+  // Without a chat role nothing else listens on the control channel: the account events
+  // (logout, password change) reach this process's token checks here.
+  if (!config_.has_role("chat")) follow_account_events();
   metrics_.add_gauge("chatorbit_revoked_tokens", "Revoked tokens held in memory.",
                      [this] { return static_cast<double>(revocations_->size()); });
 }
@@ -294,6 +319,39 @@ void App::build_chat() {
                        [this] { return static_cast<double>(pipeline_->batches()); });
 }
 
+void App::build_gateway(gateway::GatewayOptions options) {
+  gateway_ = std::make_unique<gateway::GatewayService>(
+      std::move(options), gateway::GatewayDeps{*loops_, *engine_, *authenticator_, metrics_});
+  gateway_->register_routes(router_);
+  server_->add_upgrade("/ws/chat", [this](boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer,
+                                          http::Request req, http::Context& ctx) {
+    gateway_->upgrade(std::move(stream), std::move(buffer), std::move(req), ctx);
+  });
+  server_->set_external_connections([this] { return gateway_->tunnels(); });
+  std::string nodes;
+  for (const auto& n : gateway_->chat_nodes().all()) nodes += (nodes.empty() ? "" : ",") + n->endpoint().name();
+  log::info("gateway_upstreams", {{"auth", config_.auth_url}, {"user", config_.user_url}, {"chat", nodes}});
+}
+
+void App::follow_account_events() {
+  engine_->set_subscriber([this](const std::string& channel, std::shared_ptr<const std::string> payload) {
+    if (channel != chat::kControlChannel) return;
+    const auto decoded = chat::decode_delivery(channel, *payload, clock_.unix_millis());
+    if (decoded.account) chat::apply_revocation(*decoded.account, *revocations_);
+  });
+  engine_->subscribe(chat::kControlChannel);
+}
+
+void App::refill_from_engine() {
+  // The gateway's copy of the revocations: the services keep the engine's filled from
+  // the store (see refill_revocations()); the gateway only reads it.
+  try {
+    auth::add_to_cache(run_blocking(engine_->token_revocations()), *revocations_);
+  } catch (const engine::EngineUnavailable& e) {
+    log::warn("revocations_not_read", {{"why", e.what()}, {"retry", "when the broker is back"}});
+  }
+}
+
 std::string App::load_or_create_secret() {
   const auto path = config_.data_dir + "/jwt_secret";
   const auto read = [&]() -> std::optional<std::string> {
@@ -336,6 +394,7 @@ int App::start() {
     hub_->start();
     chat_->start();
   }
+  if (gateway_) gateway_->start();
   loops_->start();
   log::info("listening", {{"port", port},
                           {"bind", config_.bind},
@@ -356,18 +415,42 @@ void App::run_until_signal() {
   shutdown();
 }
 
+void App::drain_sessions() {
+  // Viewers are told to reconnect elsewhere (1012, "service restart"), CHATORBIT_DRAIN_RATE
+  // a second, so that the nodes that take them over are not hit by all at once. Their
+  // messages are safe: what was acknowledged is stored, and a client resumes from its
+  // last seq on the node it reaches next.
+  constexpr auto kStep = std::chrono::milliseconds{50};
+  const auto per_step = std::max<std::int64_t>(1, config_.drain_rate / 20);
+  const auto started = std::chrono::steady_clock::now();
+  const auto open = hub_->sessions();
+  const auto deadline = started + std::chrono::seconds{10} + std::chrono::seconds{open / config_.drain_rate};
+  if (open > 0) log::info("draining", {{"sessions", open}, {"per_second", config_.drain_rate}});
+  while (hub_->sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
+    hub_->close_some(ws::close_code::service_restart, "server restarting, reconnect", per_step);
+    std::this_thread::sleep_for(kStep);
+  }
+  if (open > 0) {
+    log::info("drained",
+              {{"sessions_left", hub_->sessions()},
+               {"ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count()}});
+  }
+}
+
 void App::shutdown() {
   if (stopped_) return;
   stopped_ = true;
+  // No new connections from here (the listening sockets close, so /readyz fails and a
+  // gateway takes this node out); idle ones are closed at once.
   if (server_) server_->begin_drain();
   if (hub_) {
     chat_->stop();
-    hub_->close_all(1001);
+    drain_sessions();
   }
-  // Requests in flight get a bounded time to finish; idle connections are closed by
-  // the drain at once.
+  if (gateway_) gateway_->stop();
+  // Requests in flight get a bounded time to finish.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-  while ((metrics_.open_connections() > 0 || (hub_ && hub_->sessions() > 0)) &&
+  while ((metrics_.open_connections() > 0 || (hub_ && hub_->sessions() > 0) || (gateway_ && gateway_->tunnels() > 0)) &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
   }

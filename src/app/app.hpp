@@ -20,6 +20,7 @@
 #include "core/config.hpp"
 #include "core/ids.hpp"
 #include "engine/engine.hpp"
+#include "gateway/gateway.hpp"
 #include "net/event_loops.hpp"
 #include "net/http_server.hpp"
 #include "net/metrics.hpp"
@@ -54,6 +55,14 @@ class App {
  private:
   std::string load_or_create_secret();
   void build_chat();
+  void build_gateway(gateway::GatewayOptions options);
+  /// Applies the account events on the control channel to this process's revocations
+  /// (a process without the chat role, whose hub would otherwise do it).
+  void follow_account_events();
+  /// The gateway's revocations from the engine (it has no store).
+  void refill_from_engine();
+  /// Closes the hub's sessions with 1012 at CHATORBIT_DRAIN_RATE, within a bound.
+  void drain_sessions();
   /// Run when the broker is back after a loss (Engine::set_resubscribed).
   void refill_after_broker_loss();
   /// Puts the store's bans and revocations back into the engine; tried again every
@@ -86,6 +95,7 @@ class App {
   std::unique_ptr<chat::RoomCache> rooms_;
   std::unique_ptr<chat::ChatService> chat_;
   std::unique_ptr<chat::ModerationService> moderation_;
+  std::unique_ptr<gateway::GatewayService> gateway_;
   bool stopped_ = false;
 };
 

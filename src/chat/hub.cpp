@@ -531,4 +531,21 @@ void Hub::close_all(std::uint16_t code) {
   }
 }
 
+void Hub::close_some(std::uint16_t code, std::string reason, std::int64_t count) {
+  const auto loops = static_cast<std::int64_t>(per_loop_.size());
+  const auto share = (count + loops - 1) / loops;
+  for (auto& l : per_loop_) {
+    Loop* loop = l.get();
+    asio::post(loop->ctx, [loop, code, reason, share] {
+      std::int64_t left = share;
+      for (auto& [conn, s] : loop->sessions) {
+        if (left == 0) break;
+        if (!s->conn->open()) continue;
+        s->conn->close(code, reason);
+        --left;
+      }
+    });
+  }
+}
+
 }  // namespace chatorbit::chat

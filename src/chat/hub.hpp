@@ -164,6 +164,9 @@ class Hub final : public ws::ConnectionHandler {
 
   /// Closes every session with `code` (shutdown: 1001). Thread-safe.
   void close_all(std::uint16_t code);
+  /// Starts closing at most `count` more open sessions (spread over the loops) with
+  /// `code`; those already closing are not counted. Thread-safe; returns at once.
+  void close_some(std::uint16_t code, std::string reason, std::int64_t count);
   std::int64_t sessions() const { return sessions_.load(std::memory_order_relaxed); }
   /// Frames handed to sessions so far (deliveries), summed over the loops.
   std::uint64_t frames_queued() const;

@@ -135,7 +135,7 @@ const std::vector<Setting>& settings() {
        [](Config& c, const std::string& v, const std::string&) { c.admins = split_list(v, true); }},
       {"CHATORBIT_CORS_ORIGINS", "cors-origins", "",
        "comma-separated exact origins allowed for CORS with credentials and for WebSocket Origin checks; empty = "
-       "any origin (warned at start)",
+       "pages on localhost, 127.0.0.1 and [::1], any port (warned at start)",
        [](Config& c, const std::string& v, const std::string&) { c.cors_origins = split_list(v, false); }},
       {"CHATORBIT_TRUSTED_PROXIES", "trusted-proxies", "",
        "comma-separated addresses or CIDRs (10.0.0.0/8, ::1) of reverse proxies whose X-Forwarded-For names the "
@@ -205,6 +205,9 @@ const std::vector<Setting>& settings() {
        }},
       {"CHATORBIT_CONNECT_RATE_PER_IP", "connect-rate-per-ip", "200/1s", "new WebSocket connections per client address",
        [](Config& c, const std::string& v, const std::string& n) { c.connect_rate_per_ip = parse_rate(v, n); }},
+      {"CHATORBIT_DRAIN_RATE", "drain-rate", "2000",
+       "WebSocket sessions per second a stopping chat node (SIGTERM) tells to reconnect elsewhere (close 1012)",
+       int_setting(&Config::drain_rate, 1, 1'000'000)},
       {"CHATORBIT_PRESENCE_EVENTS_MAX", "presence-events-max", "100",
        "rooms with more members get coalesced presence counts instead of join/leave events",
        int_setting(&Config::presence_events_max, 0, 10'000'000)},
@@ -229,6 +232,28 @@ const std::vector<Setting>& settings() {
        "write fan-out through io_uring, up to 64 sockets per system call (false: one sendmsg each; also the "
        "fallback where the kernel refuses io_uring)",
        [](Config& c, const std::string& v, const std::string& n) { c.io_uring = parse_bool(v, n); }},
+      {"CHATORBIT_AUTH_URL", "auth-url", "", "gateway: the auth service, http://host:port",
+       string_setting(&Config::auth_url)},
+      {"CHATORBIT_USER_URL", "user-url", "", "gateway: the user service, http://host:port",
+       string_setting(&Config::user_url)},
+      {"CHATORBIT_CHAT_URLS", "chat-urls", "", "gateway: the chat nodes, host:port,host:port,...",
+       [](Config& c, const std::string& v, const std::string&) { c.chat_urls = split_list(v, false); }},
+      {"CHATORBIT_UPSTREAM_TIMEOUT", "upstream-timeout", "10s",
+       "gateway: longest wait for a service's response before answering 504",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.upstream_timeout = parse_duration(v, n);
+         if (c.upstream_timeout.count() < 1) throw ConfigError(n + ": must be at least 1s");
+       }},
+      {"CHATORBIT_HEALTH_INTERVAL_MS", "health-interval-ms", "1000",
+       "gateway: how often each chat node's /readyz is asked; a node that fails once is taken out until it answers",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.health_interval = std::chrono::milliseconds{parse_int(v, n, 50, 60'000)};
+       }},
+      {"CHATORBIT_EDGE_REQUEST_RATE", "edge-request-rate", "100/1s",
+       "gateway: REST requests per client address (COUNT/WINDOW; off = no limit)",
+       [](Config& c, const std::string& v, const std::string& n) {
+         c.edge_request_rate = lower(trim(v)) == "off" ? RateSpec{} : parse_rate(v, n);
+       }},
       {"MONGO_URL", "mongo-url", "",
        "MongoDB URL (mongodb://... or mongodb+srv://...), database chatorbit unless it names one; selects the "
        "MongoDB store",

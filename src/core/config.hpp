@@ -98,6 +98,18 @@ struct Config {
   /// still on their way) before it gives them up (chat/room_sequencer.hpp).
   std::chrono::milliseconds order_wait{300};
 
+  /// WebSocket sessions a chat node closes per second (code 1012) when told to stop, so
+  /// that its viewers reconnect elsewhere without arriving all at once.
+  int drain_rate = 2000;
+
+  // gateway (gateway/): where the services are, how they are watched, edge limits
+  std::string auth_url;                ///< http://host:port of the auth service
+  std::string user_url;                ///< http://host:port of the user service
+  std::vector<std::string> chat_urls;  ///< host:port of each chat node
+  std::chrono::seconds upstream_timeout{10};
+  std::chrono::milliseconds health_interval{1000};
+  RateSpec edge_request_rate{100, std::chrono::seconds{1}};  ///< per client address; count 0 = no limit
+
   // backends (selected by presence; parsed and chosen in engine/engine_factory.cpp and
   // store/store_factory.cpp)
   std::string mongo_url;

@@ -65,28 +65,6 @@ std::string allow_header(const std::vector<bhttp::verb>& allowed) {
   return out;
 }
 
-// Writes a final error response on a connection that must close afterwards (the
-// request could not be read), then lingers briefly so the client reads the response
-// rather than a reset caused by its unread body.
-asio::awaitable<void> write_and_close(beast::tcp_stream& stream, Response res) {
-  res.keep_alive(false);
-  res.prepare_payload();
-  stream.expires_after(std::chrono::seconds{5});
-  auto [ec, n] = co_await bhttp::async_write(stream, res, use_nothrow);
-  (void)n;
-  if (ec) co_return;
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  char sink[4096];
-  std::size_t drained = 0;
-  stream.expires_after(std::chrono::seconds{1});
-  while (drained < (1u << 20)) {
-    auto [rec, got] = co_await stream.async_read_some(asio::buffer(sink), use_nothrow);
-    if (rec) break;
-    drained += got;
-  }
-}
-
 }  // namespace
 
 HttpServer::HttpServer(ServerOptions options, net::EventLoops& loops, const Router& router, Metrics& metrics)
@@ -159,6 +137,25 @@ void refuse_now(tcp::socket& socket, Status status, std::string_view error) {
 }
 
 }  // namespace
+
+asio::awaitable<void> write_and_close(beast::tcp_stream& stream, Response res) {
+  res.keep_alive(false);
+  res.prepare_payload();
+  stream.expires_after(std::chrono::seconds{5});
+  auto [ec, n] = co_await bhttp::async_write(stream, res, use_nothrow);
+  (void)n;
+  if (ec) co_return;
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  char sink[4096];
+  std::size_t drained = 0;
+  stream.expires_after(std::chrono::seconds{1});
+  while (drained < (1u << 20)) {
+    auto [rec, got] = co_await stream.async_read_some(asio::buffer(sink), use_nothrow);
+    if (rec) break;
+    drained += got;
+  }
+}
 
 HttpServer::Admission HttpServer::admit(const std::string& ip) {
   const std::int64_t elsewhere = external_connections_ ? external_connections_() : 0;

@@ -60,6 +60,11 @@ struct ServerOptions {
 using UpgradeHandler =
     std::function<void(boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer, Request req, Context& ctx)>;
 
+/// Writes `res` with "Connection: close", then closes the connection gracefully: what
+/// the peer still sends is read (a bounded amount, for a bounded time) and dropped, so
+/// that the close cannot reset the connection before the response is read.
+boost::asio::awaitable<void> write_and_close(boost::beast::tcp_stream& stream, Response res);
+
 class HttpServer {
  public:
   HttpServer(ServerOptions options, net::EventLoops& loops, const Router& router, Metrics& metrics);

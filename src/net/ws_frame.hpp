@@ -33,6 +33,7 @@ inline constexpr std::uint16_t invalid_payload = 1007;
 inline constexpr std::uint16_t policy = 1008;
 inline constexpr std::uint16_t too_big = 1009;
 inline constexpr std::uint16_t internal = 1011;
+inline constexpr std::uint16_t service_restart = 1012;  ///< a draining node: reconnect (elsewhere)
 /// Application codes (4000-4999 are private use).
 inline constexpr std::uint16_t unauthorized = 4001;  ///< the session's token was revoked
 inline constexpr std::uint16_t banned = 4003;
@@ -49,6 +50,11 @@ inline constexpr std::size_t kMaxCloseReason = kMaxControlPayload - 2;
 /// unassigned or (1012-1014) registered later than the RFC, and is refused as the
 /// Autobahn suite expects.
 bool is_valid_close_code(std::uint16_t code);
+
+/// True if the server may send `code`: what is_valid_close_code() allows, and 1012
+/// (service restart: a draining node's "reconnect elsewhere"), 1013 (try again later)
+/// and 1014 (bad gateway), registered with IANA since and understood by browsers.
+bool is_sendable_close_code(std::uint16_t code);
 
 // ---------------------------------------------------------------------------------
 // Encoding. Frames are final (FIN set), unmasked, and use the shortest length form.
@@ -67,7 +73,7 @@ std::string make_frame(Opcode op, std::string_view payload);
 /// Appends a close frame. `reason` is cut to kMaxCloseReason bytes at a code-point
 /// boundary; a reason that is not valid UTF-8 is dropped (the peer would have to fail
 /// the connection over it). `code` close_code::no_status yields an empty close frame
-/// (and ignores `reason`); any other code must satisfy is_valid_close_code(), else
+/// (and ignores `reason`); any other code must satisfy is_sendable_close_code(), else
 /// std::invalid_argument is thrown.
 void append_close_frame(std::string& out, std::uint16_t code, std::string_view reason);
 

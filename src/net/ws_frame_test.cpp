@@ -337,6 +337,12 @@ TEST(WsEncode, CloseFrame) {
   for (const std::uint16_t bad : {0, 999, 1004, 1006, 1015, 2000, 5000}) {
     EXPECT_THROW(make_close_frame(bad), std::invalid_argument) << bad;
   }
+  // Sent, though a peer sending them is refused (Autobahn 7.9.x): a draining node's
+  // "service restart", "try again later", "bad gateway".
+  for (const std::uint16_t later : {1012, 1013, 1014}) {
+    EXPECT_EQ(make_close_frame(later).substr(2), close_payload(later)) << later;
+    EXPECT_FALSE(is_valid_close_code(later)) << later;
+  }
 }
 
 // Every close frame we produce must be accepted by a conforming peer: checked by

@@ -143,7 +143,7 @@ def test_connect_rate_per_address_is_limited(start_server):
     assert wait_until(can_connect, timeout=5, interval=0.2), "the window slides"
 
 
-def test_shutdown_closes_connections_with_1001(start_server):
+def test_shutdown_tells_viewers_to_reconnect_with_1012(start_server):
     s = start_server()
     token, _ = Api(s).new_user()
     c = ChatClient(s, token, unique_room(), v=2)
@@ -151,5 +151,5 @@ def test_shutdown_closes_connections_with_1001(start_server):
     c.wait_welcome()
     c.drain(0.2)  # unread frames would hold up the client's side of the closing handshake
     assert s.stop() == 0
-    c.expect_close(1001)
-    anon.expect_close(1001)
+    c.expect_close(1012)
+    anon.expect_close(1012)
