@@ -12,7 +12,9 @@ same interval, and the table shows the node's and Redis's CPU per delivery apart
 --a-nodes/--b-nodes N (with REDIS_ADDR=auto) starts N nodes sharing that Redis, one JWT
 secret and one data directory, all pinned to the server's core; the bench gets every
 node's URL (senders and viewers dealt over them, see chatorbit-bench --url) and the
-node CPU is the nodes' sum.
+node CPU is the nodes' sum. --a-gateway/--b-gateway puts a gateway (the same binary,
+CHATORBIT_ROLE=gateway, pinned to the server's core too) in front of that side's nodes:
+the bench talks to it alone, and the side's CPU is the nodes' and the gateway's sum.
 
     bench/pairs.py --a /path/to/old/chatorbit --b build/chatorbit --pairs 3 \\
         -- fanout --viewers 10000 --senders 4 --rate 100 --duration 15
@@ -20,6 +22,8 @@ node CPU is the nodes' sum.
         -- fanout --viewers 10000 --senders 4 --rate 100 --duration 15
     bench/pairs.py --a build/chatorbit --a-name embedded --b-env REDIS_ADDR=auto --b-nodes 3 \\
         --b-name "3 nodes" -- ingress --rooms 64 --senders 64 --viewers 64 --window 32 --duration 15
+    bench/pairs.py --a build/chatorbit --a-name direct --b-gateway --b-name gateway \\
+        -- fanout --viewers 5000 --senders 4 --rate 100 --duration 15
 """
 from __future__ import annotations
 
@@ -103,15 +107,29 @@ def wait_quiet(below: float, longest: float) -> float:
         print(f"[pairs] machine {share:.0f}% busy: waiting", file=sys.stderr, flush=True)
 
 
+def start_gateway(binary: Path, env: dict[str, str], nodes: list[Server], nice: int, cpus: str) -> Server:
+    """A gateway in front of `nodes` (the first also serves auth and user), with the
+    edge limits out of the way of the load."""
+    first = f"http://127.0.0.1:{nodes[0].port}"
+    return Server(binary, env={**env, "CHATORBIT_ROLE": "gateway", "CHATORBIT_AUTH_URL": first,
+                               "CHATORBIT_USER_URL": first, "CHATORBIT_EDGE_REQUEST_RATE": "off",
+                               "CHATORBIT_CHAT_URLS": ",".join(f"127.0.0.1:{s.port}" for s in nodes)},
+                  cpus=cpus, nice=nice)
+
+
 def run_side(label: str, binary: Path, side_env: dict[str, str], nodes: int, scenario: list[str], run: str,
-             tmp: Path, nice: int = 0) -> dict:
-    """One run of one side: its Redis (if REDIS_ADDR=auto) and nodes, the bench, then
-    everything stopped."""
+             tmp: Path, nice: int = 0, gateway: bool = False, gateway_cpus: str = "0") -> dict:
+    """One run of one side: its Redis (if REDIS_ADDR=auto), nodes and gateway (if asked),
+    the bench, then everything stopped."""
     env = dict(side_env)
     redis = None
     servers: list[Server] = []
     shared = None
+    front = None
     try:
+        if gateway:
+            env.setdefault("JWT_SECRET", secrets.token_hex(32))  # the gateway checks the nodes' tokens
+            env.setdefault("CHATORBIT_TRUSTED_PROXIES", "127.0.0.1")
         if env.get("REDIS_ADDR") == "auto":
             redis = test_servers.start_standalone(tmp / f"redis-{run}")
             os.sched_setaffinity(redis.pid, {0})  # the system under test's core
@@ -128,21 +146,33 @@ def run_side(label: str, binary: Path, side_env: dict[str, str], nodes: int, sce
             servers.append(Server(binary, env=env, data_dir=str(shared) if shared else None, nice=nice))
         more = tuple(s.proc.pid for s in servers[1:]) + ((redis.pid,) if redis else ())
         args = list(scenario)
-        if nodes > 1:
+        target = servers[0]
+        if gateway:
+            front = start_gateway(binary, env, servers, nice, gateway_cpus)
+            more = tuple(s.proc.pid for s in servers) + ((redis.pid,) if redis else ())
+            target = front
+        elif nodes > 1:
             args += ["--url", ",".join(f"ws://127.0.0.1:{s.port}" for s in servers)]
         # What the rest of the machine did meanwhile: all CPU time less ours (the bench, a
         # child; the servers and Redis, read before they stop).
-        ours = [s.proc.pid for s in servers] + ([redis.pid] if redis else [])
+        ours = [s.proc.pid for s in servers] + ([redis.pid] if redis else []) + ([front.proc.pid] if front else [])
         m0, c0, o0, w0 = machine_busy_ns(), children_cpu_ns(), sum(proc_cpu_ns(p) for p in ours), time.monotonic()
-        _, result = run_bench(run, args, servers[0], tmp, more_pids=more, nice=nice)
+        _, result = run_bench(run, args, target, tmp, more_pids=more, nice=nice)
         m1, c1, o1, w1 = machine_busy_ns(), children_cpu_ns(), sum(proc_cpu_ns(p) for p in ours), time.monotonic()
         result["others_cpu_percent"] = max(0.0, ((m1 - m0) - (c1 - c0) - (o1 - o0)) / ((w1 - w0) * 1e7))
     finally:
+        if front:
+            front.stop()
         for s in servers:
             s.stop()
         if redis:
             redis.stop()
     split_cpu(result, [s.proc.pid for s in servers], redis.pid if redis else None)
+    if front:
+        by_pid = result.get("server_cpu_ns_per_delivery_by_pid") or {}
+        result["gateway_cpu_ns_per_delivery"] = by_pid.get(str(front.proc.pid))
+        nodes_ns = [by_pid.get(str(s.proc.pid)) for s in servers]
+        result["node_cpu_ns_per_delivery"] = None if None in nodes_ns else sum(nodes_ns)
     return result
 
 
@@ -154,6 +184,10 @@ def main() -> int:
     ap.add_argument("--b-env", action="append", default=[], metavar="K=V", help="side B's environment")
     ap.add_argument("--a-nodes", type=int, default=1, help="side A's nodes (several need REDIS_ADDR)")
     ap.add_argument("--b-nodes", type=int, default=1)
+    ap.add_argument("--a-gateway", action="store_true", help="side A's nodes behind a gateway")
+    ap.add_argument("--b-gateway", action="store_true")
+    ap.add_argument("--gateway-cpus", default="0",
+                    help="where a gateway runs (taskset list): 0, the nodes' core (default), or 1, the bench's")
     ap.add_argument("--a-name", default="A")
     ap.add_argument("--b-name", default="B")
     ap.add_argument("--pairs", type=int, default=3)
@@ -172,8 +206,11 @@ def main() -> int:
         ap.error("give a scenario after --, and build chatorbit-bench first (./dev build)")
     sides = [(args.a_name, args.a, parse_env(args.a_env, "--a-env"), args.a_nodes),
              (args.b_name, args.b or args.a, parse_env(args.b_env, "--b-env"), args.b_nodes)]
+    gateways = {args.a_name: args.a_gateway, args.b_name: args.b_gateway}
     with_redis = any(env.get("REDIS_ADDR") == "auto" for _, _, env, _ in sides)
     keys = KEYS[:2] + REDIS_KEYS + KEYS[2:] if with_redis else KEYS
+    if args.a_gateway or args.b_gateway:
+        keys = KEYS[:2] + ["node_cpu_ns_per_delivery", "gateway_cpu_ns_per_delivery"] + KEYS[2:]
     runs: dict[str, list[dict]] = {name: [] for name, _, _, _ in sides}
     rows = []
     with tempfile.TemporaryDirectory(prefix="chatorbit-pairs-") as tmp:
@@ -181,19 +218,20 @@ def main() -> int:
             for n, (label, binary, side_env, nodes) in enumerate(sides):
                 if args.quiet_below:
                     wait_quiet(args.quiet_below, args.quiet_wait)
-                result = run_side(label, binary, side_env, nodes, scenario, f"{'ab'[n]}-{i}", Path(tmp), args.nice)
+                result = run_side(label, binary, side_env, nodes, scenario, f"{'ab'[n]}-{i}", Path(tmp), args.nice,
+                                  gateways[label], args.gateway_cpus)
                 result["side"] = label
                 result["pair"] = i + 1
                 runs[label].append(result)
                 rows.append((i + 1, label, result))
                 shown = ", ".join(f"{k} {result.get(k)}" for k in keys if result.get(k) is not None)
                 print(f"pair {i + 1} {label}: {shown}", flush=True)
-    def describe(binary, env, nodes):
+    def describe(binary, env, nodes, gateway):
         return (f"`{binary}`" + (f" with {' '.join(env)}" if env else "") +
-                (f", {nodes} nodes" if nodes > 1 else ""))
+                (f", {nodes} nodes" if nodes > 1 else "") + (f", behind a gateway on core {args.gateway_cpus}" if gateway else ""))
 
-    a_desc = describe(args.a, args.a_env, args.a_nodes)
-    b_desc = describe(args.b or args.a, args.b_env, args.b_nodes)
+    a_desc = describe(args.a, args.a_env, args.a_nodes, args.a_gateway)
+    b_desc = describe(args.b or args.a, args.b_env, args.b_nodes, args.b_gateway)
     lines = [f"`chatorbit-bench {' '.join(scenario)}`; {args.a_name} = {a_desc}, {args.b_name} = {b_desc}; "
              f"pairs run {args.a_name} then {args.b_name}" + (f", at nice {args.nice}" if args.nice else "") + ".", "",
              "| pair | side | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]

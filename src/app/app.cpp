@@ -327,7 +327,8 @@ void App::build_gateway(gateway::GatewayOptions options) {
                                           http::Request req, http::Context& ctx) {
     gateway_->upgrade(std::move(stream), std::move(buffer), std::move(req), ctx);
   });
-  server_->set_external_connections([this] { return gateway_->tunnels(); });
+  // A tunnel holds two descriptors: the client's and the node's.
+  server_->set_external_connections([this] { return 2 * gateway_->tunnels(); });
   std::string nodes;
   for (const auto& n : gateway_->chat_nodes().all()) nodes += (nodes.empty() ? "" : ",") + n->endpoint().name();
   log::info("gateway_upstreams", {{"auth", config_.auth_url}, {"user", config_.user_url}, {"chat", nodes}});

@@ -150,7 +150,7 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
   std::atomic<std::uint64_t> edge_refusals{0};
   std::atomic<bool> stopping{false};
   std::mutex checks_mu;
-  std::vector<asio::steady_timer*> check_timers;  ///< guarded by checks_mu
+  std::vector<asio::steady_timer*> check_timers;  ///< health checks' and sweepers'; guarded by checks_mu
 
   Impl(GatewayOptions o, GatewayDeps deps)
       : options(std::move(o)),
@@ -351,6 +351,13 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
     std::string client_ip;
     std::size_t loop = 0;
     int relays_done = 0;
+    /// Per direction (0 client to node, 1 node to client), for sweep().
+    struct Progress {
+      std::chrono::steady_clock::time_point last_read = std::chrono::steady_clock::now();
+      std::chrono::steady_clock::time_point write_since;
+      bool writing = false;
+    };
+    std::array<Progress, 2> progress;
     bool closed = false;
 
     void close() {
@@ -461,6 +468,9 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
         t->close();
         co_return;
       }
+      // From here the relays use the bare sockets; sweep() keeps the time.
+      t->client.expires_never();
+      t->upstream->expires_never();
       t->node = node;
       node->tunnel_opened();
       open_tunnels.fetch_add(1, std::memory_order_relaxed);
@@ -476,21 +486,26 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
   /// Copies one direction of a tunnel until it ends. A direction that ends cleanly
   /// passes the end on (shutdown of the other side's sending half) and gives the other
   /// direction kCloseGrace to finish the closing handshake; one that fails closes both.
+  /// The sockets are used bare, without the per-operation timers of a tcp_stream (two
+  /// timer updates per relayed write cost as much as the write): each direction notes
+  /// when it last read and since when it writes, and sweep() closes what is stuck.
   asio::awaitable<void> relay(std::shared_ptr<Tunnel> t, bool downstream) {
-    auto& from = downstream ? *t->upstream : t->client;
-    auto& to = downstream ? t->client : *t->upstream;
+    auto& from = downstream ? t->upstream->socket() : t->client.socket();
+    auto& to = downstream ? t->client.socket() : t->upstream->socket();
+    auto& progress = t->progress[downstream ? 1 : 0];
     std::array<char, kRelayBuffer> buf;
     bool clean = false;
     for (;;) {
-      from.expires_after(options.tunnel_idle);
       auto [rec, n] = co_await from.async_read_some(asio::buffer(buf), use_nothrow);
       if (rec) {
         clean = rec == asio::error::eof;
         break;
       }
-      to.expires_after(options.write_timeout);
+      progress.last_read = progress.write_since = std::chrono::steady_clock::now();
+      progress.writing = true;
       auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), use_nothrow);
       (void)wn;
+      progress.writing = false;
       if (wec) break;
     }
     if (++t->relays_done == 2) {
@@ -503,11 +518,49 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
       co_return;
     }
     beast::error_code ignored;
-    to.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    to.shutdown(tcp::socket::shutdown_send, ignored);
     t->grace.expires_after(kCloseGrace);
     t->grace.async_wait([t](beast::error_code ec) {
       if (!ec) t->close();
     });
+  }
+
+  /// Closes the tunnels of loop `i` in which nothing was read for options.tunnel_idle, or
+  /// a write has waited for options.write_timeout (a viewer that stopped reading).
+  void sweep(std::size_t i) {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<Tunnel>> stuck;
+    for (const auto& t : per_loop[i].tunnels) {
+      const auto& up = t->progress[0];
+      const auto& down = t->progress[1];
+      const auto last = std::max(up.last_read, down.last_read);
+      const bool write_stuck = (up.writing && now - up.write_since > options.write_timeout) ||
+                               (down.writing && now - down.write_since > options.write_timeout);
+      if (write_stuck || now - last > options.tunnel_idle) stuck.push_back(t);
+    }
+    for (const auto& t : stuck) {
+      log::info("tunnel_closed_stuck", {{"client", t->client_ip}, {"upstream", t->node->endpoint().name()}});
+      t->close();
+    }
+  }
+
+  asio::awaitable<void> sweeper(std::size_t i) {
+    auto self = shared_from_this();
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    {
+      std::lock_guard lock(checks_mu);
+      check_timers.push_back(&timer);
+    }
+    const auto every = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::min(options.tunnel_idle, options.write_timeout) / 4);
+    while (!stopping.load(std::memory_order_relaxed)) {
+      timer.expires_after(std::max(every, std::chrono::milliseconds{100}));
+      auto [ec] = co_await timer.async_wait(use_nothrow);
+      if (ec) break;
+      sweep(i);
+    }
+    std::lock_guard lock(checks_mu);
+    check_timers.erase(std::find(check_timers.begin(), check_timers.end(), &timer));
   }
 
   /// Gives back what an open tunnel held; on its loop, once both relays are done.
@@ -628,6 +681,9 @@ void GatewayService::start() {
   for (std::size_t i = 0; i < impl_->chat.all().size(); ++i) {
     auto& loop = impl_->d.loops.loop(i % impl_->d.loops.size());
     asio::co_spawn(loop, impl_->watch(*impl_->chat.all()[i]), asio::detached);
+  }
+  for (std::size_t i = 0; i < impl_->per_loop.size(); ++i) {
+    asio::co_spawn(impl_->d.loops.loop(i), impl_->sweeper(i), asio::detached);
   }
 }
 
