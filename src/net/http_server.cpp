@@ -165,7 +165,9 @@ HttpServer::Admission HttpServer::admit(const std::string& ip) {
     ++probes_open_;
     return Admission::probe;
   }
-  if (options_.max_connections_per_ip > 0) {
+  // A trusted proxy (the gateway) carries many clients on its connections: the
+  // per-address cap is for the clients it names, not for it.
+  if (options_.max_connections_per_ip > 0 && !options_.trusted_proxies.contains(ip)) {
     auto& n = open_per_ip_[ip];
     if (n >= options_.max_connections_per_ip) return Admission::refused_address;
     ++n;
@@ -181,7 +183,7 @@ void HttpServer::release(const std::string& ip, Admission how) {
     return;
   }
   --open_;
-  if (options_.max_connections_per_ip > 0) {
+  if (options_.max_connections_per_ip > 0 && !options_.trusted_proxies.contains(ip)) {
     const auto it = open_per_ip_.find(ip);
     if (it != open_per_ip_.end() && --it->second <= 0) open_per_ip_.erase(it);
   }

@@ -42,8 +42,8 @@ struct ServerOptions {
   std::int64_t max_connections = 0;
   /// Open HTTP connections per client address past which new ones are refused with 429
   /// at once; 0 = no cap. (WebSocket sessions have their own cap, in the chat service.)
-  /// Counted per socket peer, since no header has been read yet: behind a proxy, the
-  /// proxy is one address.
+  /// Counted per socket peer, since no header has been read yet; a peer in
+  /// trusted_proxies (a gateway, whose connections carry many clients) is not capped.
   int max_connections_per_ip = 0;
   /// Peers whose X-Forwarded-For is believed: Context::client_ip is then the client it
   /// names (net::client_address), for handlers, per-address limits and logs.

@@ -110,3 +110,20 @@ def test_max_connections_above_the_descriptor_limit_fails_at_start(start_server)
     import pytest
     with pytest.raises(RuntimeError):
         start_server({"CHATORBIT_MAX_CONNECTIONS": "100000000"})
+
+
+def test_a_trusted_proxy_is_not_held_to_the_per_address_cap(start_server):
+    # A gateway carries many clients over its connections to a service: the cap is for
+    # the clients it names in X-Forwarded-For, not for it.
+    env = {"CHATORBIT_MAX_HTTP_CONNECTIONS_PER_IP": "3", "CHATORBIT_TRUSTED_PROXIES": "127.0.0.3"}
+    s = start_server(env)
+    proxy = open_idle(s, "127.0.0.3", 6)
+    other = open_idle(s, "127.0.0.4", 4)
+    try:
+        time.sleep(0.2)
+        assert refusal_of(other[-1]).startswith(b"HTTP/1.1 429")
+        answer = refusal_of(proxy[-1])
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    finally:
+        for sock in proxy + other:
+            sock.close()
