@@ -551,8 +551,8 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
       std::lock_guard lock(checks_mu);
       check_timers.push_back(&timer);
     }
-    const auto every = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::min(options.tunnel_idle, options.write_timeout) / 4);
+    const auto every =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::min(options.tunnel_idle, options.write_timeout) / 4);
     while (!stopping.load(std::memory_order_relaxed)) {
       timer.expires_after(std::max(every, std::chrono::milliseconds{100}));
       auto [ec] = co_await timer.async_wait(use_nothrow);
