@@ -635,7 +635,16 @@ GatewayService::GatewayService(GatewayOptions options, GatewayDeps deps)
                 [impl] { return static_cast<double>(impl->edge_refusals.load(std::memory_order_relaxed)); });
 }
 
-GatewayService::~GatewayService() { stop(); }
+GatewayService::~GatewayService() {
+  stop();
+  // The loops have stopped (App joins them before its members go). What Impl holds on
+  // them goes now, while their io_contexts are alive: handlers those destroy later may
+  // hold the last reference to Impl, and a socket must not outlive its io_context.
+  for (auto& l : impl_->per_loop) {
+    l.pool.clear();
+    l.tunnels.clear();
+  }
+}
 
 void GatewayService::register_routes(http::Router& router) {
   for (const auto& route : forwarded_routes()) {

@@ -75,6 +75,7 @@ struct GatewayDeps {
 class GatewayService {
  public:
   GatewayService(GatewayOptions options, GatewayDeps deps);
+  /// Call once the loops have stopped, before they are destroyed.
   ~GatewayService();
   GatewayService(const GatewayService&) = delete;
   GatewayService& operator=(const GatewayService&) = delete;

@@ -95,7 +95,9 @@ class Deployment:
         for p in reversed(self.processes):
             code = p.stop()
             if code not in (0, None, -signal.SIGKILL):
-                bad.append(f":{p.port} exited with {code}:\n" + "\n".join(p.logs[-30:]))
+                # A sanitizer's report, without its shadow-memory dump.
+                bad.append(f":{p.port} exited with {code}:\n" + "\n".join(
+                    line for line in p.logs[-300:] if not line.startswith("  0x"))[:8000])
         return bad
 
 
