@@ -253,6 +253,25 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
     return out;
   }
 
+  using ResponseParser = bhttp::response_parser<bhttp::string_body>;
+
+  /// Writes `req` on `stream` and reads the answer into `parser`, its head only if
+  /// `head_only` (an upgrade: what follows a 101 is the tunnel's), all within
+  /// options.upstream_timeout and the response limits.
+  asio::awaitable<beast::error_code> ask(beast::tcp_stream& stream, const http::Request& req,
+                                         beast::flat_buffer& buffer, ResponseParser& parser, bool head_only) {
+    parser.header_limit(64 * 1024);
+    parser.body_limit(options.max_response_bytes);
+    stream.expires_after(options.upstream_timeout);
+    auto [wec, wn] = co_await bhttp::async_write(stream, req, use_nothrow);
+    (void)wn;
+    if (wec) co_return wec;
+    auto [rec, rn] = head_only ? co_await bhttp::async_read_header(stream, buffer, parser, use_nothrow)
+                               : co_await bhttp::async_read(stream, buffer, parser, use_nothrow);
+    (void)rn;
+    co_return rec;
+  }
+
   /// One request to `u` on a pooled connection or a new one. A pooled connection that
   /// turns out to be closed (the service closed it while idle) is replaced once; past
   /// that, a failure is reported, not retried: the request may have been acted on.
@@ -266,19 +285,9 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
         if (!fresh) co_return Exchange{std::nullopt, Failure::unreachable};
         stream.emplace(std::move(*fresh));
       }
-      stream->expires_after(options.upstream_timeout);
-      auto [wec, wn] = co_await bhttp::async_write(*stream, req, use_nothrow);
-      (void)wn;
       beast::flat_buffer buffer;
-      bhttp::response_parser<bhttp::string_body> parser;
-      parser.header_limit(64 * 1024);
-      parser.body_limit(options.max_response_bytes);
-      beast::error_code ec = wec;
-      if (!ec) {
-        auto [rec, rn] = co_await bhttp::async_read(*stream, buffer, parser, use_nothrow);
-        (void)rn;
-        ec = rec;
-      }
+      ResponseParser parser;
+      const auto ec = co_await ask(*stream, req, buffer, parser, false);
       if (ec) {
         if (reused && !parser.got_some() && ec != beast::error::timeout) continue;
         u.failed();
@@ -407,19 +416,9 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
       auto stream = co_await connect(*node);
       if (!stream) continue;
       t->upstream.emplace(std::move(*stream));
-      t->upstream->expires_after(options.upstream_timeout);
-      auto [wec, wn] = co_await bhttp::async_write(*t->upstream, req, use_nothrow);
-      (void)wn;
       beast::flat_buffer from_node;
-      bhttp::response_parser<bhttp::string_body> parser;
-      parser.header_limit(64 * 1024);
-      parser.body_limit(options.max_response_bytes);
-      beast::error_code ec = wec;
-      if (!ec) {
-        auto [hec, hn] = co_await bhttp::async_read_header(*t->upstream, from_node, parser, use_nothrow);
-        (void)hn;
-        ec = hec;
-      }
+      ResponseParser parser;
+      const auto ec = co_await ask(*t->upstream, req, from_node, parser, true);
       if (ec) {
         // Connected but no answer: the node is failing (or stopping); another may do.
         note_unreachable(*node, ec.message());
