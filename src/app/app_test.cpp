@@ -20,6 +20,12 @@ struct TempDir {
   fs::path path;
 };
 
+std::set<std::string> route_names(const http::Router& router) {
+  std::set<std::string> out;
+  for (const auto& r : router.routes()) out.insert(std::string(http::bhttp::to_string(r.method)) + " " + r.pattern);
+  return out;
+}
+
 // The OpenAPI document must stay true: every route the router serves is documented,
 // with the same method, and nothing is documented that is not served.
 TEST(App, OpenApiDocumentsExactlyTheRoutesServed) {
@@ -39,10 +45,7 @@ TEST(App, OpenApiDocumentsExactlyTheRoutesServed) {
       documented.insert(m + " " + std::string(path));
     }
   }
-  std::set<std::string> served;
-  for (const auto& r : app.router().routes()) {
-    served.insert(std::string(http::bhttp::to_string(r.method)) + " " + r.pattern);
-  }
+  const auto served = route_names(app.router());
   for (const auto& s : served) EXPECT_TRUE(documented.count(s)) << s << " is served but not documented";
   for (const auto& d : documented) EXPECT_TRUE(served.count(d)) << d << " is documented but not served";
 }
@@ -99,6 +102,39 @@ TEST(App, ARedisThatCannotBeReachedAtStartIsReported) {
   } catch (const engine::EngineUnavailable& e) {
     EXPECT_NE(std::string(e.what()).find("redis"), std::string::npos) << e.what();
   }
+}
+
+// What the gateway forwards is what the services serve: a route added to a service and
+// not to the gateway's table (or the other way round) fails here.
+TEST(GatewayRoutes, AreExactlyTheServicesRoutes) {
+  TempDir dir;
+  Config all;
+  all.data_dir = dir.path.string();
+  all.port = 0;
+  all.threads = 1;
+  const App services(all);
+
+  Config gw = all;
+  gw.roles = "gateway";
+  gw.jwt_secret = std::string(32, 's');
+  gw.auth_url = "127.0.0.1:1";
+  gw.user_url = "127.0.0.1:2";
+  gw.chat_urls = {"127.0.0.1:3"};
+  const App gateway(gw);
+
+  EXPECT_EQ(route_names(gateway.router()), route_names(services.router()));
+}
+
+TEST(GatewayRole, RunsAlone) {
+  TempDir dir;
+  Config c;
+  c.data_dir = dir.path.string();
+  c.roles = "gateway,chat";
+  c.jwt_secret = std::string(32, 's');
+  c.auth_url = "127.0.0.1:1";
+  c.user_url = "127.0.0.1:2";
+  c.chat_urls = {"127.0.0.1:3"};
+  EXPECT_THROW(App{c}, ConfigError);
 }
 
 }  // namespace

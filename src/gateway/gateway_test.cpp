@@ -1,18 +1,13 @@
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <set>
 
-#include "app/app.hpp"
-#include "core/random.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/routes.hpp"
 #include "gateway/upstreams.hpp"
 
 namespace chatorbit::gateway {
 namespace {
-
-namespace fs = std::filesystem;
 
 TEST(Endpoint, ParsesTheFormsTheSettingsTake) {
   auto e = parse_endpoint("http://auth:8089", "X");
@@ -120,41 +115,6 @@ TEST(GatewayOptions, NamesTheMissingService) {
   EXPECT_THROW((void)GatewayOptions::from(c), ConfigError);
 }
 
-struct TempDir {
-  TempDir() : path(fs::temp_directory_path() / ("chatorbit-gateway-test-" + OsRandom::instance().hex(6))) {
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path path;
-};
-
-std::set<std::string> route_names(const http::Router& router) {
-  std::set<std::string> out;
-  for (const auto& r : router.routes()) out.insert(std::string(http::bhttp::to_string(r.method)) + " " + r.pattern);
-  return out;
-}
-
-// What the gateway forwards is what the services serve: a route added to a service and
-// not to the gateway's table (or the other way round) fails here.
-TEST(GatewayRoutes, AreExactlyTheServicesRoutes) {
-  TempDir dir;
-  Config all;
-  all.data_dir = dir.path.string();
-  all.port = 0;
-  all.threads = 1;
-  const App services(all);
-
-  Config gw = all;
-  gw.roles = "gateway";
-  gw.jwt_secret = std::string(32, 's');
-  gw.auth_url = "127.0.0.1:1";
-  gw.user_url = "127.0.0.1:2";
-  gw.chat_urls = {"127.0.0.1:3"};
-  const App gateway(gw);
-
-  EXPECT_EQ(route_names(gateway.router()), route_names(services.router()));
-}
-
 TEST(GatewayRoutes, GoToTheServiceThatServesThem) {
   for (const auto& r : forwarded_routes()) {
     const std::string_view p = r.pattern;
@@ -163,18 +123,6 @@ TEST(GatewayRoutes, GoToTheServiceThatServesThem) {
                                                                                 : Service::chat;
     EXPECT_EQ(r.service, expected) << p;
   }
-}
-
-TEST(GatewayRole, RunsAlone) {
-  TempDir dir;
-  Config c;
-  c.data_dir = dir.path.string();
-  c.roles = "gateway,chat";
-  c.jwt_secret = std::string(32, 's');
-  c.auth_url = "127.0.0.1:1";
-  c.user_url = "127.0.0.1:2";
-  c.chat_urls = {"127.0.0.1:3"};
-  EXPECT_THROW(App{c}, ConfigError);
 }
 
 }  // namespace

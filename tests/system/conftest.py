@@ -287,6 +287,15 @@ def redis_cluster(tmp_path_factory):
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def ferretdb_server(tmp_path_factory):
+    """A FerretDB shared by the whole session (test_servers.FerretDB): use a database of
+    your own. Tests that kill or pause it start their own."""
+    server = test_servers.start_ferretdb(tmp_path_factory.mktemp("ferretdb"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def fresh_redis(tmp_path):
     """A standalone redis-server of this test's own, stopped after it: for tests that

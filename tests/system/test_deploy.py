@@ -578,13 +578,6 @@ def test_devcontainer_is_debian_12_set_up_by_dev():
 # --- the topologies, started on loopback -------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ferretdb(tmp_path_factory):
-    db = test_servers.start_ferretdb(tmp_path_factory.mktemp("ferretdb"))
-    yield db
-    db.stop()
-
-
 class Topology:
     """Every ChatOrbit service of a deployment file as its own process. `aliases` maps
     the addresses the file uses (service:port) to loopback ones as each service starts;
@@ -663,9 +656,9 @@ def gateway_last(items: list[tuple[str, dict[str, str], list[str]]]):
     return sorted(items, key=lambda item: item[1].get("CHATORBIT_ROLE") == "gateway")
 
 
-def test_compose_topology_starts_and_answers_through_the_gateway(compose, binary, ferretdb, tmp_path):
+def test_compose_topology_starts_and_answers_through_the_gateway(compose, binary, ferretdb_server, tmp_path):
     redis = test_servers.start_standalone(tmp_path / "redis")
-    mongo = urlsplit(ferretdb.url).netloc
+    mongo = urlsplit(ferretdb_server.url).netloc
     topology = Topology(tmp_path, {"redis:6379": redis.addr, "mongo:27017": mongo}, {"mongo:27017"})
     try:
         items = [(name, service_env(s), [f"{name}:{service_env(s)['PORT']}"])
@@ -680,9 +673,9 @@ def test_compose_topology_starts_and_answers_through_the_gateway(compose, binary
     assert not bad, "\n\n".join(bad)
 
 
-def test_k8s_topology_starts_and_answers_through_the_gateway(manifests, binary, ferretdb, tmp_path):
+def test_k8s_topology_starts_and_answers_through_the_gateway(manifests, binary, ferretdb_server, tmp_path):
     redis = test_servers.start_standalone(tmp_path / "redis")
-    mongo = urlsplit(ferretdb.url).netloc
+    mongo = urlsplit(ferretdb_server.url).netloc
     backends, mongo_hosts, items = {}, set(), []
     by_workload: dict[str, list[str]] = {}
     for address, (w, index) in pod_addresses(manifests).items():

@@ -20,19 +20,12 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from conftest import SANITIZED, Api, Server, auth, test_servers, wait_until
+from conftest import SANITIZED, Api, Server, auth, wait_until
 from wsclient import ChatClient, admin_token, new_moderator, unique_room, ws_url
 
 SECRET = "gateway-system-test-secret-0123456789abcdef"
 ADMIN = "admin@example.com"
 SLOW = 3.0 if SANITIZED else 1.0
-
-
-@pytest.fixture(scope="module")
-def ferretdb(tmp_path_factory):
-    db = test_servers.start_ferretdb(tmp_path_factory.mktemp("ferretdb"))
-    yield db
-    db.stop()
 
 
 class Deployment:
@@ -102,11 +95,11 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(redis_server, ferretdb, tmp_path):
+def deployment(redis_server, ferretdb_server, tmp_path):
     made: list[Deployment] = []
 
     def make(**kw) -> Deployment:
-        made.append(Deployment(redis_server, ferretdb, str(tmp_path), **kw))
+        made.append(Deployment(redis_server, ferretdb_server, str(tmp_path), **kw))
         return made[-1]
 
     yield make
@@ -340,13 +333,20 @@ def settle_and_check(viewers: list[Viewer]) -> None:
         assert seqs == sorted(set(seqs)), f"{v.name_} saw a message twice or out of order"
 
 
-def test_a_chat_node_stopped_with_sigterm_hands_its_viewers_over_through_the_gateway(deployment):
+def chatting_on_both_nodes(deployment) -> tuple[Deployment, list[Viewer]]:
+    """A deployment whose room has 6 viewers, 3 on each chat node, 2 of them posting
+    for a second already."""
     d = deployment()
-    room = unique_room("drain")
+    room = unique_room("nodes")
     Api(d.gateway).post("/chat/rooms", json={"room_id": room})
     viewers = start_viewers(d, count=6, posters=2, room=room)
     assert sessions_on(d) == [3.0, 3.0]
     time.sleep(1.0)
+    return d, viewers
+
+
+def test_a_chat_node_stopped_with_sigterm_hands_its_viewers_over_through_the_gateway(deployment):
+    d, viewers = chatting_on_both_nodes(deployment)
     stopped_at = time.monotonic()
     code = d.chat[0].stop()
     assert code == 0, "\n".join(l for l in d.chat[0].logs[-60:] if "http_request" not in l)
@@ -365,12 +365,7 @@ def test_a_chat_node_stopped_with_sigterm_hands_its_viewers_over_through_the_gat
 
 
 def test_a_chat_node_killed_loses_its_viewers_for_less_than_5_seconds(deployment):
-    d = deployment()
-    room = unique_room("kill")
-    Api(d.gateway).post("/chat/rooms", json={"room_id": room})
-    viewers = start_viewers(d, count=6, posters=2, room=room)
-    assert sessions_on(d) == [3.0, 3.0]
-    time.sleep(1.0)
+    d, viewers = chatting_on_both_nodes(deployment)
     killed_at = time.monotonic()
     d.chat[1].stop(signal.SIGKILL)
     assert wait_until(lambda: sum(1 for v in viewers if len(v.connects) == 2) == 3, timeout=5)
