@@ -38,10 +38,8 @@ void unmask(char* dst, const char* src, std::size_t n, const unsigned char key[4
 }  // namespace
 
 bool is_valid_close_code(std::uint16_t code) {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
-
-bool is_sendable_close_code(std::uint16_t code) { return is_valid_close_code(code) || (code >= 1012 && code <= 1014); }
 
 std::size_t frame_size(std::size_t payload_size) { return header_size(payload_size) + payload_size; }
 
@@ -83,7 +81,7 @@ void append_close_frame(std::string& out, std::uint16_t code, std::string_view r
     append_frame(out, Opcode::close, {});
     return;
   }
-  if (!is_sendable_close_code(code)) throw std::invalid_argument("ws: close code not allowed on the wire");
+  if (!is_valid_close_code(code)) throw std::invalid_argument("ws: close code not allowed on the wire");
   if (reason.size() > kMaxCloseReason) {
     // Back up from the first dropped byte to the start of its sequence.
     std::size_t cut = kMaxCloseReason;

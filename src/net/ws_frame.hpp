@@ -45,16 +45,13 @@ inline constexpr std::size_t kMaxControlPayload = 125;
 /// Largest close reason: a control payload less the 2-byte code.
 inline constexpr std::size_t kMaxCloseReason = kMaxControlPayload - 2;
 
-/// True if `code` may appear in a close frame on the wire: 1000-1003, 1007-1011 and
-/// 3000-4999. 1004-1006 and 1015 are reserved for local use; the rest of 1000-2999 is
-/// unassigned or (1012-1014) registered later than the RFC, and is refused as the
-/// Autobahn suite expects.
+/// True if `code` may appear in a close frame on the wire: 1000-1003, 1007-1014 and
+/// 3000-4999. 1004-1006 and 1015 are reserved for local use, and the rest of 1000-2999
+/// is unassigned. 1012 (service restart: a draining node's "reconnect elsewhere"), 1013
+/// (try again later) and 1014 (bad gateway) were registered with IANA after RFC 6455
+/// (and after the Autobahn suite's 7.9 cases, which still call them invalid); browsers
+/// and client libraries take them, and so does this side.
 bool is_valid_close_code(std::uint16_t code);
-
-/// True if the server may send `code`: what is_valid_close_code() allows, and 1012
-/// (service restart: a draining node's "reconnect elsewhere"), 1013 (try again later)
-/// and 1014 (bad gateway), registered with IANA since and understood by browsers.
-bool is_sendable_close_code(std::uint16_t code);
 
 // ---------------------------------------------------------------------------------
 // Encoding. Frames are final (FIN set), unmasked, and use the shortest length form.
@@ -73,7 +70,7 @@ std::string make_frame(Opcode op, std::string_view payload);
 /// Appends a close frame. `reason` is cut to kMaxCloseReason bytes at a code-point
 /// boundary; a reason that is not valid UTF-8 is dropped (the peer would have to fail
 /// the connection over it). `code` close_code::no_status yields an empty close frame
-/// (and ignores `reason`); any other code must satisfy is_sendable_close_code(), else
+/// (and ignores `reason`); any other code must satisfy is_valid_close_code(), else
 /// std::invalid_argument is thrown.
 void append_close_frame(std::string& out, std::uint16_t code, std::string_view reason);
 

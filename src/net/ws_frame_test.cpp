@@ -337,11 +337,10 @@ TEST(WsEncode, CloseFrame) {
   for (const std::uint16_t bad : {0, 999, 1004, 1006, 1015, 2000, 5000}) {
     EXPECT_THROW(make_close_frame(bad), std::invalid_argument) << bad;
   }
-  // Sent, though a peer sending them is refused (Autobahn 7.9.x): a draining node's
-  // "service restart", "try again later", "bad gateway".
+  // Registered after RFC 6455: a draining node's "service restart", "try again
+  // later", "bad gateway".
   for (const std::uint16_t later : {1012, 1013, 1014}) {
     EXPECT_EQ(make_close_frame(later).substr(2), close_payload(later)) << later;
-    EXPECT_FALSE(is_valid_close_code(later)) << later;
   }
 }
 
@@ -909,9 +908,10 @@ TEST(Autobahn7, ClosePayloads) {
 }
 
 TEST(Autobahn7, ValidCloseCodes) {
-  // 7.7.x
+  // 7.7.x, and the codes IANA registered since (1012-1014), which 7.9.x still lists as
+  // invalid.
   for (const std::uint16_t code :
-       {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4003, 4008, 4999}) {
+       {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4003, 4008, 4999}) {
     EXPECT_EQ(decode(frame({.op = kClose, .payload = close_payload(code)})), Events{closed(code)}) << code;
     EXPECT_TRUE(is_valid_close_code(code)) << code;
   }
@@ -919,8 +919,7 @@ TEST(Autobahn7, ValidCloseCodes) {
 
 TEST(Autobahn7, InvalidCloseCodes) {
   // 7.9.x and 7.13.x
-  for (const std::uint16_t code :
-       {0, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 1100, 2000, 2999, 5000, 65535}) {
+  for (const std::uint16_t code : {0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535}) {
     EXPECT_EQ(decode(frame({.op = kClose, .payload = close_payload(code)})), Events{error(1002)}) << code;
     EXPECT_EQ(decode(frame({.op = kClose, .payload = close_payload(code, "reason")})), Events{error(1002)}) << code;
     EXPECT_FALSE(is_valid_close_code(code)) << code;
@@ -931,11 +930,11 @@ TEST(Autobahn7, CloseCodeTable) {
   int valid = 0;
   for (std::uint32_t c = 0; c <= 0xFFFF; ++c) {
     const auto code = static_cast<std::uint16_t>(c);
-    const bool expected = (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) || (c >= 3000 && c <= 4999);
+    const bool expected = (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1014) || (c >= 3000 && c <= 4999);
     ASSERT_EQ(is_valid_close_code(code), expected) << c;
     valid += expected ? 1 : 0;
   }
-  EXPECT_EQ(valid, 4 + 5 + 2000);
+  EXPECT_EQ(valid, 4 + 8 + 2000);
 }
 
 // =================================================================================
