@@ -458,6 +458,10 @@ void App::shutdown() {
   if (loops_) loops_->stop_and_join();
   cpu_.join();
   if (store_) store_->shutdown();
+  // The engine's threads outlive this node's hub and services (the engine is destroyed
+  // last): from here none of its callbacks runs, none is left running.
+  engine_->set_subscriber({});
+  engine_->set_resubscribed({});
   log::info("stopped", {{"open_connections", metrics_.open_connections()}});
 }
 

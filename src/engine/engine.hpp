@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/callback_slot.hpp"
 #include "core/config.hpp"
 
 namespace chatorbit::engine {
@@ -117,6 +118,8 @@ struct SlotRef {
 /// per channel. Called on an engine-owned thread (or inline in publish() for memory):
 /// it must not block, and must hand work to the event loops itself.
 using Subscriber = std::function<void(const std::string& channel, std::shared_ptr<const std::string> payload)>;
+/// Where an engine keeps its subscriber (see set_subscriber()).
+using SubscriberSlot = CallbackSlot<const std::string&, std::shared_ptr<const std::string>>;
 
 /// What became of one publish(): called once, on an engine thread (or inline), with an
 /// empty string when the broker took the publication and with the reason when it did
@@ -141,7 +144,9 @@ class Engine {
   virtual ~Engine() = default;
 
   // --- broker ----------------------------------------------------------------------
-  /// Sets the receiver of publications. Call once, before subscribe().
+  /// Sets the receiver of publications, before subscribe(). Replacing it (with `{}` at
+  /// shutdown) returns only once no engine thread is still running the old one, so what
+  /// it pointed at may be destroyed then.
   virtual void set_subscriber(Subscriber subscriber) = 0;
   /// Starts receiving `channel` on this node (idempotent). Non-blocking: the request is
   /// made at once and is in force a little later (a round trip for Redis), see
@@ -165,6 +170,7 @@ class Engine {
   /// `f` runs (on an engine thread) each time the broker came back after being lost,
   /// once every wanted channel is subscribed again. Publications made meanwhile were
   /// not received: `f` is where a node makes up for them. Call before subscribe().
+  /// Replacing it waits for a call in flight, as set_subscriber() does.
   virtual void set_resubscribed(std::function<void()> f) = 0;
 
   // --- presence (per connection, TTL) ------------------------------------------------

@@ -215,6 +215,26 @@ TEST_P(EngineConformance, ResubscribingAtOnceDropsWhatWasPublishedWhileAway) {
   EXPECT_EQ(deliveries_until_markers({"room.a"}), expected);
 }
 
+// What a node relies on at shutdown: once set_subscriber({}) returns, no engine thread is
+// inside the old subscriber, so what it points at (the hub) may be destroyed.
+TEST_P(EngineConformance, ReplacingTheSubscriberWaitsForADeliveryInFlight) {
+  subscribe_and_sync("room.slow");
+  std::promise<void> started;
+  std::atomic<bool> entered{false};
+  std::atomic<bool> finished{false};
+  engine().set_subscriber([&](const std::string& channel, std::shared_ptr<const std::string> payload) {
+    if (channel != "room.slow" || *payload != "slow" || entered.exchange(true)) return;
+    started.set_value();
+    std::this_thread::sleep_for(std::chrono::milliseconds{200});
+    finished = true;
+  });
+  // From a thread of its own: the memory engine delivers inline, in publish().
+  std::jthread publisher([this] { publish("room.slow", "slow"); });
+  ASSERT_EQ(started.get_future().wait_for(std::chrono::seconds{5}), std::future_status::ready);
+  engine().set_subscriber({});
+  EXPECT_TRUE(finished.load()) << "set_subscriber() returned while the old subscriber was still running";
+}
+
 TEST_P(EngineConformance, SubscribeAndUnsubscribeAreIdempotent) {
   subscribe_and_sync("room.a");
   subscribe_and_sync("room.a");
@@ -555,7 +575,7 @@ TEST_P(EngineConformance, APublishToABrokerThatIsDownFailsVisibly) {
   clear_deliveries();
   std::atomic<int> resubscribed{0};
   engine().set_resubscribed([&] { ++resubscribed; });
-  EXPECT_TRUE(engine().broker_health().up);
+  EXPECT_TRUE(engine().broker_health().up) << engine().broker_health().detail;
 
   GetParam().set_broker_down(engine(), true);
   EXPECT_FALSE(engine().broker_health().up);

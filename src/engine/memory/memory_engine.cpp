@@ -113,10 +113,10 @@ DeliveryState& this_thread_delivery() {
 // --- state, by concern -------------------------------------------------------------------
 
 struct MemoryEngine::Broker {
-  std::mutex mu;  // subscriber and channels; never held while the subscriber runs
-  std::shared_ptr<const Subscriber> subscriber;
+  std::mutex mu;  // channels; never held while the subscriber runs
   std::unordered_set<std::string> channels;
-  std::shared_ptr<const std::function<void()>> resubscribed;
+  SubscriberSlot subscriber;
+  CallbackSlot<> resubscribed;
   std::atomic<bool> down{false};  // set_broker_down(): a test's stand-in for a lost connection
   // Held while the subscriber runs, so deliveries on a channel are serialised in lock order.
   std::array<std::mutex, kDeliveryLocks> delivery;
@@ -302,11 +302,7 @@ std::int64_t MemoryEngine::now_ms() const { return clock_.unix_millis(); }
 
 // --- broker --------------------------------------------------------------------------------
 
-void MemoryEngine::set_subscriber(Subscriber subscriber) {
-  auto shared = std::make_shared<const Subscriber>(std::move(subscriber));
-  std::lock_guard lock(broker_->mu);
-  broker_->subscriber = std::move(shared);
-}
+void MemoryEngine::set_subscriber(Subscriber subscriber) { broker_->subscriber.set(std::move(subscriber)); }
 
 void MemoryEngine::subscribe(const std::string& channel) {
   std::lock_guard lock(broker_->mu);
@@ -323,22 +319,11 @@ BrokerHealth MemoryEngine::broker_health() const {
   return {};
 }
 
-void MemoryEngine::set_resubscribed(std::function<void()> f) {
-  auto shared = std::make_shared<const std::function<void()>>(std::move(f));
-  std::lock_guard lock(broker_->mu);
-  broker_->resubscribed = std::move(shared);
-}
+void MemoryEngine::set_resubscribed(std::function<void()> f) { broker_->resubscribed.set(std::move(f)); }
 
 void MemoryEngine::set_broker_down(bool down) {
   const bool was = broker_->down.exchange(down);
-  if (was && !down) {
-    std::shared_ptr<const std::function<void()>> f;
-    {
-      std::lock_guard lock(broker_->mu);
-      f = broker_->resubscribed;
-    }
-    if (f && *f) (*f)();
-  }
+  if (was && !down) broker_->resubscribed();
 }
 
 void MemoryEngine::unsubscribe(const std::string& channel) {
@@ -386,13 +371,11 @@ void MemoryEngine::publish(const std::string& channel, std::shared_ptr<const std
 
 void MemoryEngine::deliver(const std::string& channel, const std::shared_ptr<const std::string>& payload) {
   std::lock_guard order(broker_->delivery[std::hash<std::string>{}(channel) % kDeliveryLocks]);
-  std::shared_ptr<const Subscriber> subscriber;
   {
     std::lock_guard lock(broker_->mu);
     if (!broker_->channels.contains(channel)) return;
-    subscriber = broker_->subscriber;
   }
-  if (subscriber && *subscriber) (*subscriber)(channel, payload);
+  broker_->subscriber(channel, payload);
 }
 
 // --- presence ------------------------------------------------------------------------------

@@ -14,9 +14,8 @@ namespace chatorbit::engine {
 
 // One node's end of the broker: what the dispatcher delivers to.
 struct MemoryNode::Link {
-  std::mutex mu;  // subscriber and resubscribed; never held while either runs
-  std::shared_ptr<const Subscriber> subscriber;
-  std::shared_ptr<const std::function<void()>> resubscribed;
+  SubscriberSlot subscriber;
+  CallbackSlot<> resubscribed;
   std::atomic<bool> down{false};
   std::unordered_set<std::string> channels;  // guarded by Shared::mu
 };
@@ -40,12 +39,7 @@ struct MemoryNode::Shared {
     }
     for (const auto& link : to) {
       if (link->down.load()) continue;  // lost while that node's broker is down
-      std::shared_ptr<const Subscriber> subscriber;
-      {
-        std::lock_guard lock(link->mu);
-        subscriber = link->subscriber;
-      }
-      if (subscriber && *subscriber) (*subscriber)(channel, payload);
+      link->subscriber(channel, payload);
     }
   }
 
@@ -58,6 +52,10 @@ MemoryNode::MemoryNode(std::shared_ptr<Shared> shared)
     : ForwardingEngine(shared->engine), shared_(std::move(shared)), link_(std::make_shared<Link>()) {}
 
 MemoryNode::~MemoryNode() {
+  // First, and without the shared lock (a delivery in flight may need it): no call of
+  // this node's callbacks runs once these return.
+  link_->subscriber.set({});
+  link_->resubscribed.set({});
   std::lock_guard lock(shared_->mu);
   for (const auto& channel : link_->channels) {
     auto& links = shared_->channels[channel];
@@ -68,17 +66,11 @@ MemoryNode::~MemoryNode() {
     }
   }
   link_->channels.clear();
-  std::lock_guard link_lock(link_->mu);
-  link_->subscriber.reset();
 }
 
 // --- broker: this node's own -----------------------------------------------------------
 
-void MemoryNode::set_subscriber(Subscriber subscriber) {
-  auto shared = std::make_shared<const Subscriber>(std::move(subscriber));
-  std::lock_guard lock(link_->mu);
-  link_->subscriber = std::move(shared);
-}
+void MemoryNode::set_subscriber(Subscriber subscriber) { link_->subscriber.set(std::move(subscriber)); }
 
 void MemoryNode::subscribe(const std::string& channel) {
   std::lock_guard lock(shared_->mu);
@@ -121,22 +113,12 @@ BrokerHealth MemoryNode::broker_health() const {
   return shared_->engine.broker_health();
 }
 
-void MemoryNode::set_resubscribed(std::function<void()> f) {
-  auto shared = std::make_shared<const std::function<void()>>(std::move(f));
-  std::lock_guard lock(link_->mu);
-  link_->resubscribed = std::move(shared);
-}
+void MemoryNode::set_resubscribed(std::function<void()> f) { link_->resubscribed.set(std::move(f)); }
 
 void MemoryNode::set_broker_down(bool down) {
   const bool was = link_->down.exchange(down);
   if (!was || down) return;
-  // Back up: every channel stayed wanted, so all are in force again now.
-  std::shared_ptr<const std::function<void()>> f;
-  {
-    std::lock_guard lock(link_->mu);
-    f = link_->resubscribed;
-  }
-  if (f && *f) (*f)();
+  link_->resubscribed();  // back up: every channel stayed wanted, so all are in force again now
 }
 
 // --- MemoryNodes ------------------------------------------------------------------------------

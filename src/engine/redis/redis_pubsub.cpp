@@ -84,15 +84,9 @@ void PubSub::relocate() {
   }
 }
 
-void PubSub::set_subscriber(Subscriber subscriber) {
-  std::lock_guard lock(mu_);
-  subscriber_ = std::move(subscriber);
-}
+void PubSub::set_subscriber(Subscriber subscriber) { subscriber_.set(std::move(subscriber)); }
 
-void PubSub::set_resubscribed(std::function<void()> f) {
-  std::lock_guard lock(mu_);
-  resubscribed_ = std::move(f);
-}
+void PubSub::set_resubscribed(std::function<void()> f) { resubscribed_.set(std::move(f)); }
 
 PubSub::Shard& PubSub::shard_for_locked(const std::string& channel, std::string* shard_key) {
   const RedisEndpoint endpoint = locator_.endpoint_for(channel);
@@ -208,7 +202,7 @@ void PubSub::when_subscribed(const std::string& channel, std::function<void(std:
 
 void PubSub::on_state(const std::string& shard_key, bool up, const std::string& detail) {
   std::vector<std::function<void(std::exception_ptr)>> failed;
-  std::function<void()> resubscribed;
+  bool resubscribed = false;
   {
     std::lock_guard lock(mu_);
     Shard& shard = shards_.at(shard_key);
@@ -252,12 +246,12 @@ void PubSub::on_state(const std::string& shard_key, bool up, const std::string& 
         encode_command(encoded, cmd);
         shard.connection->send(std::move(encoded), {});
       }
-      if (finish_resync_locked(shard_key, shard)) resubscribed = resubscribed_;
+      resubscribed = finish_resync_locked(shard_key, shard);
     }
   }
   const auto why = unavailable(detail.empty() ? "subscriber connection lost" : detail);
   for (auto& w : failed) w(why);
-  if (resubscribed) resubscribed();
+  if (resubscribed) resubscribed_();
 }
 
 bool PubSub::finish_resync_locked(const std::string& shard_key, Shard& shard) {
@@ -280,7 +274,7 @@ void PubSub::on_push(const std::string& shard_key, Reply&& push) {
   const std::string& kind = push.elements[0].str;
   std::string& channel = push.elements[1].str;
   if (kind == "message" || kind == "smessage") {
-    Subscriber deliver;
+    bool deliver = false;
     std::vector<std::function<void(std::exception_ptr)>> ready;
     {
       std::lock_guard lock(mu_);
@@ -290,19 +284,19 @@ void PubSub::on_push(const std::string& shard_key, Reply&& push) {
       if (push.elements[2].str.rfind(kMarkerPrefix, 0) == 0) {  // never delivered
         ready = on_marker_locked(shard_key, channel, ch, push.elements[2].str);
       } else if (ch.delivers()) {
-        deliver = subscriber_;
+        deliver = true;
       }
     }
     for (auto& w : ready) w(nullptr);
     if (!deliver) return;
     auto payload = std::make_shared<const std::string>(std::move(push.elements[2].str));
-    deliver(channel.substr(std::min(prefix_.size(), channel.size())), std::move(payload));
+    subscriber_(channel.substr(std::min(prefix_.size(), channel.size())), std::move(payload));
     return;
   }
   const bool subscribed = kind == "subscribe" || kind == "ssubscribe";
   if (!subscribed && kind != "unsubscribe" && kind != "sunsubscribe") return;
   std::vector<std::function<void(std::exception_ptr)>> ready;
-  std::function<void()> resubscribed;
+  bool resubscribed = false;
   {
     std::lock_guard lock(mu_);
     auto it = channels_.find(channel);
@@ -328,10 +322,10 @@ void PubSub::on_push(const std::string& shard_key, Reply&& push) {
       }
     }
     Shard& shard = shards_.at(shard_key);
-    if (finish_resync_locked(shard_key, shard)) resubscribed = resubscribed_;
+    resubscribed = finish_resync_locked(shard_key, shard);
   }
   for (auto& w : ready) w(nullptr);
-  if (resubscribed) resubscribed();
+  if (resubscribed) resubscribed_();
 }
 
 void PubSub::publish(const std::string& channel, std::shared_ptr<const std::string> payload, PublishDone done) {

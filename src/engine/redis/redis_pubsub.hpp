@@ -116,8 +116,8 @@ class PubSub {
   const Route route_;  ///< where subscriber connections really go
 
   mutable std::mutex mu_;
-  Subscriber subscriber_;
-  std::function<void()> resubscribed_;
+  SubscriberSlot subscriber_;  // not guarded by mu_: called without it
+  CallbackSlot<> resubscribed_;
   std::map<std::string, Channel> channels_;
   std::map<std::string, Shard> shards_;
   bool started_ = false;
