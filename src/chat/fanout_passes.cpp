@@ -9,7 +9,7 @@ namespace chatorbit::chat {
 namespace asio = boost::asio;
 
 FanoutPasses::FanoutPasses(asio::io_context& ctx, std::chrono::milliseconds flush_interval, bool io_uring)
-    : ctx_(ctx), flush_interval_(flush_interval), flush_timer_(ctx), batch_(io_uring) {}
+    : ctx_(ctx), pacer_(flush_interval), flush_timer_(ctx), batch_(io_uring) {}
 
 void FanoutPasses::list(const std::shared_ptr<ws::Connection>& conn) {
   next_.push_back(conn);
@@ -24,15 +24,16 @@ void FanoutPasses::list(const std::shared_ptr<LoopRoom>& room) {
 }
 
 void FanoutPasses::pass_due() {
-  // Broadcast frames go out in passes, which start at most every flush_interval so that
-  // the next messages join them in the same write: at a few messages per second per
-  // room, each write otherwise carries one frame, and the system call is nearly all of a
-  // delivery's cost.
   if (flushing_ || flush_posted_ || flush_armed_) return;  // a pass is due
-  if (flush_interval_.count() > 0) {
-    arm_flush(flush_interval_);
-  } else {
+  schedule_pass();
+}
+
+void FanoutPasses::schedule_pass() {
+  const auto wait = pacer_.wait(std::chrono::steady_clock::now() - pass_started_);
+  if (wait == std::chrono::steady_clock::duration::zero()) {
     post_flush();
+  } else {
+    arm_flush(wait);
   }
 }
 
@@ -58,13 +59,16 @@ void FanoutPasses::post_flush() {
 void FanoutPasses::start_pass() {
   if (flushing_ || (next_.empty() && next_rooms_.empty())) return;
   flushing_ = true;
-  pass_started_ = std::chrono::steady_clock::now();
+  const auto now = std::chrono::steady_clock::now();
+  pass_gap_ = now - pass_started_;
+  pass_started_ = now;
   pass_rooms_.swap(next_rooms_);
   for (auto& r : pass_rooms_) r->listed = false;  // what they get from now on is for the next pass
   room_head_ = 0;
   member_head_ = 0;
   pass_.swap(next_);
   pass_head_ = 0;
+  pass_writing_ = {};
   flush_slice();
 }
 
@@ -73,6 +77,7 @@ void FanoutPasses::flush_slice() {
   // go, it would hold back everything else on the loop for that long: senders' frames,
   // acks, the next publication. In slices, with the loop's other work between them,
   // only the writes wait.
+  const auto slice_started = std::chrono::steady_clock::now();
   std::size_t budget = kSlice;
   // Rooms first, so that a ping listed on its own joins its viewer's stream frames in
   // the room's pass instead of taking them out of turn.
@@ -105,6 +110,7 @@ void FanoutPasses::flush_slice() {
     const auto conn = std::move(pass_[pass_head_++]);
     conn->flush();
   }
+  pass_writing_ += std::chrono::steady_clock::now() - slice_started;
   if (room_head_ < pass_rooms_.size() || pass_head_ < pass_.size()) {
     asio::post(ctx_, [this] { flush_slice(); });
     return;
@@ -112,15 +118,8 @@ void FanoutPasses::flush_slice() {
   pass_rooms_.clear();
   pass_.clear();
   flushing_ = false;
-  if (next_.empty() && next_rooms_.empty()) return;
-  // Passes start at most every flush_interval: a loop with time to spare keeps
-  // coalescing, a saturated one writes pass after pass, each connection once per pass.
-  const auto since = std::chrono::steady_clock::now() - pass_started_;
-  if (since >= flush_interval_) {
-    post_flush();
-  } else {
-    arm_flush(flush_interval_ - since);
-  }
+  pacer_.passed(pass_gap_, pass_writing_);
+  if (!next_.empty() || !next_rooms_.empty()) schedule_pass();
 }
 
 void FanoutPasses::send_batch() {

@@ -3,11 +3,12 @@
 // grew (and single connections with frames of their own waiting, such as pings) and
 // writes their members in slices of kSlice, the loop's other work running between
 // slices; what arrives meanwhile waits for the next pass, or joins this one for members
-// it has not reached yet. A pass starts `flush_interval` after the last one began (at
-// once if that one took longer, or with an interval of 0 at the end of the loop's turn),
-// so an idle loop coalesces a viewer's frames into one write per interval and a
-// saturated one writes every connection once per pass, round-robin. The writes of a
-// slice go to the kernel together (net::SendBatch).
+// it has not reached yet. When the next pass may start follows the load (FlushPacer): on
+// a quiet loop at the end of the turn, so a message leaves at once; on a busy one only
+// after a spacing that grows with what the passes cost, up to `flush_interval`, so the
+// frames that arrive meanwhile gather and a viewer gets several per write. A saturated
+// loop writes every connection once per pass, round-robin. The writes of a slice go to
+// the kernel together (net::SendBatch).
 //
 // Threading: one per event loop, used only on that loop's thread. Listed rooms and
 // connections are held by shared_ptr until their pass is done; their members must
@@ -16,8 +17,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,11 +42,72 @@ struct LoopRoom {
   bool listed = false;         ///< in the loop's next pass
 };
 
+/// When the next fan-out pass may start. A write costs nearly the same whether it
+/// carries one frame or several (the system call is most of it), so letting frames wait
+/// and gather saves CPU; it is worth its latency only when the writing would otherwise
+/// crowd out the loop's other work (reading, acks, handshakes). The pacer follows the
+/// share of the loop's time the recent passes spent writing:
+/// - below kWriteShare, a pass starts at the end of the turn in which it became due: a
+///   quiet or moderately busy loop delivers a message at once, bursts included;
+/// - at or above it, passes are spaced so that writing takes that share: the next one
+///   starts once the passes' writing time divided by the share has gone by since the
+///   last one began, and frames gather meanwhile, several per write.
+/// The spacing never exceeds `bound` (CHATORBIT_FANOUT_FLUSH_MS): no frame waits longer
+/// than that for its pass to begin. A bound of 0 keeps every pass at the end of the turn.
+/// A saturated loop (passes longer than the bound) writes pass after pass, and the
+/// frames per write grow with the load.
+class FlushPacer {
+ public:
+  using Duration = std::chrono::steady_clock::duration;
+  /// Writing may take kWriteShareNum / kWriteShareDen of the loop (4/5) before frames
+  /// are held back.
+  static constexpr std::int64_t kWriteShareNum = 4;
+  static constexpr std::int64_t kWriteShareDen = 5;
+
+  explicit FlushPacer(Duration bound) : bound_(bound) {}
+
+  /// A pass ended: it began `gap` after the one before it and spent `writing` in its
+  /// slices (not counting the loop's other work between them).
+  void passed(Duration gap, Duration writing) {
+    // Each pass weighs a quarter: the share follows a change of load within a few
+    // passes, and one pass the scheduler stretched does not decide alone. A gap counts
+    // at most a second, so a long quiet spell is not remembered as spare time for long.
+    gap = std::min<Duration>(gap, std::chrono::seconds{1});
+    if (gaps_ == Duration::zero()) {  // the first pass
+      writing_ = writing;
+      gaps_ = gap;
+      return;
+    }
+    writing_ = (writing_ * 3 + writing) / 4;
+    gaps_ = (gaps_ * 3 + gap) / 4;
+  }
+  /// The share of the loop's time the recent passes spent writing is at least kWriteShare.
+  bool busy() const {
+    return writing_.count() > 0 && writing_.count() * kWriteShareDen >= gaps_.count() * kWriteShareNum;
+  }
+  /// The least time between the starts of two passes now.
+  Duration spacing() const {
+    if (!busy()) return Duration::zero();
+    return std::min(bound_, writing_ * kWriteShareDen / kWriteShareNum);
+  }
+  /// How long a pass that is due waits, `since` the last one began.
+  Duration wait(Duration since) const {
+    const Duration s = spacing();
+    return since >= s ? Duration::zero() : s - since;
+  }
+
+ private:
+  Duration bound_;
+  Duration writing_{};  ///< smoothed: what a pass spends writing
+  Duration gaps_{};     ///< smoothed: the time from one pass's start to the next's
+};
+
 class FanoutPasses {
  public:
   /// Connections written per handler of a pass (see flush_slice()).
   static constexpr std::size_t kSlice = 64;
 
+  /// `flush_interval`: the most a pass waits for frames to gather (FlushPacer).
   /// `io_uring`: hand each slice's writes to the kernel in one submission, if it allows.
   FanoutPasses(boost::asio::io_context& ctx, std::chrono::milliseconds flush_interval, bool io_uring);
   FanoutPasses(const FanoutPasses&) = delete;
@@ -55,12 +119,17 @@ class FanoutPasses {
   /// Puts a room whose streams grew on the next pass (once, however often it grows).
   void list(const std::shared_ptr<LoopRoom>& room);
 
+  /// The least time between two passes' starts now (see FlushPacer).
+  std::chrono::steady_clock::duration spacing() const { return pacer_.spacing(); }
+
   /// Why writes are not handed to the kernel through io_uring; empty if they are, or if
   /// it was not asked for.
   const std::string& io_uring_fallback_reason() const { return batch_.fallback_reason(); }
 
  private:
   void pass_due();
+  /// Starts the next pass at the end of this turn, or arms the timer for it.
+  void schedule_pass();
   void arm_flush(std::chrono::steady_clock::duration delay);
   void post_flush();
   void start_pass();
@@ -69,7 +138,7 @@ class FanoutPasses {
   void send_batch();
 
   boost::asio::io_context& ctx_;
-  std::chrono::milliseconds flush_interval_;
+  FlushPacer pacer_;
   // Rooms first, member by member, then single connections. `pass_rooms_`/`pass_` are
   // the pass under way, written up to room_head_/member_head_ and pass_head_; rooms and
   // connections with frames queued meanwhile wait in `next_rooms_` and `next_` for the
@@ -81,10 +150,12 @@ class FanoutPasses {
   std::vector<std::shared_ptr<ws::Connection>> pass_;
   std::size_t pass_head_ = 0;
   std::vector<std::shared_ptr<ws::Connection>> next_;
-  bool flushing_ = false;      ///< a pass is under way
-  bool flush_posted_ = false;  ///< a pass at the end of this turn is queued
-  bool flush_armed_ = false;   ///< a delayed pass (flush_interval) is pending
-  std::chrono::steady_clock::time_point pass_started_{};
+  bool flushing_ = false;                                 ///< a pass is under way
+  bool flush_posted_ = false;                             ///< a pass at the end of this turn is queued
+  bool flush_armed_ = false;                              ///< a delayed pass (flush_interval) is pending
+  std::chrono::steady_clock::time_point pass_started_{};  ///< of the pass under way, or of the last one
+  std::chrono::steady_clock::duration pass_gap_{};        ///< from the last pass's start to this one's
+  std::chrono::steady_clock::duration pass_writing_{};    ///< the pass under way's time in its slices
   boost::asio::steady_timer flush_timer_;
   net::SendBatch batch_;  ///< a slice's writes, handed to the kernel together
 };

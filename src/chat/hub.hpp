@@ -91,8 +91,9 @@ struct HubLimits {
   std::chrono::seconds ping_interval{10};
   std::chrono::seconds idle_drop{25};
   std::chrono::seconds presence_refresh{10};
-  /// How long fan-out frames may wait so that several leave in one write (0: flush at
-  /// the end of the loop turn). Frames sent directly to one client are not delayed.
+  /// The most fan-out frames wait so that several leave in one write, on a busy loop (a
+  /// quiet one writes at once; 0: always at the end of the loop turn). See FlushPacer.
+  /// Frames sent directly to one client are not delayed.
   std::chrono::milliseconds flush_interval{0};
   /// Fan-out passes hand their writes to the kernel in batches through io_uring.
   bool io_uring = true;

@@ -218,7 +218,8 @@ const std::vector<Setting>& settings() {
       {"CHATORBIT_PRESENCE_TTL", "presence-ttl", "30s", "presence entries expire this long after the last sign of life",
        seconds_setting(&Config::presence_ttl)},
       {"CHATORBIT_FANOUT_FLUSH_MS", "fanout-flush-ms", "20",
-       "milliseconds chat messages may wait so several reach a viewer in one write (0 = end of loop turn)",
+       "the most milliseconds chat messages wait so that several reach a viewer in one write: a quiet loop writes at "
+       "once, a busy one holds frames back up to this (0 = always at the end of the loop turn)",
        [](Config& c, const std::string& v, const std::string& n) {
          c.fanout_flush = std::chrono::milliseconds{parse_int(v, n, 0, 1000)};
        }},

@@ -1,7 +1,9 @@
-"""When frames are written: chat messages may wait up to CHATORBIT_FANOUT_FLUSH_MS so that
-several reach a viewer in one write; replies to one client (acks, pongs, errors) never
-wait for that. The interval is set far above any normal delay here (400 ms) so that the
-two cases cannot be confused; the bounds are wide enough for the sanitized binary."""
+"""When frames are written: a busy loop holds chat messages back, at most
+CHATORBIT_FANOUT_FLUSH_MS, so that several reach a viewer in one write; a quiet one writes
+them at once; replies to one client (acks, pongs, errors) never wait. The bound is set far
+above any normal delay here (400 ms) so that a message held for it cannot pass for one
+written at once; the bounds are wide enough for the sanitized binary."""
+import statistics
 import time
 
 import pytest
@@ -38,23 +40,27 @@ def test_acks_and_pongs_do_not_wait_for_the_fanout_interval(server):
             assert time.monotonic() - t0 < FLUSH_S / 2, "a pong waited for the fan-out interval"
 
 
-def test_viewers_get_messages_within_the_interval_even_in_a_quiet_room(server):
+def test_in_a_quiet_room_a_message_reaches_its_viewers_in_milliseconds(server):
+    # The loop has nothing else to do: nothing is gained by holding the frame back, so it
+    # leaves at the end of the turn it arrived in, not after the 400 ms bound. A loose
+    # check of the behaviour (timings belong in bench/), from the sender's send to the
+    # viewer's read.
     api = Api(server)
     token, _ = api.new_user()
     room = unique_room()
     with ChatClient(server, token, room, v=2) as sender, ChatClient(server, None, room, v=1) as viewer:
         sender.wait_welcome()
-        for i in range(3):
-            sender.send_message(f"slow {i}", cid=f"s{i}")
+        waits = []
+        for i in range(10):
             t0 = time.monotonic()
-            sender.recv_type("ack", cid=f"s{i}")
+            sender.send_message(f"quiet {i}", cid=f"s{i}")
             got = viewer.recv_message(timeout=10 * FLUSH_S)
-            waited = time.monotonic() - t0
-            assert got["content"] == f"slow {i}"
-            # Held for coalescing (a little under the interval: the timer started when the
-            # frame was queued, just before the ack left), and never stuck after it.
-            assert FLUSH_S / 2 < waited < 5 * FLUSH_S, (i, waited)
-            time.sleep(0.05)  # the next message starts a fresh interval, not a running one
+            waits.append(time.monotonic() - t0)
+            assert got["content"] == f"quiet {i}"
+            sender.recv_type("ack", cid=f"s{i}")
+            time.sleep(0.05)
+        assert max(waits) < FLUSH_S / 4, waits
+        assert statistics.median(waits) < 0.025, waits
 
 
 def test_a_burst_reaches_every_viewer_in_order_across_intervals(server):
