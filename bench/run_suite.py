@@ -2,7 +2,8 @@
 """The standard benchmark suite (./dev bench): starts chatorbit pinned to core 0, runs
 chatorbit-bench pinned to core 1, and writes bench/RESULTS.md with every figure, the
 command that produced it, the date, the machine, and the `limit` reference measured in
-the same run. Takes under 3 minutes on the 2-core development machine."""
+the same run, then the load sweep (bench/sweep.py). Takes about 5 minutes on the 2-core
+development machine."""
 from __future__ import annotations
 
 import datetime
@@ -169,9 +170,16 @@ def main() -> int:
         finally:
             server.stop()
 
+    import sweep  # it imports this module: loaded only once this one is
+    try:
+        load_sweep = sweep.run([("chatorbit", SERVER, {})])
+        sweep.write(load_sweep, OUT_DIR / "sweep")
+    except Exception as e:  # noqa: BLE001 - reported, not fatal, like a failed scenario
+        load_sweep = {"error": str(e)}
+
     (OUT_DIR / "results.json").write_text(json.dumps([{"name": n, "command": c, "result": d}
                                                       for n, c, d in results], indent=1))
-    write_markdown(results)
+    write_markdown(results, load_sweep)
     print(f"wrote {RESULTS}", file=sys.stderr)
     return 0
 
@@ -249,7 +257,19 @@ def kept_sections() -> str:
     return "\n" + text[at + 1:] if at >= 0 else ""
 
 
-def write_markdown(results):
+def sweep_section(load_sweep: dict) -> list[str]:
+    import sweep
+    lines = ["## sweep", "",
+             f"`bench/sweep.py`: one room, 4 senders, {sweep.DURATION_S} s per load, a fresh server each; offered "
+             "load = viewers x messages/s, from 10 k to 1 M deliveries/s. `x probe`: CPU per delivery over the "
+             "`limit` probe (the nearer socket count) at the run's frames per read.", ""]
+    if "error" in load_sweep:
+        return lines + ["Failed: " + load_sweep["error"].splitlines()[0], ""]
+    return lines + ["Latency and CPU against load: [results/sweep.svg](results/sweep.svg)", "",
+                    *sweep.markdown(load_sweep), ""]
+
+
+def write_markdown(results, load_sweep: dict | None = None):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Benchmark results",
@@ -293,6 +313,8 @@ def write_markdown(results):
                 lines.append(f"| {k} | {fmt(d[k])} |")
         lines += ["", "<details><summary>full JSON</summary>", "", "```json", json.dumps(d), "```", "", "</details>",
                   ""]
+    if load_sweep is not None:
+        lines += sweep_section(load_sweep)
     RESULTS.write_text("\n".join(lines) + "\n" + kept_sections())
 
 
