@@ -119,9 +119,6 @@ class FanoutPasses {
   /// Puts a room whose streams grew on the next pass (once, however often it grows).
   void list(const std::shared_ptr<LoopRoom>& room);
 
-  /// The least time between two passes' starts now (see FlushPacer).
-  std::chrono::steady_clock::duration spacing() const { return pacer_.spacing(); }
-
   /// Why writes are not handed to the kernel through io_uring; empty if they are, or if
   /// it was not asked for.
   const std::string& io_uring_fallback_reason() const { return batch_.fallback_reason(); }

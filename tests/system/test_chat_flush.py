@@ -59,7 +59,7 @@ def test_in_a_quiet_room_a_message_reaches_its_viewers_in_milliseconds(server):
             assert got["content"] == f"quiet {i}"
             sender.recv_type("ack", cid=f"s{i}")
             time.sleep(0.05)
-        assert max(waits) < FLUSH_S / 4, waits
+        assert max(waits) < FLUSH_S / 2, waits  # none was held for the bound
         assert statistics.median(waits) < 0.025, waits
 
 
