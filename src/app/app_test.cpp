@@ -17,6 +17,14 @@ struct TempDir {
     fs::create_directories(path);
   }
   ~TempDir() { fs::remove_all(path); }
+  /// A node's configuration over this directory: one loop, a free port.
+  Config config() const {
+    Config c;
+    c.data_dir = path.string();
+    c.port = 0;
+    c.threads = 1;
+    return c;
+  }
   fs::path path;
 };
 
@@ -30,10 +38,7 @@ std::set<std::string> route_names(const http::Router& router) {
 // with the same method, and nothing is documented that is not served.
 TEST(App, OpenApiDocumentsExactlyTheRoutesServed) {
   TempDir dir;
-  Config config;
-  config.data_dir = dir.path.string();
-  config.port = 0;
-  config.threads = 1;
+  Config config = dir.config();
   App app(config);
 
   const auto doc = boost::json::parse(ops::openapi_document()).as_object();
@@ -52,17 +57,14 @@ TEST(App, OpenApiDocumentsExactlyTheRoutesServed) {
 
 TEST(App, NonEmbeddedRoleNeedsJwtSecret) {
   TempDir dir;
-  Config config;
-  config.data_dir = dir.path.string();
+  Config config = dir.config();
   config.roles = "auth";
   EXPECT_THROW(App{config}, ConfigError);
 }
 
 TEST(App, GeneratedSecretIsReused) {
   TempDir dir;
-  Config config;
-  config.data_dir = dir.path.string();
-  config.threads = 1;
+  Config config = dir.config();
   { App first(config); }
   ASSERT_TRUE(fs::exists(dir.path / "jwt_secret"));
   const auto perms = fs::status(dir.path / "jwt_secret").permissions();
@@ -74,9 +76,7 @@ TEST(App, AMongoDbThatCannotBeReachedAtStartIsReported) {
   // MONGO_URL reaches the store factory: with no server there (port 1 refuses at once),
   // start-up fails with the store's reason, and no SQLite file appears beside it.
   TempDir dir;
-  Config config;
-  config.data_dir = dir.path.string();
-  config.threads = 1;
+  Config config = dir.config();
   config.mongo_url = "mongodb://127.0.0.1:1/chat";
   config.mongo.timeout = std::chrono::milliseconds{200};
   try {
@@ -92,9 +92,7 @@ TEST(App, ARedisThatCannotBeReachedAtStartIsReported) {
   // Start-up puts the store's revocations into the engine: with no Redis there (port 1
   // refuses at once), the node does not start half-working, it says why.
   TempDir dir;
-  Config config;
-  config.data_dir = dir.path.string();
-  config.threads = 1;
+  Config config = dir.config();
   config.redis_addr = "127.0.0.1:1";
   try {
     App app(config);
@@ -108,10 +106,7 @@ TEST(App, ARedisThatCannotBeReachedAtStartIsReported) {
 // not to the gateway's table (or the other way round) fails here.
 TEST(GatewayRoutes, AreExactlyTheServicesRoutes) {
   TempDir dir;
-  Config all;
-  all.data_dir = dir.path.string();
-  all.port = 0;
-  all.threads = 1;
+  Config all = dir.config();
   const App services(all);
 
   Config gw = all;
@@ -127,8 +122,7 @@ TEST(GatewayRoutes, AreExactlyTheServicesRoutes) {
 
 TEST(GatewayRole, RunsAlone) {
   TempDir dir;
-  Config c;
-  c.data_dir = dir.path.string();
+  Config c = dir.config();
   c.roles = "gateway,chat";
   c.jwt_secret = std::string(32, 's');
   c.auth_url = "127.0.0.1:1";
