@@ -10,10 +10,15 @@ EventLoops::EventLoops(int count) {
     // Concurrency hint 1: each context is run by exactly one thread, so Asio can skip
     // its internal locking.
     contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+    backgrounds_.push_back(std::make_unique<Background>(*contexts_.back()));
   }
 }
 
-EventLoops::~EventLoops() { stop_and_join(); }
+EventLoops::~EventLoops() {
+  stop_and_join();
+  for (auto& b : backgrounds_) b->close();
+  contexts_.clear();
+}
 
 void EventLoops::start() {
   for (auto& ctx : contexts_) guards_.emplace_back(ctx->get_executor());
