@@ -48,7 +48,8 @@ bool wants_v2(const http::Request& req, std::string_view query) {
 
 void ChatService::upgrade(beast::tcp_stream stream, beast::flat_buffer buffer, http::Request req, http::Context& ctx) {
   UpgradeInfo info{ctx.query_string, ctx.client_ip, ctx.loop};
-  auto ex = stream.get_executor();
+  // Background work (net/background.hpp): a crowd's handshakes yield to the live rooms.
+  auto ex = d_.loops.background(info.loop).executor();
   asio::co_spawn(ex, handshake(std::move(stream), std::move(buffer), std::move(req), std::move(info)), asio::detached);
 }
 
@@ -269,7 +270,8 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
     log::error("ws_handshake_failed", {{"client", info.client_ip}, {"what", e.what()}});
     if (a.counted) caps_.release(info.client_ip);
     if (a.slot)
-      asio::co_spawn(d_.loops.loop(info.loop), release_address_slot(info.client_ip, a.conn_id), asio::detached);
+      asio::co_spawn(d_.loops.background(info.loop).executor(), release_address_slot(info.client_ip, a.conn_id),
+                     asio::detached);
   }
 }
 

@@ -418,7 +418,8 @@ asio::awaitable<void> ChatService::send_history(std::shared_ptr<ws::Connection> 
 void ChatService::on_closed(Session& s) {
   if (!s.room.empty()) presence_.gone(s.loop, s.presence(), s.user_id, s.username);
   caps_.release(s.client_ip);
-  asio::co_spawn(d_.loops.loop(s.loop), release_address_slot(s.client_ip, s.conn_id), asio::detached);
+  // Housekeeping: a crowd that leaves at once must not hold up the rooms still chatting.
+  asio::co_spawn(d_.loops.background(s.loop).executor(), release_address_slot(s.client_ip, s.conn_id), asio::detached);
 }
 
 asio::awaitable<void> ChatService::release_address_slot(std::string ip, std::string conn_id) {
@@ -440,7 +441,7 @@ void ChatService::on_presence_due(std::size_t loop, const std::vector<const Sess
     slots.push_back({address_slot_key(s->client_ip), s->conn_id});
   }
   presence_.refresh(loop, std::move(entries));
-  asio::co_spawn(d_.loops.loop(loop), refresh_address_slots(std::move(slots)), asio::detached);
+  asio::co_spawn(d_.loops.background(loop).executor(), refresh_address_slots(std::move(slots)), asio::detached);
 }
 
 asio::awaitable<void> ChatService::refresh_address_slots(std::vector<engine::SlotRef> slots) {

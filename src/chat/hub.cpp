@@ -83,6 +83,7 @@ Session& Hub::add(std::size_t loop_index, asio::ip::tcp::socket socket, Session 
                   std::chrono::steady_clock::time_point state_read_at) {
   Loop& loop = *per_loop_[loop_index];
   auto conn = std::make_shared<ws::Connection>(std::move(socket), *this, limits_.connection, loop.buffer);
+  conn->close_in(loops_.background(loop_index));
   auto session = std::make_unique<Session>(std::move(proto));
   session->conn = conn;
   session->loop = loop_index;
@@ -429,8 +430,10 @@ void Hub::on_closed(ws::Connection& c) {
   if (!s) return;
   Loop& loop = *per_loop_[s->loop];
   // Removal is deferred to its own handler: this may run in the middle of a delivery
-  // loop over the room's members.
-  asio::post(loop.ctx, [this, &loop, conn = s->conn] {
+  // loop over the room's members. It is background work (net/background.hpp), like the
+  // socket's close: a crowd that leaves at once must not hold up the rooms still chatting.
+  // Until then the session is a closed member, which deliveries and passes skip.
+  loops_.background(s->loop).execute([this, &loop, conn = s->conn] {
     const auto it = loop.sessions.find(conn.get());
     if (it == loop.sessions.end()) return;
     if (events_) events_->on_closed(*it->second);

@@ -33,15 +33,16 @@ void PresenceNotifier::stop() {
 
 void PresenceNotifier::notify(const std::string& room, const char* event, const std::string& user_id,
                               const std::string& username) {
-  asio::co_spawn(loops_.loop(0), changed(room, event, user_id, username), asio::detached);
+  asio::co_spawn(loops_.background(0).executor(), changed(room, event, user_id, username), asio::detached);
 }
 
 void PresenceNotifier::gone(std::size_t loop, engine::PresenceEntry entry, std::string user_id, std::string username) {
-  asio::co_spawn(loops_.loop(loop), removed(std::move(entry), std::move(user_id), std::move(username)), asio::detached);
+  asio::co_spawn(loops_.background(loop).executor(), removed(std::move(entry), std::move(user_id), std::move(username)),
+                 asio::detached);
 }
 
 void PresenceNotifier::refresh(std::size_t loop, std::vector<engine::PresenceEntry> entries) {
-  asio::co_spawn(loops_.loop(loop), refresh_batch(std::move(entries)), asio::detached);
+  asio::co_spawn(loops_.background(loop).executor(), refresh_batch(std::move(entries)), asio::detached);
 }
 
 asio::awaitable<void> PresenceNotifier::removed(engine::PresenceEntry entry, std::string user_id,

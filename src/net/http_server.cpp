@@ -223,7 +223,10 @@ asio::awaitable<void> HttpServer::accept_loop(LoopState& state) {
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(state.ctx, session(state, std::move(socket), std::move(client_ip), how), asio::detached);
+    // Accepting stays live work (it is one cheap step, and it is what admits or refuses);
+    // everything the connection then asks for is background work.
+    asio::co_spawn(loops_.background(state.index).executor(),
+                   session(state, std::move(socket), std::move(client_ip), how), asio::detached);
   }
 }
 

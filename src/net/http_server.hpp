@@ -3,6 +3,8 @@
 // connections across loops), a coroutine per connection reading requests with Beast,
 // routing them, and writing responses with keep-alive, CORS, request ids and metrics.
 // WebSocket upgrades are handed to a registered UpgradeHandler with the socket.
+// Connections are served as their loop's background work (net/background.hpp): requests
+// and handshakes yield to the live traffic of the WebSocket sessions already open.
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>

@@ -322,7 +322,16 @@ void Connection::finish(bool graceful) {
   state_ = State::closed;
   boost::system::error_code ec;
   if (graceful) socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  if (background_) {
+    // The socket leaves the connection now (it reads as closed from here on); an
+    // operation still pending on it ends, aborted, when it is closed.
+    background_->execute([socket = std::move(socket_)]() mutable {
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    });
+  } else {
+    socket_.close(ec);
+  }
   leave_stream(false);
   queue_.clear();
   queue_.shrink_to_fit();
