@@ -2,11 +2,19 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+
 #include "chat/hub.hpp"
 
 namespace chatorbit::chat {
 
 namespace asio = boost::asio;
+
+void order_pass(std::vector<std::shared_ptr<LoopRoom>>& rooms) {
+  if (rooms.size() < 2) return;
+  std::stable_sort(rooms.begin(), rooms.end(),
+                   [](const auto& a, const auto& b) { return a->members.size() < b->members.size(); });
+}
 
 FanoutPasses::FanoutPasses(asio::io_context& ctx, std::chrono::milliseconds flush_interval, bool io_uring)
     : ctx_(ctx), pacer_(flush_interval), flush_timer_(ctx), batch_(io_uring) {}
@@ -24,7 +32,7 @@ void FanoutPasses::list(const std::shared_ptr<LoopRoom>& room) {
 }
 
 void FanoutPasses::pass_due() {
-  if (flushing_ || flush_posted_ || flush_armed_) return;  // a pass is due
+  if (flush_posted_ || flush_armed_) return;  // a pass is due
   schedule_pass();
 }
 
@@ -57,18 +65,40 @@ void FanoutPasses::post_flush() {
 }
 
 void FanoutPasses::start_pass() {
-  if (flushing_ || (next_.empty() && next_rooms_.empty())) return;
-  flushing_ = true;
+  // Rooms still being written wait for their cursor to end (it calls pass_due()).
+  std::vector<std::shared_ptr<LoopRoom>> taken;
+  std::size_t kept = 0;
+  for (auto& r : next_rooms_) {
+    if (r->writing) {
+      next_rooms_[kept++] = std::move(r);
+    } else {
+      r->listed = false;  // what it gets from now on is for the next pass
+      r->writing = true;
+      taken.push_back(std::move(r));
+    }
+  }
+  next_rooms_.resize(kept);
+  if (taken.empty() && next_.empty()) return;
   const auto now = std::chrono::steady_clock::now();
-  pass_gap_ = now - pass_started_;
+  if (pass_started_ != std::chrono::steady_clock::time_point{}) pacer_.passed(now - pass_started_, writing_);
   pass_started_ = now;
-  pass_rooms_.swap(next_rooms_);
-  for (auto& r : pass_rooms_) r->listed = false;  // what they get from now on is for the next pass
-  room_head_ = 0;
-  member_head_ = 0;
-  pass_.swap(next_);
-  pass_head_ = 0;
-  pass_writing_ = {};
+  writing_ = {};
+  // The new rooms take the next turns, smallest first.
+  order_pass(taken);
+  if (turn_ > cursors_.size()) turn_ = 0;
+  std::vector<Cursor> fresh;
+  fresh.reserve(taken.size());
+  for (auto& r : taken) fresh.push_back({std::move(r), 0});
+  cursors_.insert(cursors_.begin() + static_cast<std::ptrdiff_t>(turn_), std::make_move_iterator(fresh.begin()),
+                  std::make_move_iterator(fresh.end()));
+  if (pass_head_ == pass_.size()) {
+    pass_.clear();
+    pass_head_ = 0;
+  }
+  pass_.insert(pass_.end(), std::make_move_iterator(next_.begin()), std::make_move_iterator(next_.end()));
+  next_.clear();
+  if (slicing_) return;  // the slices under way take the new cursors in turn
+  slicing_ = true;
   flush_slice();
 }
 
@@ -80,16 +110,19 @@ void FanoutPasses::flush_slice() {
   const auto slice_started = std::chrono::steady_clock::now();
   std::size_t budget = kSlice;
   // Rooms first, so that a ping listed on its own joins its viewer's stream frames in
-  // the room's pass instead of taking them out of turn.
-  while (budget > 0 && room_head_ < pass_rooms_.size()) {
+  // the room's pass instead of taking them out of turn. One cursor's turn lasts until
+  // the budget is spent or its room is done; the next slice starts at the next cursor.
+  while (budget > 0 && !cursors_.empty()) {
+    if (turn_ >= cursors_.size()) turn_ = 0;
+    Cursor& cur = cursors_[turn_];
     // By index: a member closed here is removed by a posted handler, never during this
     // loop, and a member moved by a removal between slices waits at most one pass.
-    auto& members = pass_rooms_[room_head_]->members;
-    while (budget > 0 && member_head_ < members.size()) {
+    auto& members = cur.room->members;
+    while (budget > 0 && cur.next < members.size()) {
       // Each member is two dependent cache misses away (session, then connection).
-      if (member_head_ + 8 < members.size()) __builtin_prefetch(members[member_head_ + 8]);
-      if (member_head_ + 4 < members.size()) __builtin_prefetch(members[member_head_ + 4]->conn.get());
-      ws::Connection& c = *members[member_head_++]->conn;
+      if (cur.next + 8 < members.size()) __builtin_prefetch(members[cur.next + 8]);
+      if (cur.next + 4 < members.size()) __builtin_prefetch(members[cur.next + 4]->conn.get());
+      ws::Connection& c = *members[cur.next++]->conn;
       if (!c.pending()) continue;
       --budget;
       const std::size_t count = c.gather(batch_.next_iov());
@@ -100,26 +133,31 @@ void FanoutPasses::flush_slice() {
       batch_.add(c.native_handle(), count, &c);
       if (batch_.full()) send_batch();
     }
-    if (member_head_ >= members.size()) {
-      ++room_head_;
-      member_head_ = 0;
+    if (cur.next >= members.size()) {
+      // Done. The room, and the streams its members' gathered buffers may point into, are
+      // kept until the batch is sent.
+      cur.room->writing = false;
+      if (cur.room->listed) pass_due();
+      finished_.push_back(std::move(cur.room));
+      cursors_.erase(cursors_.begin() + static_cast<std::ptrdiff_t>(turn_));
+    } else {
+      ++turn_;  // the budget is spent: the next slice begins with the next room
     }
   }
   send_batch();  // before anything else may change what the connections gathered
+  finished_.clear();
   for (; budget > 0 && pass_head_ < pass_.size(); --budget) {
     const auto conn = std::move(pass_[pass_head_++]);
     conn->flush();
   }
-  pass_writing_ += std::chrono::steady_clock::now() - slice_started;
-  if (room_head_ < pass_rooms_.size() || pass_head_ < pass_.size()) {
+  writing_ += std::chrono::steady_clock::now() - slice_started;
+  if (!cursors_.empty() || pass_head_ < pass_.size()) {
     asio::post(ctx_, [this] { flush_slice(); });
     return;
   }
-  pass_rooms_.clear();
   pass_.clear();
-  flushing_ = false;
-  pacer_.passed(pass_gap_, pass_writing_);
-  if (!next_.empty() || !next_rooms_.empty()) schedule_pass();
+  pass_head_ = 0;
+  slicing_ = false;
 }
 
 void FanoutPasses::send_batch() {

@@ -2,13 +2,19 @@
 // The hub's fan-out writes on one loop, in passes. A pass takes the rooms whose streams
 // grew (and single connections with frames of their own waiting, such as pings) and
 // writes their members in slices of kSlice, the loop's other work running between
-// slices; what arrives meanwhile waits for the next pass, or joins this one for members
-// it has not reached yet. When the next pass may start follows the load (FlushPacer): on
-// a quiet loop at the end of the turn, so a message leaves at once; on a busy one only
-// after a spacing that grows with what the passes cost, up to `flush_interval`, so the
-// frames that arrive meanwhile gather and a viewer gets several per write. A saturated
-// loop writes every connection once per pass, round-robin. The writes of a slice go to
-// the kernel together (net::SendBatch).
+// slices. When the next pass may start follows the load (FlushPacer): on a quiet loop
+// at the end of the turn, so a message leaves at once; on a busy one only after a
+// spacing that grows with what the passes cost, up to `flush_interval`, so the frames
+// that arrive meanwhile gather and a viewer gets several per write. A saturated loop
+// writes every connection once per pass, round-robin. The writes of a slice go to the
+// kernel together (net::SendBatch).
+//
+// Rooms do not wait for each other's writing. Each room a pass takes gets a cursor of
+// its own, and the slices take turns among the cursors under way: a pass may start while
+// an earlier one is still writing a big room, and a 500-viewer room is then written in
+// as many slices as it needs, one in two, beside a 10,000-viewer one instead of after it.
+// A room whose stream grows while it is being written is taken by the first pass after
+// its cursor is done (its members not yet reached get the new frames in this one).
 //
 // Threading: one per event loop, used only on that loop's thread. Listed rooms and
 // connections are held by shared_ptr until their pass is done; their members must
@@ -39,8 +45,14 @@ struct LoopRoom {
   std::array<std::shared_ptr<ws::Stream>, 2> streams{std::make_shared<ws::Stream>(), std::make_shared<ws::Stream>()};
   std::size_t resuming = 0;    ///< members not yet following the streams (their resume is being sent)
   std::uint64_t last_seq = 0;  ///< the highest message seq the streams carried
-  bool listed = false;         ///< in the loop's next pass
+  bool listed = false;         ///< waiting for the loop's next pass
+  bool writing = false;        ///< a pass is writing its members (FanoutPasses' cursor)
 };
+
+/// The order in which the rooms a pass takes join the turns: the smallest first (by
+/// members on this loop; ties keep the order they were listed in), so that a small room
+/// is written out before a big one's next slice.
+void order_pass(std::vector<std::shared_ptr<LoopRoom>>& rooms);
 
 /// When the next fan-out pass may start. A write costs nearly the same whether it
 /// carries one frame or several (the system call is most of it), so letting frames wait
@@ -66,8 +78,8 @@ class FlushPacer {
 
   explicit FlushPacer(Duration bound) : bound_(bound) {}
 
-  /// A pass ended: it began `gap` after the one before it and spent `writing` in its
-  /// slices (not counting the loop's other work between them).
+  /// A pass began, `gap` after the one before it; the slices spent `writing` between the
+  /// two (not counting the loop's other work between them).
   void passed(Duration gap, Duration writing) {
     // Each pass weighs a quarter: the share follows a change of load within a few
     // passes, and one pass the scheduler stretched does not decide alone. A gap counts
@@ -134,25 +146,32 @@ class FanoutPasses {
   /// Sends what the batch holds and hands each connection its result.
   void send_batch();
 
+  /// A room being written: up to which member.
+  struct Cursor {
+    std::shared_ptr<LoopRoom> room;
+    std::size_t next = 0;
+  };
+
   boost::asio::io_context& ctx_;
   FlushPacer pacer_;
-  // Rooms first, member by member, then single connections. `pass_rooms_`/`pass_` are
-  // the pass under way, written up to room_head_/member_head_ and pass_head_; rooms and
-  // connections with frames queued meanwhile wait in `next_rooms_` and `next_` for the
-  // following pass.
-  std::vector<std::shared_ptr<LoopRoom>> pass_rooms_;
-  std::size_t room_head_ = 0;
-  std::size_t member_head_ = 0;
+  // The rooms being written (`cursors_`, taking turns from `turn_`), then single
+  // connections (`pass_`, written up to `pass_head_`). Rooms and connections listed
+  // meanwhile wait in `next_rooms_` and `next_` for the following pass; a room still
+  // being written stays there until its cursor is done.
+  std::vector<Cursor> cursors_;
+  std::size_t turn_ = 0;
+  /// Rooms whose cursor ended in the slice under way: kept until its writes are sent (the
+  /// connections' gathered buffers may point into their streams).
+  std::vector<std::shared_ptr<LoopRoom>> finished_;
   std::vector<std::shared_ptr<LoopRoom>> next_rooms_;
   std::vector<std::shared_ptr<ws::Connection>> pass_;
   std::size_t pass_head_ = 0;
   std::vector<std::shared_ptr<ws::Connection>> next_;
-  bool flushing_ = false;                                 ///< a pass is under way
+  bool slicing_ = false;                                  ///< a slice is running or queued
   bool flush_posted_ = false;                             ///< a pass at the end of this turn is queued
   bool flush_armed_ = false;                              ///< a delayed pass (flush_interval) is pending
-  std::chrono::steady_clock::time_point pass_started_{};  ///< of the pass under way, or of the last one
-  std::chrono::steady_clock::duration pass_gap_{};        ///< from the last pass's start to this one's
-  std::chrono::steady_clock::duration pass_writing_{};    ///< the pass under way's time in its slices
+  std::chrono::steady_clock::time_point pass_started_{};  ///< of the last pass
+  std::chrono::steady_clock::duration writing_{};         ///< time in slices since the last pass began
   boost::asio::steady_timer flush_timer_;
   net::SendBatch batch_;  ///< a slice's writes, handed to the kernel together
 };
