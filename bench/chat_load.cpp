@@ -177,7 +177,17 @@ void FanoutWorker::on_text(ClientLoop&, std::uint32_t id, std::string_view paylo
   const auto verdict = v.seq.on_receive(bc.sender, bc.counter);
   if (verdict == SequenceChecker::Verdict::in_order || verdict == SequenceChecker::Verdict::reordered) {
     sh_.rooms[v.room].unique.fetch_add(1, std::memory_order_relaxed);
-    latency.record(now > bc.send_ns ? now - bc.send_ns : 0);
+    const std::uint64_t took = now > bc.send_ns ? now - bc.send_ns : 0;
+    latency.record(took);
+    const std::uint64_t t0 = sh_.t0.load(std::memory_order_relaxed);
+    if (bc.send_ns >= t0) {
+      const std::size_t slot = (bc.send_ns - t0) / kTimelineSlotNs;
+      if (slot < kTimelineSlots) {
+        if (worst_us_by_slot.size() <= slot) worst_us_by_slot.resize(slot + 1, 0);
+        auto& worst = worst_us_by_slot[slot];
+        worst = std::max(worst, static_cast<std::uint32_t>(std::min<std::uint64_t>(took / 1000, UINT32_MAX)));
+      }
+    }
   }
 }
 

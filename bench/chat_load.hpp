@@ -53,6 +53,8 @@ class FanoutWorker final : public ConnHandler {
  public:
   static constexpr std::uint32_t kSenderBit = 1U << 31;
   static constexpr std::size_t kRing = 4096;  // send times by counter; >= the window
+  static constexpr std::uint64_t kTimelineSlotNs = 100'000'000;
+  static constexpr std::size_t kTimelineSlots = 36'000;  ///< an hour of sending
 
   struct Viewer {
     std::uint32_t index = 0;  // global
@@ -103,6 +105,9 @@ class FanoutWorker final : public ConnHandler {
   std::vector<Sender> senders;
   LatencyHistogram latency;
   LatencyHistogram ack_latency;
+  /// The worst send -> viewer latency (µs) of the messages sent in each 100 ms from t0:
+  /// when in the run the slow deliveries happened (e.g. during a join storm).
+  std::vector<std::uint32_t> worst_us_by_slot;
   std::map<std::string, std::uint64_t> error_codes;
   std::map<std::string, std::uint64_t> ends;
   std::uint64_t deliveries = 0;

@@ -340,6 +340,7 @@ Drained drain(Crew& crew, const char* name, const Sending& sending) {
 /// what its room's senders had acknowledged.
 struct Tally {
   LatencyHistogram latency, ack_latency;
+  std::vector<std::uint32_t> worst_us_by_slot;  ///< over the workers: FanoutWorker's, merged
   std::map<std::string, std::uint64_t> error_codes, ends;
   std::uint64_t deliveries = 0, foreign = 0, seq_gaps = 0, seq_backwards = 0, sent = 0, dup_acks = 0;
   std::uint64_t max_behind = 0, viewers_ever_open = 0;
@@ -365,6 +366,10 @@ Tally tally_up(const Crew& crew, const std::vector<CounterSet>& from_file) {
     }
     t.latency.merge(w->latency);
     t.ack_latency.merge(w->ack_latency);
+    if (t.worst_us_by_slot.size() < w->worst_us_by_slot.size())
+      t.worst_us_by_slot.resize(w->worst_us_by_slot.size(), 0);
+    for (std::size_t i = 0; i < w->worst_us_by_slot.size(); ++i)
+      t.worst_us_by_slot[i] = std::max(t.worst_us_by_slot[i], w->worst_us_by_slot[i]);
     for (const auto& [k, v] : w->error_codes) t.error_codes[k] += v;
     for (const auto& [k, v] : w->ends) t.ends[k] += v;
     t.deliveries += w->deliveries;
@@ -518,6 +523,10 @@ void report_fields(Report& r, const char* name, const FanoutShared& sh, const Re
     r.raw("server_rss_bytes_by_pid", rss + "}");
   }
   if (o.histogram) r.raw("latency_histogram", histogram_json(t.latency));
+  std::string worst = "[";
+  for (std::size_t i = 0; i < t.worst_us_by_slot.size(); ++i)
+    worst += (i ? "," : "") + Report::number(t.worst_us_by_slot[i] / 1000.0);
+  r.raw("max_ms_by_100ms_sent", worst + "]");
 }
 
 void report_summary(Report& r, const char* name, const FanoutShared& sh, const Results& res, const Figures& f) {
