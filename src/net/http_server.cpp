@@ -354,12 +354,18 @@ asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket, 
     const bool keep = req.keep_alive() && !draining() && !probe;
     finish_response(ctx, res, keep);
     const unsigned status = res.result_int();
+    // Counted before the response leaves: a client that has read it and then asks for
+    // /metrics (on any connection, served by any loop) must find it there. The duration is
+    // the time until the response was ready; the log line below adds the write.
+    const auto seconds_since = [&started] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    };
+    metrics_.observe_request(ctx.route.empty() ? "unmatched" : ctx.route, req.method_string(), status, seconds_since());
     stream.expires_after(options_.read_timeout);
     auto [wec, wn] = co_await bhttp::async_write(stream, res, use_nothrow);
     (void)wn;
 
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    metrics_.observe_request(ctx.route.empty() ? "unmatched" : ctx.route, req.method_string(), status, secs);
+    const double secs = seconds_since();
     // The query string is never logged: it may carry a token.
     log::info("http_request", {{"request_id", ctx.request_id},
                                {"method", std::string_view(req.method_string())},

@@ -1,5 +1,6 @@
 """HTTP edge: routing errors, bad bodies, limits, CORS, ops routes, request ids."""
 import json
+import re
 import socket
 
 import requests
@@ -106,6 +107,21 @@ def test_health_ready_metrics(api: Api):
     assert 'chatorbit_http_requests_total{route="/user/{id}",method="GET",status="404"}' in text
     assert "chatorbit_http_request_duration_seconds_bucket" in text
     assert "chatorbit_http_open_connections" in text
+
+
+def test_a_request_is_counted_before_its_client_has_the_response(api: Api):
+    """A client that has read a response and then asks for /metrics, on a new connection
+    that another loop may serve, finds the request already counted."""
+    line = re.compile(r'^chatorbit_http_requests_total\{route="/user/{id}",method="GET",status="404"\} (\d+)$', re.M)
+
+    def counted() -> int:
+        match = line.search(api.get("/metrics").text)
+        return int(match.group(1)) if match else 0
+
+    for _ in range(200):
+        before = counted()
+        assert api.get("/user/000000000000000000000000").status_code == 404
+        assert counted() == before + 1
 
 
 def test_cors_by_default_lets_loopback_pages_in_with_credentials_and_no_others(api: Api):
