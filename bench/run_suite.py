@@ -244,17 +244,22 @@ def repeated_runs(results, limits) -> list[str]:
     return lines + [""]
 
 
-# Sections of RESULTS.md that other scripts' runs fill (bench/redis_publish_pairs.py,
-# pairs.py, multinode.py; by hand): from this heading on, the file is kept as it is.
-KEPT_FROM = "## Redis engine"
+# The studies: measurements other scripts make in alternating pairs (pairs.py, sweep.py,
+# join_storm.py, multinode.py, redis_publish_pairs.py, mongo_inserts.py), written up by
+# hand in bench/studies/, one file per question. The suite does not rewrite them; its
+# report ends with where they are.
+STUDIES = [
+    ("redis.md", "Redis engine: publications per second, one node and several on one Redis"),
+    ("mongodb.md", "MongoDB store: appends and ingress on FerretDB beside SQLite"),
+    ("gateway.md", "Gateway: fan-out through it against direct connections"),
+    ("coalescing.md", "Coalescing that follows the load: the pacer, the load sweep, join storms"),
+]
 
 
-def kept_sections() -> str:
-    if not RESULTS.exists():
-        return ""
-    text = RESULTS.read_text()
-    at = text.find("\n" + KEPT_FROM + "\n")
-    return "\n" + text[at + 1:] if at >= 0 else ""
+def studies_section() -> list[str]:
+    lines = ["## Studies", "", "Measured apart from this suite, each in alternating pairs; "
+             "the commands are in each file.", ""]
+    return lines + [f"- [{name}](studies/{name}): {what}" for name, what in STUDIES] + [""]
 
 
 def sweep_section(load_sweep: dict) -> list[str]:
@@ -315,7 +320,8 @@ def write_markdown(results, load_sweep: dict | None = None):
                   ""]
     if load_sweep is not None:
         lines += sweep_section(load_sweep)
-    RESULTS.write_text("\n".join(lines) + "\n" + kept_sections())
+    lines += studies_section()
+    RESULTS.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
