@@ -253,6 +253,7 @@ STUDIES = [
     ("mongodb.md", "MongoDB store: appends and ingress on FerretDB beside SQLite"),
     ("gateway.md", "Gateway: fan-out through it against direct connections"),
     ("coalescing.md", "Coalescing that follows the load: the pacer, the load sweep, join storms"),
+    ("http-metrics.md", "Counting a request before its response leaves: 10,000-viewer fan-out before and after"),
 ]
 
 
