@@ -225,24 +225,32 @@ void Connection::flush() {
 
 std::size_t Connection::gather(std::span<iovec> iov) const {
   if (state_ == State::closed || waiting_writable_) return 0;
-  // The own frames go before the stream frame they were queued ahead of.
+  // The own frames go before the stream frame they were queued ahead of. Frames that lie
+  // side by side in memory (the stream's, in its chunks) share one buffer.
   std::size_t count = 0;
+  std::size_t bytes = 0;
   std::size_t q = 0;
   std::uint64_t pos = cursor_;
   const std::uint64_t end = stream_ ? stream_->end() : 0;
-  while (count < iov.size()) {
-    const std::string* f = nullptr;
+  while (bytes < kMaxWriteBytes) {
+    std::string_view f;
     if (q < queue_.size() && queue_[q].at <= pos) {
-      f = queue_[q++].frame.get();
+      f = *queue_[q++].frame;
     } else if (pos < end) {
-      f = &stream_->at(pos++);
+      f = stream_->at(pos++);
     } else {
       break;
     }
-    const std::size_t skip = count == 0 ? head_offset_ : 0;
-    iov[count].iov_base = const_cast<char*>(f->data() + skip);
-    iov[count].iov_len = f->size() - skip;
-    ++count;
+    if (count == 0) f.remove_prefix(head_offset_);
+    iovec* last = count > 0 ? &iov[count - 1] : nullptr;
+    if (last && static_cast<const char*>(last->iov_base) + last->iov_len == f.data()) {
+      last->iov_len += f.size();
+    } else if (count < iov.size()) {
+      iov[count++] = {const_cast<char*>(f.data()), f.size()};
+    } else {
+      break;
+    }
+    bytes += f.size();
   }
   return count;
 }

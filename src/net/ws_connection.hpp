@@ -51,6 +51,10 @@ struct ConnectionLimits {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
+  /// The most one write gathers: a viewer far behind catches up in writes of this size,
+  /// without walking its whole backlog for what the socket may not take.
+  static constexpr std::size_t kMaxWriteBytes = 256 * 1024;
+
   Connection(boost::asio::ip::tcp::socket socket, ConnectionHandler& handler, ConnectionLimits limits,
              std::vector<char>& loop_buffer);
   ~Connection();
@@ -85,7 +89,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// Stops following the stream; its frames not yet written still are.
   void unsubscribe();
   /// Writing through a batch (net::SendBatch), the steps of flush() apart: gather() fills
-  /// `iov` with what waits, in order, and returns how many buffers it used: 0 when
+  /// `iov` with what waits, in order (frames adjacent in memory in one buffer, at most
+  /// kMaxWriteBytes), and returns how many buffers it used: 0 when
   /// nothing waits or the socket is not to be written now (flush() then does what is
   /// due). The batch's result (bytes sent, or -errno) goes to sent(), and the data must
   /// not change in between; sent() writes any remainder and finishes a close itself.

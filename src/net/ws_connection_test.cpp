@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 
+#include <array>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -188,11 +189,14 @@ TEST(WsStream, KeepsAFrameUntilEverySubscriberHasWrittenIt) {
   stream->push(text_frame("two"));
   EXPECT_TRUE(ca->pending());
   EXPECT_EQ(ca->queued_bytes(), 2 * text_frame("one").get()->size());
+  EXPECT_EQ(stream->chunks(), 1u) << "both small frames in one chunk";
   ca->flush();
   EXPECT_FALSE(ca->pending());
   EXPECT_EQ(stream->retained(), 2u) << "the second subscriber has not written them";
+  EXPECT_EQ(stream->chunks(), 1u);
   cb->flush();
   EXPECT_EQ(stream->retained(), 0u);
+  EXPECT_EQ(stream->chunks(), 0u) << "freed with the last frame in it";
   stream->push(text_frame("three"));
   cb->unsubscribe();  // keeps "three" for cb, but the stream no longer waits for it
   EXPECT_EQ(stream->retained(), 1u);
@@ -238,6 +242,118 @@ TEST(WsStream, AFollowerThatStopsReadingIsDroppedWith4008AndLetsGoOfTheStream) {
   ASSERT_GE(last.second.size(), 2u);
   const int code = (static_cast<unsigned char>(last.second[0]) << 8) | static_cast<unsigned char>(last.second[1]);
   EXPECT_EQ(code, close_code::slow_consumer);
+}
+
+// The bytes of iov[0..count), in order.
+std::string joined(const std::array<iovec, 64>& iov, std::size_t count) {
+  std::string out;
+  for (std::size_t i = 0; i < count; ++i) out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+  return out;
+}
+
+TEST(WsStream, WaitingStreamFramesAreWrittenFromOneBuffer) {
+  Pair p;
+  RecordingHandler h(p.ctx);
+  std::vector<char> loop_buffer(65536);
+  auto stream = std::make_shared<Stream>();
+  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{}, loop_buffer);
+  conn->subscribe(stream);
+  std::string expected;
+  for (int i = 0; i < 10; ++i) {
+    const auto f = text_frame("message " + std::to_string(i));
+    expected += *f;
+    stream->push(f);
+  }
+  std::array<iovec, 64> iov{};
+  ASSERT_EQ(conn->gather(iov), 1u) << "ten small frames side by side in the stream's chunk";
+  EXPECT_EQ(joined(iov, 1), expected);
+
+  // An own frame, and a frame too large to copy, each break the run where they stand.
+  conn->send_text("own");
+  const auto large = text_frame(std::string(Stream::kCopyMax + 1, 'L'));
+  stream->push(large);
+  stream->push(text_frame("after"));
+  expected += *text_frame("own") + *large + *text_frame("after");
+  const std::size_t count = conn->gather(iov);
+  EXPECT_EQ(count, 4u);
+  EXPECT_EQ(iov[2].iov_base, large->data()) << "a large frame is written from its own buffer";
+  EXPECT_EQ(joined(iov, count), expected);
+}
+
+TEST(WsStream, ChunksAreFreedWithTheirLastFrame) {
+  Pair a;
+  Pair b;
+  RecordingHandler ha(a.ctx);
+  RecordingHandler hb(b.ctx);
+  std::vector<char> loop_buffer(65536);
+  auto stream = std::make_shared<Stream>();
+  auto ca = std::make_shared<Connection>(std::move(a.server), ha, ConnectionLimits{}, loop_buffer);
+  auto cb = std::make_shared<Connection>(std::move(b.server), hb, ConnectionLimits{}, loop_buffer);
+  ca->subscribe(stream);
+  cb->subscribe(stream);
+  // 2.5 chunks' worth of 1 KB frames, each telling its number: a frame never straddles
+  // two chunks, and the order survives the chunk boundaries.
+  const std::size_t n = 5 * Stream::kChunkBytes / 2 / 1024;
+  std::vector<std::string> sent;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string text(1020, 'x');
+    text.replace(0, std::to_string(i).size(), std::to_string(i));
+    const auto frame = text_frame(text);
+    ASSERT_EQ(frame->size(), 1024u);
+    stream->push(frame);
+    sent.push_back(text);
+  }
+  EXPECT_EQ(stream->chunks(), 3u);
+  std::array<iovec, 64> iov{};
+  EXPECT_EQ(ca->gather(iov), 3u) << "one buffer per chunk";
+  // cb writes everything (over several writes, as its client reads); ca nothing yet.
+  cb->close(close_code::normal, {});
+  auto frames_b = parse_frames(drain_client(b, hb));
+  ASSERT_EQ(frames_b.size(), n + 1) << "every frame, then the close";
+  frames_b.pop_back();
+  EXPECT_EQ(texts_of(frames_b), sent);
+  EXPECT_EQ(stream->retained(), n) << "ca has written none of them";
+  EXPECT_EQ(stream->chunks(), 3u);
+  ca->close(close_code::normal, {});
+  auto frames_a = parse_frames(drain_client(a, ha));
+  ASSERT_EQ(frames_a.size(), n + 1);
+  frames_a.pop_back();
+  EXPECT_EQ(texts_of(frames_a), sent);
+  EXPECT_EQ(stream->retained(), 0u);
+  EXPECT_EQ(stream->chunks(), 0u) << "a stream nobody is behind holds no memory";
+}
+
+TEST(WsStream, AFollowerThatLeavesKeepsItsUnwrittenFramesAsItsOwn) {
+  Pair p;
+  RecordingHandler h(p.ctx);
+  std::vector<char> loop_buffer(65536);
+  auto stream = std::make_shared<Stream>();
+  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{}, loop_buffer);
+  conn->start({});
+  conn->subscribe(stream);
+  stream->push(text_frame("one"));
+  stream->push(text_frame("two"));
+  conn->unsubscribe();
+  EXPECT_EQ(stream->chunks(), 0u) << "copies of the frames went with it";
+  stream->push(text_frame("not for it"));
+  conn->close(close_code::normal, {});
+  EXPECT_EQ(texts_of(parse_frames(drain_client(p, h))), (std::vector<std::string>{"one", "two"}));
+}
+
+TEST(WsStream, OneWriteGathersAtMostKMaxWriteBytes) {
+  Pair p;
+  RecordingHandler h(p.ctx);
+  std::vector<char> loop_buffer(65536);
+  auto stream = std::make_shared<Stream>();
+  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{4 << 20, 4 << 20}, loop_buffer);
+  conn->subscribe(stream);
+  const auto frame = text_frame(std::string(1020, 'x'));
+  for (std::size_t i = 0; i < 2 * Connection::kMaxWriteBytes / 1024; ++i) stream->push(frame);
+  std::array<iovec, 64> iov{};
+  const std::size_t count = conn->gather(iov);
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < count; ++i) bytes += iov[i].iov_len;
+  EXPECT_EQ(bytes, Connection::kMaxWriteBytes);
 }
 
 TEST(WsConnection, AcceptKeyMatchesRfc6455Example) {
