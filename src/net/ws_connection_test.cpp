@@ -69,7 +69,9 @@ std::vector<std::pair<int, std::string>> parse_frames(const std::string& bytes) 
   return out;
 }
 
-std::string drain_client(Pair& p, RecordingHandler& h) {
+using Frames = std::vector<std::pair<int, std::string>>;
+
+std::string drain_client(Pair& p) {
   std::string received;
   p.client.non_blocking(true);
   // Until the server's FIN (after its close frame), bounded in time.
@@ -83,61 +85,30 @@ std::string drain_client(Pair& p, RecordingHandler& h) {
     p.ctx.poll();
     p.ctx.restart();
   }
-  (void)h;
   return received;
 }
 
-TEST(WsConnection, SlowViewerIsDroppedWith4008AndOthersAreNotBlocked) {
-  Pair p;
-  RecordingHandler h(p.ctx);
-  std::vector<char> loop_buffer(65536);
-  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{65536, 16 * 1024}, loop_buffer);
-  conn->start({});
-  const auto frame = std::make_shared<const std::string>(make_frame(Opcode::text, std::string(1000, 'x')));
-  int sent = 0;
-  // The client never reads: the kernel buffers fill, then the connection's own queue.
-  while (!h.closed && conn->open() && sent < 100000) {
-    conn->send(frame);  // never blocks, whatever the client does
-    ++sent;
-    if (sent % 8 == 0) {
-      p.ctx.poll();
-      p.ctx.restart();
-    }
+// A server-side connection on a loopback pair of its own; `loop_buffer` stands for its
+// event loop's read buffer, which connections of one loop share.
+struct Viewer {
+  Pair pair;
+  RecordingHandler handler{pair.ctx};
+  std::shared_ptr<Connection> conn;
+  explicit Viewer(std::vector<char>& loop_buffer, ConnectionLimits limits = {})
+      : conn(std::make_shared<Connection>(std::move(pair.server), handler, limits, loop_buffer)) {}
+  /// What the client receives until the server closes, as (opcode, payload) pairs.
+  Frames frames() { return parse_frames(drain_client(pair)); }
+  void poll() {
+    pair.ctx.poll();
+    pair.ctx.restart();
   }
-  EXPECT_FALSE(conn->open()) << "the viewer was never dropped after " << sent << " frames";
-  EXPECT_LE(conn->queued_bytes(), 16u * 1024 + 64) << "the queue stayed bounded";
-  const auto frames = parse_frames(drain_client(p, h));
-  ASSERT_FALSE(frames.empty());
-  const auto& last = frames.back();
-  ASSERT_EQ(last.first, 0x8) << "the last frame is a close frame";
-  ASSERT_GE(last.second.size(), 2u);
-  const int code = (static_cast<unsigned char>(last.second[0]) << 8) | static_cast<unsigned char>(last.second[1]);
-  EXPECT_EQ(code, close_code::slow_consumer);
-}
-
-TEST(WsConnection, QueuedFramesLeaveInOrderAndWhole) {
-  Pair p;
-  RecordingHandler h(p.ctx);
-  std::vector<char> loop_buffer(65536);
-  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{}, loop_buffer);
-  conn->start({});
-  for (int i = 0; i < 50; ++i) conn->send_text("message " + std::to_string(i));
-  conn->close(close_code::normal, "bye");
-  const auto frames = parse_frames(drain_client(p, h));
-  ASSERT_EQ(frames.size(), 51u);
-  for (int i = 0; i < 50; ++i) {
-    EXPECT_EQ(frames[i].first, 0x1);
-    EXPECT_EQ(frames[i].second, "message " + std::to_string(i));
-  }
-  EXPECT_EQ(frames[50].first, 0x8);
-  EXPECT_FALSE(conn->open());
-}
+};
 
 Frame text_frame(const std::string& text) {
   return std::make_shared<const std::string>(make_frame(Opcode::text, text));
 }
 
-std::vector<std::string> texts_of(const std::vector<std::pair<int, std::string>>& frames) {
+std::vector<std::string> texts_of(const Frames& frames) {
   std::vector<std::string> out;
   for (const auto& [op, payload] : frames) {
     if (op == 0x1) out.push_back(payload);
@@ -145,13 +116,62 @@ std::vector<std::string> texts_of(const std::vector<std::pair<int, std::string>>
   return out;
 }
 
+// The status code of a close frame's payload.
+int close_code_of(const std::string& payload) {
+  return (static_cast<unsigned char>(payload[0]) << 8) | static_cast<unsigned char>(payload[1]);
+}
+
+// The bytes of iov[0..count), in order.
+std::string joined(const std::array<iovec, 64>& iov, std::size_t count) {
+  std::string out;
+  for (std::size_t i = 0; i < count; ++i) out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+  return out;
+}
+
+TEST(WsConnection, SlowViewerIsDroppedWith4008AndOthersAreNotBlocked) {
+  std::vector<char> loop_buffer(65536);
+  Viewer v(loop_buffer, ConnectionLimits{65536, 16 * 1024});
+  v.conn->start({});
+  const auto frame = text_frame(std::string(1000, 'x'));
+  int sent = 0;
+  // The client never reads: the kernel buffers fill, then the connection's own queue.
+  while (!v.handler.closed && v.conn->open() && sent < 100000) {
+    v.conn->send(frame);  // never blocks, whatever the client does
+    ++sent;
+    if (sent % 8 == 0) v.poll();
+  }
+  EXPECT_FALSE(v.conn->open()) << "the viewer was never dropped after " << sent << " frames";
+  EXPECT_LE(v.conn->queued_bytes(), 16u * 1024 + 64) << "the queue stayed bounded";
+  const auto frames = v.frames();
+  ASSERT_FALSE(frames.empty());
+  const auto& last = frames.back();
+  ASSERT_EQ(last.first, 0x8) << "the last frame is a close frame";
+  ASSERT_GE(last.second.size(), 2u);
+  EXPECT_EQ(close_code_of(last.second), close_code::slow_consumer);
+}
+
+TEST(WsConnection, QueuedFramesLeaveInOrderAndWhole) {
+  std::vector<char> loop_buffer(65536);
+  Viewer v(loop_buffer);
+  v.conn->start({});
+  for (int i = 0; i < 50; ++i) v.conn->send_text("message " + std::to_string(i));
+  v.conn->close(close_code::normal, "bye");
+  const auto frames = v.frames();
+  ASSERT_EQ(frames.size(), 51u);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(frames[i].first, 0x1);
+    EXPECT_EQ(frames[i].second, "message " + std::to_string(i));
+  }
+  EXPECT_EQ(frames[50].first, 0x8);
+  EXPECT_FALSE(v.conn->open());
+}
+
 TEST(WsStream, OwnAndStreamFramesLeaveInTheOrderTheyWereQueued) {
-  Pair p;
-  RecordingHandler h(p.ctx);
   std::vector<char> loop_buffer(65536);
   auto stream = std::make_shared<Stream>();
   stream->push(text_frame("before subscribing"));  // not for this connection
-  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{}, loop_buffer);
+  Viewer v(loop_buffer);
+  auto& conn = v.conn;
   conn->start({});
   conn->send_text("own 0");
   conn->subscribe(stream);
@@ -165,7 +185,7 @@ TEST(WsStream, OwnAndStreamFramesLeaveInTheOrderTheyWereQueued) {
   conn->send_text("own 3");
   conn->close(close_code::normal, "bye");
   stream->push(text_frame("after close"));  // it left the stream when it closed
-  const auto frames = parse_frames(drain_client(p, h));
+  const auto frames = v.frames();
   EXPECT_EQ(texts_of(frames), (std::vector<std::string>{"own 0", "stream 0", "stream 1", "own 1", "own 2", "stream 2",
                                                         "stream 3", "own 3"}));
   ASSERT_FALSE(frames.empty());
@@ -175,14 +195,12 @@ TEST(WsStream, OwnAndStreamFramesLeaveInTheOrderTheyWereQueued) {
 }
 
 TEST(WsStream, KeepsAFrameUntilEverySubscriberHasWrittenIt) {
-  Pair a;
-  Pair b;
-  RecordingHandler ha(a.ctx);
-  RecordingHandler hb(b.ctx);
   std::vector<char> loop_buffer(65536);
   auto stream = std::make_shared<Stream>();
-  auto ca = std::make_shared<Connection>(std::move(a.server), ha, ConnectionLimits{}, loop_buffer);
-  auto cb = std::make_shared<Connection>(std::move(b.server), hb, ConnectionLimits{}, loop_buffer);
+  Viewer a(loop_buffer);
+  Viewer b(loop_buffer);
+  auto& ca = a.conn;
+  auto& cb = b.conn;
   ca->subscribe(stream);
   cb->subscribe(stream);
   EXPECT_EQ(stream->push(text_frame("one")), 2u);
@@ -207,56 +225,42 @@ TEST(WsStream, KeepsAFrameUntilEverySubscriberHasWrittenIt) {
   EXPECT_EQ(stream->push(text_frame("nobody")), 0u);
   EXPECT_EQ(stream->retained(), 0u);
   cb->close(close_code::normal, {});
-  EXPECT_EQ(texts_of(parse_frames(drain_client(b, hb))), (std::vector<std::string>{"one", "two", "three"}));
+  EXPECT_EQ(texts_of(b.frames()), (std::vector<std::string>{"one", "two", "three"}));
 }
 
 TEST(WsStream, AFollowerThatStopsReadingIsDroppedWith4008AndLetsGoOfTheStream) {
-  Pair p;
-  RecordingHandler h(p.ctx);
   std::vector<char> loop_buffer(65536);
   auto stream = std::make_shared<Stream>();
-  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{65536, 16 * 1024}, loop_buffer);
-  conn->start({});
-  conn->subscribe(stream);
+  Viewer v(loop_buffer, ConnectionLimits{65536, 16 * 1024});
+  v.conn->start({});
+  v.conn->subscribe(stream);
   const auto frame = text_frame(std::string(1000, 'x'));
   int pushed = 0;
   // The client never reads: the kernel buffers fill, then the stream runs ahead of it.
-  while (!h.closed && conn->open() && pushed < 100000) {
+  while (!v.handler.closed && v.conn->open() && pushed < 100000) {
     stream->push(frame);
     ++pushed;
-    if (pushed % 4 == 0) conn->flush();  // what a pass over the room does
+    if (pushed % 4 == 0) v.conn->flush();  // what a pass over the room does
     EXPECT_LE(stream->retained(), 16u + 8u) << "the stream kept more than one backlog for it";
-    if (pushed % 8 == 0) {
-      p.ctx.poll();
-      p.ctx.restart();
-    }
+    if (pushed % 8 == 0) v.poll();
   }
-  EXPECT_FALSE(conn->open()) << "the follower was never dropped after " << pushed << " frames";
+  EXPECT_FALSE(v.conn->open()) << "the follower was never dropped after " << pushed << " frames";
   EXPECT_EQ(stream->subscribers(), 0u);
   EXPECT_EQ(stream->retained(), 0u);
-  const auto frames = parse_frames(drain_client(p, h));
+  const auto frames = v.frames();
   ASSERT_FALSE(frames.empty());
   for (std::size_t i = 0; i + 1 < frames.size(); ++i) EXPECT_EQ(frames[i].second, std::string(1000, 'x'));
   const auto& last = frames.back();
   ASSERT_EQ(last.first, 0x8) << "the last frame is a close frame, after whole frames only";
   ASSERT_GE(last.second.size(), 2u);
-  const int code = (static_cast<unsigned char>(last.second[0]) << 8) | static_cast<unsigned char>(last.second[1]);
-  EXPECT_EQ(code, close_code::slow_consumer);
-}
-
-// The bytes of iov[0..count), in order.
-std::string joined(const std::array<iovec, 64>& iov, std::size_t count) {
-  std::string out;
-  for (std::size_t i = 0; i < count; ++i) out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-  return out;
+  EXPECT_EQ(close_code_of(last.second), close_code::slow_consumer);
 }
 
 TEST(WsStream, WaitingStreamFramesAreWrittenFromOneBuffer) {
-  Pair p;
-  RecordingHandler h(p.ctx);
   std::vector<char> loop_buffer(65536);
   auto stream = std::make_shared<Stream>();
-  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{}, loop_buffer);
+  Viewer v(loop_buffer);
+  auto& conn = v.conn;
   conn->subscribe(stream);
   std::string expected;
   for (int i = 0; i < 10; ++i) {
@@ -281,14 +285,12 @@ TEST(WsStream, WaitingStreamFramesAreWrittenFromOneBuffer) {
 }
 
 TEST(WsStream, ChunksAreFreedWithTheirLastFrame) {
-  Pair a;
-  Pair b;
-  RecordingHandler ha(a.ctx);
-  RecordingHandler hb(b.ctx);
   std::vector<char> loop_buffer(65536);
   auto stream = std::make_shared<Stream>();
-  auto ca = std::make_shared<Connection>(std::move(a.server), ha, ConnectionLimits{}, loop_buffer);
-  auto cb = std::make_shared<Connection>(std::move(b.server), hb, ConnectionLimits{}, loop_buffer);
+  Viewer a(loop_buffer);
+  Viewer b(loop_buffer);
+  auto& ca = a.conn;
+  auto& cb = b.conn;
   ca->subscribe(stream);
   cb->subscribe(stream);
   // 2.5 chunks' worth of 1 KB frames, each telling its number: a frame never straddles
@@ -308,14 +310,14 @@ TEST(WsStream, ChunksAreFreedWithTheirLastFrame) {
   EXPECT_EQ(ca->gather(iov), 3u) << "one buffer per chunk";
   // cb writes everything (over several writes, as its client reads); ca nothing yet.
   cb->close(close_code::normal, {});
-  auto frames_b = parse_frames(drain_client(b, hb));
+  auto frames_b = b.frames();
   ASSERT_EQ(frames_b.size(), n + 1) << "every frame, then the close";
   frames_b.pop_back();
   EXPECT_EQ(texts_of(frames_b), sent);
   EXPECT_EQ(stream->retained(), n) << "ca has written none of them";
   EXPECT_EQ(stream->chunks(), 3u);
   ca->close(close_code::normal, {});
-  auto frames_a = parse_frames(drain_client(a, ha));
+  auto frames_a = a.frames();
   ASSERT_EQ(frames_a.size(), n + 1);
   frames_a.pop_back();
   EXPECT_EQ(texts_of(frames_a), sent);
@@ -324,33 +326,29 @@ TEST(WsStream, ChunksAreFreedWithTheirLastFrame) {
 }
 
 TEST(WsStream, AFollowerThatLeavesKeepsItsUnwrittenFramesAsItsOwn) {
-  Pair p;
-  RecordingHandler h(p.ctx);
   std::vector<char> loop_buffer(65536);
   auto stream = std::make_shared<Stream>();
-  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{}, loop_buffer);
-  conn->start({});
-  conn->subscribe(stream);
+  Viewer v(loop_buffer);
+  v.conn->start({});
+  v.conn->subscribe(stream);
   stream->push(text_frame("one"));
   stream->push(text_frame("two"));
-  conn->unsubscribe();
+  v.conn->unsubscribe();
   EXPECT_EQ(stream->chunks(), 0u) << "copies of the frames went with it";
   stream->push(text_frame("not for it"));
-  conn->close(close_code::normal, {});
-  EXPECT_EQ(texts_of(parse_frames(drain_client(p, h))), (std::vector<std::string>{"one", "two"}));
+  v.conn->close(close_code::normal, {});
+  EXPECT_EQ(texts_of(v.frames()), (std::vector<std::string>{"one", "two"}));
 }
 
 TEST(WsStream, OneWriteGathersAtMostKMaxWriteBytes) {
-  Pair p;
-  RecordingHandler h(p.ctx);
   std::vector<char> loop_buffer(65536);
   auto stream = std::make_shared<Stream>();
-  auto conn = std::make_shared<Connection>(std::move(p.server), h, ConnectionLimits{4 << 20, 4 << 20}, loop_buffer);
-  conn->subscribe(stream);
+  Viewer v(loop_buffer, ConnectionLimits{4 << 20, 4 << 20});
+  v.conn->subscribe(stream);
   const auto frame = text_frame(std::string(1020, 'x'));
   for (std::size_t i = 0; i < 2 * Connection::kMaxWriteBytes / 1024; ++i) stream->push(frame);
   std::array<iovec, 64> iov{};
-  const std::size_t count = conn->gather(iov);
+  const std::size_t count = v.conn->gather(iov);
   std::size_t bytes = 0;
   for (std::size_t i = 0; i < count; ++i) bytes += iov[i].iov_len;
   EXPECT_EQ(bytes, Connection::kMaxWriteBytes);
