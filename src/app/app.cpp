@@ -288,6 +288,10 @@ void App::build_chat() {
                      [this] { return static_cast<double>(hub_->sessions()); });
   metrics_.add_counter("chatorbit_ws_frames_queued_total", "Frames queued to WebSocket sessions (deliveries).",
                        [this] { return static_cast<double>(hub_->frames_queued()); });
+  metrics_.add_counter("chatorbit_ws_writes_total",
+                       "Writes to WebSocket sockets that sent data (one sendmsg each, through io_uring or not); "
+                       "chatorbit_ws_frames_queued_total over it is the frames per write.",
+                       [this] { return static_cast<double>(hub_->writes()); });
   metrics_.add_counter("chatorbit_publications_dropped_total",
                        "Broker publications this node could not decode (malformed, unknown kind, newer version).",
                        [this] { return static_cast<double>(hub_->dropped_publications()); });

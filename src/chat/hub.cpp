@@ -41,6 +41,7 @@ struct Hub::Loop {
   bool replies_posted = false;
   std::uint64_t added = 0;  ///< sessions added so far (spreads their ping clocks)
   std::atomic<std::uint64_t> delivered{0};
+  std::atomic<std::uint64_t> writes{0};  ///< by this loop's connections (ws::Connection::count_writes_in())
   /// Deliveries handed to this loop and not yet delivered, in hand-over order, and
   /// whether a drain_inbox() is posted for them (Hub::post_delivery()).
   std::mutex inbox_mu;
@@ -84,6 +85,7 @@ Session& Hub::add(std::size_t loop_index, asio::ip::tcp::socket socket, Session 
   Loop& loop = *per_loop_[loop_index];
   auto conn = std::make_shared<ws::Connection>(std::move(socket), *this, limits_.connection, loop.buffer);
   conn->close_in(loops_.background(loop_index));
+  conn->count_writes_in(loop.writes);
   auto session = std::make_unique<Session>(std::move(proto));
   session->conn = conn;
   session->loop = loop_index;
@@ -414,6 +416,12 @@ void Hub::deliver(Loop& loop, const Delivery& d) {
 std::uint64_t Hub::frames_queued() const {
   std::uint64_t total = 0;
   for (const auto& l : per_loop_) total += l->delivered.load(std::memory_order_relaxed);
+  return total;
+}
+
+std::uint64_t Hub::writes() const {
+  std::uint64_t total = 0;
+  for (const auto& l : per_loop_) total += l->writes.load(std::memory_order_relaxed);
   return total;
 }
 

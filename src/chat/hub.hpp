@@ -171,6 +171,9 @@ class Hub final : public ws::ConnectionHandler {
   std::int64_t sessions() const { return sessions_.load(std::memory_order_relaxed); }
   /// Frames handed to sessions so far (deliveries), summed over the loops.
   std::uint64_t frames_queued() const;
+  /// Writes to sessions' sockets that sent data, summed over the loops: frames_queued()
+  /// over it is how many frames a write carries.
+  std::uint64_t writes() const;
   /// Publications that could not be decoded (malformed, unknown kind, newer version).
   std::uint64_t dropped_publications() const { return dropped_publications_.load(std::memory_order_relaxed); }
   /// Message numbers given up after the order wait (a sender died, a batch failed).

@@ -278,6 +278,7 @@ bool Connection::take_result(long n) {
     finish(false);
     return false;
   }
+  if (writes_ && n > 0) writes_->store(writes_->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   consume(static_cast<std::size_t>(n));
   return true;
 }

@@ -13,6 +13,7 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -67,6 +68,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// (10,000 viewers) would put them all ahead of the live rooms' traffic. Everything
   /// else about the end (on_closed(), the queue) still happens at once. Call before start().
   void close_in(net::Background& b) { background_ = &b; }
+  /// Adds one to `writes` for every write that sends data (a sendmsg, on its own or in a
+  /// batch): its owner's count, so that frames per write can be told. Relaxed: only
+  /// this connection's loop writes it.
+  void count_writes_in(std::atomic<std::uint64_t>& writes) { writes_ = &writes; }
 
   /// Queues an already framed message (see ws::make_frame) and tells the handler
   /// (on_dirty); it leaves at the next flush. A viewer whose socket takes no more and
@@ -140,7 +145,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
 
   boost::asio::ip::tcp::socket socket_;
-  net::Background* background_ = nullptr;  ///< where the socket is closed (close_in()); null: at once
+  net::Background* background_ = nullptr;         ///< where the socket is closed (close_in()); null: at once
+  std::atomic<std::uint64_t>* writes_ = nullptr;  ///< count_writes_in(); null: not counted
   ConnectionHandler& handler_;
   std::vector<char>& loop_buffer_;
   FrameReader reader_;

@@ -6,7 +6,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 
+#include <sys/socket.h>
+
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -282,6 +285,35 @@ TEST(WsStream, WaitingStreamFramesAreWrittenFromOneBuffer) {
   EXPECT_EQ(count, 4u);
   EXPECT_EQ(iov[2].iov_base, large->data()) << "a large frame is written from its own buffer";
   EXPECT_EQ(joined(iov, count), expected);
+}
+
+TEST(WsStream, CountsTheWritesThatSentData) {
+  std::vector<char> loop_buffer(65536);
+  auto stream = std::make_shared<Stream>();
+  Viewer v(loop_buffer);
+  std::atomic<std::uint64_t> writes{0};
+  v.conn->count_writes_in(writes);
+  v.conn->subscribe(stream);
+  v.conn->flush();
+  EXPECT_EQ(writes.load(), 0u) << "nothing waited: no write";
+  for (int i = 0; i < 10; ++i) stream->push(text_frame("message " + std::to_string(i)));
+  v.conn->flush();
+  EXPECT_EQ(writes.load(), 1u) << "ten waiting frames, one write";
+  v.conn->send_text("own");
+  v.conn->flush();
+  EXPECT_EQ(writes.load(), 2u);
+  // Through a batch: the result of one sendmsg that sent bytes counts once.
+  stream->push(text_frame("batched"));
+  std::array<iovec, 64> iov{};
+  const std::size_t count = v.conn->gather(iov);
+  ASSERT_EQ(count, 1u);
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = count;
+  v.conn->sent(::sendmsg(v.conn->native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT));
+  EXPECT_EQ(writes.load(), 3u);
+  v.conn->close(close_code::normal, {});
+  EXPECT_EQ(texts_of(v.frames()).size(), 12u) << "every frame reached the client";
 }
 
 TEST(WsStream, ChunksAreFreedWithTheirLastFrame) {
