@@ -196,11 +196,20 @@ def probe_at(probes: list[dict], k: float) -> float:
     return points[-1][1] / k
 
 
+def coalescing(d: dict) -> tuple[float | None, str]:
+    """A fan-out run's frames per write, and what they were counted as: the server's own
+    count (chatorbit_ws_writes_total) where it gave one, else the viewers' frames per
+    read, which stand for it (a read may join several writes)."""
+    if d.get("frames_per_write"):
+        return d["frames_per_write"], "write"
+    return d.get("frames_per_read"), "read"
+
+
 def probe_for(d: dict, limits: list[dict]) -> tuple[float, int] | None:
     """For fan-out scenarios: the limit probe's CPU per frame at the scenario's coalescing
-    (frames per client read stands for frames per server write), from the probe whose
-    socket count is nearest the scenario's connection count; with that count."""
-    fpr, ns = d.get("frames_per_read"), d.get("server_cpu_ns_per_delivery")
+    (coalescing()), from the probe whose socket count is nearest the scenario's
+    connection count; with that count."""
+    fpr, ns = coalescing(d)[0], d.get("server_cpu_ns_per_delivery")
     if d.get("scenario") not in ("fanout", "rooms") or not fpr or not ns:
         return None
     conns = (d.get("viewers") or 0) + (d.get("senders") or 0)
@@ -217,8 +226,8 @@ def probe_beside(d: dict, limits: list[dict]) -> str | None:
     if not found:
         return None
     probe, sockets = found
-    fpr, ns = d["frames_per_read"], d["server_cpu_ns_per_delivery"]
-    return (f"Server CPU per delivery {ns:,.0f} ns at {fpr:.1f} frames per read; the `limit` probe of this run "
+    (fpr, per), ns = coalescing(d), d["server_cpu_ns_per_delivery"]
+    return (f"Server CPU per delivery {ns:,.0f} ns at {fpr:.1f} frames per {per}; the `limit` probe of this run "
             f"({sockets:,} sockets) at {fpr:.1f} frames per send: {probe:,.0f} ns per frame: "
             f"**{ns / probe:.2f}x** the probe.")
 
@@ -229,15 +238,17 @@ def repeated_runs(results, limits) -> list[str]:
     if not runs:
         return []
     lines = [f"## {FANOUT_10K}: its {len(runs)} runs", "",
-             "| run | deliveries/s | lost | p50 ms | p99 ms | max ms | CPU ns per delivery | frames per read | x probe |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| run | deliveries/s | lost | p50 ms | p99 ms | max ms | CPU ns per delivery | frames per write | "
+             "frames per read | x probe |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, d in runs:
-        fpr, ns = d.get("frames_per_read"), d.get("server_cpu_ns_per_delivery")
+        ns = d.get("server_cpu_ns_per_delivery")
         found = probe_for(d, limits)
         ratio = f"{ns / found[0]:.2f}" if found else "–"
         lines.append(f"| {name[len(FANOUT_10K) + 1:]} | {fmt(d.get('deliveries_per_s'), 0)} | {fmt(d.get('lost'))} | "
                      f"{fmt(d.get('p50_ms'), 1)} | {fmt(d.get('p99_ms'), 1)} | {fmt(d.get('max_ms'), 1)} | "
-                     f"{fmt(ns, 0)} | {fmt(fpr, 1)} | {ratio} |")
+                     f"{fmt(ns, 0)} | {fmt(d.get('frames_per_write'), 1)} | {fmt(d.get('frames_per_read'), 1)} | "
+                     f"{ratio} |")
     p99s = sorted(d["p99_ms"] for _, d in runs if d.get("p99_ms") is not None)
     if p99s:
         lines += ["", f"Median p99 of the runs: {p99s[len(p99s) // 2]:,.1f} ms."]
@@ -268,7 +279,8 @@ def sweep_section(load_sweep: dict) -> list[str]:
     lines = ["## sweep", "",
              f"`bench/sweep.py`: one room, 4 senders, {sweep.DURATION_S} s per load, a fresh server each; offered "
              "load = viewers x messages/s, from 10 k to 1 M deliveries/s. `x probe`: CPU per delivery over the "
-             "`limit` probe (the nearer socket count) at the run's frames per read.", ""]
+             "`limit` probe (the nearer socket count) at the run's frames per write (the server's own count; "
+             "frames per read where it has none).", ""]
     if "error" in load_sweep:
         return lines + ["Failed: " + load_sweep["error"].splitlines()[0], ""]
     return lines + ["Latency and CPU against load: [results/sweep.svg](results/sweep.svg)", "",
@@ -308,7 +320,8 @@ def write_markdown(results, load_sweep: dict | None = None):
             lines += [f"Latency distribution: [{chart.relative_to(RESULTS.parent)}]"
                       f"({chart.relative_to(RESULTS.parent)})", ""]
         keys = ["messages_per_s", "stored", "deliveries_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "lost", "duplicated", "reordered",
-                "server_cpu_ns_per_delivery", "server_cpu_percent", "frames_per_read", "rss_bytes_per_connection",
+                "server_cpu_ns_per_delivery", "server_cpu_percent", "frames_per_write", "frames_per_read",
+                "rss_bytes_per_connection",
                 "connects_per_s", "connections"]
         beside = probe_beside(d, limits)
         if beside:

@@ -121,17 +121,36 @@ int login_senders(FanoutShared& sh, const char* name, const std::string& room) {
   return accounts;
 }
 
-/// The server's count of messages stored so far, if it answers; over several nodes,
-/// their sum (each node stores what its own senders post).
-std::optional<double> scrape_stored(const FanoutShared& sh) {
-  if (sh.target.nodes.size() <= 1) return scrape_metric(sh.target.http, "chatorbit_messages_stored_total");
+/// A counter of the server's /metrics, if it answers; over several nodes, their sum.
+std::optional<double> scrape_nodes(const FanoutShared& sh, const std::string& name) {
+  if (sh.target.nodes.size() <= 1) return scrape_metric(sh.target.http, name);
   double sum = 0;
   for (const Url& node : sh.target.nodes) {
-    const auto v = scrape_metric(node, "chatorbit_messages_stored_total");
+    const auto v = scrape_metric(node, name);
     if (!v) return std::nullopt;
     sum += *v;
   }
   return sum;
+}
+
+/// The messages the server has stored so far (each node stores what its own senders post).
+std::optional<double> scrape_stored(const FanoutShared& sh) {
+  return scrape_nodes(sh, "chatorbit_messages_stored_total");
+}
+
+/// The server's own count of the frames it queued to viewers and of the writes that
+/// carried them: over an interval, the frames per write it achieved. Absent where the
+/// target does not count them (a gateway, another server).
+struct ServerWrites {
+  double frames = 0;
+  double writes = 0;
+};
+
+std::optional<ServerWrites> scrape_writes(const FanoutShared& sh) {
+  const auto frames = scrape_nodes(sh, "chatorbit_ws_frames_queued_total");
+  const auto writes = scrape_nodes(sh, "chatorbit_ws_writes_total");
+  if (!frames || !writes) return std::nullopt;
+  return ServerWrites{*frames, *writes};
 }
 
 /// The worker threads, with the viewers and senders dealt round-robin over them. They run
@@ -207,9 +226,10 @@ double connect_all(Crew& crew, const char* name, std::uint64_t total) {
 
 /// What the send phase leaves for the drain and the report.
 struct Sending {
-  CpuSnap s0;               ///< when sending started
-  std::uint64_t t_end = 0;  ///< when it stopped
-  FanoutTotals at_end;      ///< the totals then
+  CpuSnap s0;                           ///< when sending started
+  std::optional<ServerWrites> writes0;  ///< just after s0
+  std::uint64_t t_end = 0;              ///< when it stopped
+  FanoutTotals at_end;                  ///< the totals then
 };
 
 /// Lets the senders send for --duration (or until every sender's connection has closed),
@@ -218,6 +238,7 @@ Sending send_phase(Crew& crew, const char* name) {
   FanoutShared& sh = crew.sh;
   const Options& o = sh.o;
   const CpuSnap s0 = CpuSnap::take(sh.target.pids);
+  const auto writes0 = scrape_writes(sh);
   sh.t0.store(s0.wall, std::memory_order_release);
   sh.phase.store(kRun, std::memory_order_release);
   const auto run_ns = static_cast<std::uint64_t>(o.duration * 1e9);
@@ -248,6 +269,7 @@ Sending send_phase(Crew& crew, const char* name) {
   sh.phase.store(kDrain, std::memory_order_release);
   Sending sending;
   sending.s0 = s0;
+  sending.writes0 = writes0;
   sending.t_end = mono_ns();
   sending.at_end = crew.totals();
   return sending;
@@ -260,6 +282,7 @@ Sending wait_for_senders(Crew& crew, const char* name, std::vector<CounterSet>& 
   FanoutShared& sh = crew.sh;
   const Options& o = sh.o;
   const CpuSnap s0 = CpuSnap::take(sh.target.pids);
+  const auto writes0 = scrape_writes(sh);
   sh.t0.store(s0.wall, std::memory_order_release);
   sh.phase.store(kRun, std::memory_order_release);
   const auto limit_ns = static_cast<std::uint64_t>(o.duration * 1e9);
@@ -289,6 +312,7 @@ Sending wait_for_senders(Crew& crew, const char* name, std::vector<CounterSet>& 
   sh.phase.store(kDrain, std::memory_order_release);
   Sending sending;
   sending.s0 = s0;
+  sending.writes0 = writes0;
   sending.t_end = mono_ns();
   sending.at_end = crew.totals();
   return sending;
@@ -301,6 +325,7 @@ struct Drained {
   std::optional<std::uint64_t> server_rss;
   std::vector<std::optional<std::uint64_t>> rss_each;  ///< per --server-pid
   std::optional<double> stored_after;                  ///< the server's stored-messages counter
+  std::optional<ServerWrites> writes1;                 ///< just after s1
 };
 
 /// Drain: until every message is acknowledged and every open viewer has it all, or
@@ -329,6 +354,7 @@ Drained drain(Crew& crew, const char* name, const Sending& sending) {
   Drained drained;
   drained.totals = t;
   drained.s1 = CpuSnap::take(sh.target.pids);
+  drained.writes1 = scrape_writes(sh);
   drained.server_rss = proc_rss_bytes(sh.target.pid);
   for (const long pid : sh.target.pids) drained.rss_each.push_back(proc_rss_bytes(pid));
   drained.stored_after = scrape_stored(sh);
@@ -504,6 +530,14 @@ void report_fields(Report& r, const char* name, const FanoutShared& sh, const Re
   r.num("bytes_per_delivery",
         t.deliveries ? static_cast<double>(lc.bytes_in) / static_cast<double>(t.deliveries) : NAN);
   r.num("frames_per_read", lc.reads ? static_cast<double>(lc.frames_in) / static_cast<double>(lc.reads) : NAN);
+  // What the server itself wrote per write over the measured interval (its acks and
+  // pings included). Viewers' reads may join several writes, so this, not frames per
+  // read, is the coalescing to set beside the `limit` probe.
+  const auto& w0 = res.sending.writes0;
+  const auto& w1 = res.drained.writes1;
+  r.num("frames_per_write", w0 && w1 && w1->writes > w0->writes
+                                ? std::optional<double>((w1->frames - w0->frames) / (w1->writes - w0->writes))
+                                : std::nullopt);
   r.raw("connection_ends", map_json(t.ends));
   r.str("role", o.role);
   if (!s0.each.empty() && s0.each.size() == s1.each.size()) {

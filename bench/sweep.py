@@ -68,7 +68,7 @@ def x_probe(d: dict, limits: list[dict]) -> float | None:
 
 def markdown(sweep: dict) -> list[str]:
     lines = ["| side | offered deliveries/s | delivered/s | lost | p50 ms | p99 ms | CPU ns per delivery | "
-             "frames per read | x probe |", "|---|---|---|---|---|---|---|---|---|"]
+             "frames per write | frames per read | x probe |", "|---|---|---|---|---|---|---|---|---|---|"]
     sides = sweep["sides"]
     for i in range(len(sweep["runs"][sides[0]])):
         for name in sides:
@@ -76,7 +76,8 @@ def markdown(sweep: dict) -> list[str]:
             ratio = x_probe(d, sweep["limits"])
             lines.append(f"| {name} | {fmt(d['offered_deliveries_per_s'])} | {fmt(d.get('deliveries_per_s'), 0)} | "
                          f"{fmt(d.get('lost'))} | {fmt(d.get('p50_ms'), 1)} | {fmt(d.get('p99_ms'), 1)} | "
-                         f"{fmt(d.get('server_cpu_ns_per_delivery'), 0)} | {fmt(d.get('frames_per_read'), 1)} | "
+                         f"{fmt(d.get('server_cpu_ns_per_delivery'), 0)} | {fmt(d.get('frames_per_write'), 1)} | "
+                         f"{fmt(d.get('frames_per_read'), 1)} | "
                          f"{fmt(ratio, 2) if ratio else '–'} |")
     return lines
 
