@@ -97,7 +97,9 @@ fanout, rooms, ingress
 
 limit
   --sockets N (1000)  --frame-bytes B (120)  --coalesce 1,4,32  --duration S per
-  probe (10; 1-3 is plenty)  --sender-cpu C  --receiver-cpu C (pin the two threads)
+  probe (10; 1-3 is plenty)  --rounds R (1: the list of probes R times over, each
+  probe's median and range reported)  --sender-cpu C  --receiver-cpu C (pin the two
+  threads)
 
 idle
   --connections N (1000)  --rooms R (1)  --hold S keep them open S more seconds,
@@ -217,6 +219,11 @@ Options parse(int argc, char** argv) {
       {"frame-bytes", [&](const std::string& v) { o.frame_bytes = to_int("frame-bytes", v); }},
       {"sender-cpu", [&](const std::string& v) { o.sender_cpu = to_int("sender-cpu", v); }},
       {"receiver-cpu", [&](const std::string& v) { o.receiver_cpu = to_int("receiver-cpu", v); }},
+      {"rounds",
+       [&](const std::string& v) {
+         o.rounds = to_int("rounds", v);
+         if (o.rounds < 1) usage_error("--rounds must be at least 1");
+       }},
       {"server-pid",
        [&](const std::string& v) {
          const auto pids = split(v);

@@ -88,7 +88,41 @@ struct LimitResult {
   double frames_per_s = 0;
   std::uint64_t frames = 0;
   std::uint64_t blocked = 0;
+  /// Over the rounds (medians()): the lowest and highest cpu_ns_per_frame, and how many.
+  double cpu_min = 0;
+  double cpu_max = 0;
+  int rounds = 1;
 };
+
+/// Each probe of the first round, with its times the medians over every round that ran
+/// it (the last round may have been cut short by an interrupt); frames and blocked
+/// writes are summed.
+std::vector<LimitResult> medians(const std::vector<std::vector<LimitResult>>& rounds) {
+  std::vector<LimitResult> out;
+  if (rounds.empty()) return out;
+  for (std::size_t i = 0; i < rounds.front().size(); ++i) {
+    std::vector<double> wall, cpu, rate;
+    LimitResult m = rounds.front()[i];
+    m.frames = 0;
+    m.blocked = 0;
+    for (const auto& round : rounds) {
+      if (i >= round.size()) continue;
+      wall.push_back(round[i].ns_per_frame);
+      cpu.push_back(round[i].cpu_ns_per_frame);
+      rate.push_back(round[i].frames_per_s);
+      m.frames += round[i].frames;
+      m.blocked += round[i].blocked;
+    }
+    m.ns_per_frame = median(wall);
+    m.cpu_ns_per_frame = median(cpu);
+    m.frames_per_s = median(rate);
+    m.cpu_min = *std::min_element(cpu.begin(), cpu.end());
+    m.cpu_max = *std::max_element(cpu.begin(), cpu.end());
+    m.rounds = static_cast<int>(cpu.size());
+    out.push_back(m);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -137,10 +171,10 @@ int run_limit(const Options& o, Report& r) {
   frame[1] = static_cast<char>(fb - 2);
   progress(o, fmt("limit: %zu loopback sockets, %zu-byte frames, %.1f s per probe", n, fb, o.duration));
 
-  std::vector<LimitResult> results;
+  // One probe: `k` frames per write, by send() of one block or writev() of k buffers,
+  // over every socket in turn for --duration.
   std::uint64_t sent_total = 0;
-  for (const int k : o.coalesce) {
-    if (k < 1 || k > 1024) throw std::runtime_error("--coalesce values must be 1..1024");
+  const auto probe = [&](int k, const char* mode) {
     const std::string block = [&] {
       std::string b;
       for (int i = 0; i < k; ++i) b += frame;
@@ -151,66 +185,82 @@ int run_limit(const Options& o, Report& r) {
       v.iov_base = frame.data();
       v.iov_len = fb;
     }
-    for (const char* mode : {"send", "writev"}) {
-      const bool use_writev = std::strcmp(mode, "writev") == 0;
-      if (k == 1 && use_writev) continue;   // the same thing
-      std::vector<std::size_t> owed(n, 0);  // bytes of a partly written block still to send
-      LimitResult res;
-      res.k = k;
-      res.mode = mode;
-      std::uint64_t bytes = 0;
-      const std::uint64_t t0 = mono_ns();
-      const std::uint64_t c0 = thread_cpu_ns();
-      const auto stop_at = t0 + static_cast<std::uint64_t>(o.duration * 1e9);
-      while (mono_ns() < stop_at && !g_interrupted) {
-        for (std::size_t i = 0; i < n; ++i) {
-          ssize_t w;
-          if (owed[i]) {
-            w = ::send(tx[i], block.data() + block.size() - owed[i], owed[i], MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w > 0) owed[i] -= static_cast<std::size_t>(w);
-          } else if (use_writev) {
-            w = ::writev(tx[i], iov.data(), k);
-            if (w > 0) owed[i] = block.size() - static_cast<std::size_t>(w);
-          } else {
-            w = ::send(tx[i], block.data(), block.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w > 0) owed[i] = block.size() - static_cast<std::size_t>(w);
-          }
-          if (w > 0) {
-            bytes += static_cast<std::uint64_t>(w);
-          } else {
-            ++res.blocked;
-          }
-        }
-      }
-      const std::uint64_t wall = mono_ns() - t0;
-      const std::uint64_t cpu = thread_cpu_ns() - c0;
-      res.frames = bytes / fb;
-      res.ns_per_frame = res.frames ? static_cast<double>(wall) / static_cast<double>(res.frames) : NAN;
-      res.cpu_ns_per_frame = res.frames ? static_cast<double>(cpu) / static_cast<double>(res.frames) : NAN;
-      res.frames_per_s = static_cast<double>(res.frames) / to_s(wall);
-      // Finish partial blocks, then let the receiver catch up before the next probe.
+    const bool use_writev = std::strcmp(mode, "writev") == 0;
+    std::vector<std::size_t> owed(n, 0);  // bytes of a partly written block still to send
+    LimitResult res;
+    res.k = k;
+    res.mode = mode;
+    std::uint64_t bytes = 0;
+    const std::uint64_t t0 = mono_ns();
+    const std::uint64_t c0 = thread_cpu_ns();
+    const auto stop_at = t0 + static_cast<std::uint64_t>(o.duration * 1e9);
+    while (mono_ns() < stop_at && !g_interrupted) {
       for (std::size_t i = 0; i < n; ++i) {
-        while (owed[i]) {
-          const ssize_t w = ::send(tx[i], block.data() + block.size() - owed[i], owed[i], MSG_NOSIGNAL);
-          if (w > 0) {
-            owed[i] -= static_cast<std::size_t>(w);
-            bytes += static_cast<std::uint64_t>(w);
-          } else if (errno != EAGAIN && errno != EINTR) {
-            break;
-          } else {
-            sleep_ms(1);
-          }
+        ssize_t w;
+        if (owed[i]) {
+          w = ::send(tx[i], block.data() + block.size() - owed[i], owed[i], MSG_NOSIGNAL | MSG_DONTWAIT);
+          if (w > 0) owed[i] -= static_cast<std::size_t>(w);
+        } else if (use_writev) {
+          w = ::writev(tx[i], iov.data(), k);
+          if (w > 0) owed[i] = block.size() - static_cast<std::size_t>(w);
+        } else {
+          w = ::send(tx[i], block.data(), block.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          if (w > 0) owed[i] = block.size() - static_cast<std::size_t>(w);
+        }
+        if (w > 0) {
+          bytes += static_cast<std::uint64_t>(w);
+        } else {
+          ++res.blocked;
         }
       }
-      sent_total += bytes;
-      for (int i = 0; i < 5000 && rx.bytes.load() < sent_total; ++i) sleep_ms(1);
-      progress(o, fmt("limit k=%-3d %-6s: %8.1f ns/frame wall, %8.1f ns/frame sender cpu, %.2f M frames/s", k, mode,
-                      res.ns_per_frame, res.cpu_ns_per_frame, res.frames_per_s / 1e6));
-      results.push_back(res);
+    }
+    const std::uint64_t wall = mono_ns() - t0;
+    const std::uint64_t cpu = thread_cpu_ns() - c0;
+    res.frames = bytes / fb;
+    res.ns_per_frame = res.frames ? static_cast<double>(wall) / static_cast<double>(res.frames) : NAN;
+    res.cpu_ns_per_frame = res.frames ? static_cast<double>(cpu) / static_cast<double>(res.frames) : NAN;
+    res.frames_per_s = static_cast<double>(res.frames) / to_s(wall);
+    // Finish partial blocks, then let the receiver catch up before the next probe.
+    for (std::size_t i = 0; i < n; ++i) {
+      while (owed[i]) {
+        const ssize_t w = ::send(tx[i], block.data() + block.size() - owed[i], owed[i], MSG_NOSIGNAL);
+        if (w > 0) {
+          owed[i] -= static_cast<std::size_t>(w);
+          bytes += static_cast<std::uint64_t>(w);
+        } else if (errno != EAGAIN && errno != EINTR) {
+          break;
+        } else {
+          sleep_ms(1);
+        }
+      }
+    }
+    sent_total += bytes;
+    for (int i = 0; i < 5000 && rx.bytes.load() < sent_total; ++i) sleep_ms(1);
+    progress(o, fmt("limit k=%-3d %-6s: %8.1f ns/frame wall, %8.1f ns/frame sender cpu, %.2f M frames/s", k, mode,
+                    res.ns_per_frame, res.cpu_ns_per_frame, res.frames_per_s / 1e6));
+    return res;
+  };
+
+  for (const int k : o.coalesce) {
+    if (k < 1 || k > 1024) throw std::runtime_error("--coalesce values must be 1..1024");
+  }
+  // This machine's speed drifts by 10-20% within seconds: with --rounds R, every probe
+  // runs R times, the whole list once per round, and each one's median is reported, so
+  // that a slow moment weighs on one round of every probe, not on one probe.
+  std::vector<std::vector<LimitResult>> rounds;
+  for (int round = 0; round < o.rounds && !g_interrupted; ++round) {
+    std::vector<LimitResult> this_round;
+    for (const int k : o.coalesce) {
+      for (const char* mode : {"send", "writev"}) {
+        if (k == 1 && std::strcmp(mode, "writev") == 0) continue;  // the same thing
+        this_round.push_back(probe(k, mode));
+        if (g_interrupted) break;
+      }
       if (g_interrupted) break;
     }
-    if (g_interrupted) break;
+    rounds.push_back(std::move(this_round));
   }
+  const std::vector<LimitResult> results = medians(rounds);
   rx.stop = true;
   receiver.join();
   const linger rst{1, 0};  // no TIME_WAIT left behind
@@ -229,10 +279,11 @@ int run_limit(const Options& o, Report& r) {
     if (arr.size() > 1) arr += ",";
     arr +=
         fmt("{\"coalesce\":%d,\"mode\":\"%s\",\"ns_per_frame\":%s,\"cpu_ns_per_frame\":%s,\"frames_per_s\":%s,"
-            "\"frames\":%llu,\"blocked\":%llu}",
+            "\"frames\":%llu,\"blocked\":%llu,\"rounds\":%d,\"cpu_ns_per_frame_min\":%s,\"cpu_ns_per_frame_max\":%s}",
             res.k, res.mode.c_str(), Report::number(res.ns_per_frame).c_str(),
             Report::number(res.cpu_ns_per_frame).c_str(), Report::number(res.frames_per_s).c_str(),
-            static_cast<unsigned long long>(res.frames), static_cast<unsigned long long>(res.blocked));
+            static_cast<unsigned long long>(res.frames), static_cast<unsigned long long>(res.blocked), res.rounds,
+            Report::number(res.cpu_min).c_str(), Report::number(res.cpu_max).c_str());
     r.num(fmt("limit_k%d_%s_ns_per_frame", res.k, res.mode.c_str()), res.ns_per_frame);
     r.num(fmt("limit_k%d_%s_cpu_ns_per_frame", res.k, res.mode.c_str()), res.cpu_ns_per_frame);
   }
@@ -242,10 +293,11 @@ int run_limit(const Options& o, Report& r) {
                  : NAN);
 
   r.line(fmt("limit: %zu loopback TCP sockets, %zu-byte frames (one sender thread, one draining thread)", n, fb));
-  r.line("  coalesce  mode     ns/frame(wall)  ns/frame(sender cpu)  frames/s");
+  r.line(fmt("  medians of %d rounds", o.rounds));
+  r.line("  coalesce  mode     ns/frame(wall)  ns/frame(sender cpu)  (lowest-highest)  frames/s");
   for (const auto& res : results) {
-    r.line(fmt("  %8d  %-6s  %14.1f  %20.1f  %8.2fM", res.k, res.mode.c_str(), res.ns_per_frame, res.cpu_ns_per_frame,
-               res.frames_per_s / 1e6));
+    r.line(fmt("  %8d  %-6s  %14.1f  %20.1f  (%6.0f-%6.0f)  %8.2fM", res.k, res.mode.c_str(), res.ns_per_frame,
+               res.cpu_ns_per_frame, res.cpu_min, res.cpu_max, res.frames_per_s / 1e6));
   }
   return 0;
 }

@@ -63,6 +63,7 @@ struct Options {
   int sockets = 1000;
   int frame_bytes = 120;
   std::vector<int> coalesce = {1, 4, 32};
+  int rounds = 1;  ///< times the whole list of probes runs; each probe's median is reported
   int sender_cpu = -1;
   int receiver_cpu = -1;
   // output

@@ -190,4 +190,14 @@ bool parse_bench_content(const char* s, const char* end, BenchContent& out) {
   return r3.ec == std::errc{};
 }
 
+double median(std::vector<double> values) {
+  if (values.empty()) return NAN;
+  const std::size_t m = values.size() / 2;
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(m), values.end());
+  if (values.size() % 2) return values[m];
+  const double upper = values[m];
+  const double lower = *std::max_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(m));
+  return (lower + upper) / 2;
+}
+
 }  // namespace chatorbit::bench

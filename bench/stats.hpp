@@ -149,4 +149,7 @@ struct BenchContent {
 /// character after the timestamp (so the rest of a JSON document may follow).
 bool parse_bench_content(const char* s, const char* end, BenchContent& out);
 
+/// The median of `values` (of the middle two, their mean); NaN when there are none.
+double median(std::vector<double> values);
+
 }  // namespace chatorbit::bench

@@ -370,5 +370,13 @@ TEST(BenchContent, RejectsGarbage) {
   }
 }
 
+TEST(Median, OfOddAndEvenCountsAndOfNone) {
+  EXPECT_EQ(median({3.0, 1.0, 2.0}), 2.0);
+  EXPECT_EQ(median({4.0, 1.0, 3.0, 2.0}), 2.5);
+  EXPECT_EQ(median({7.0}), 7.0);
+  EXPECT_EQ(median({9.0, 1.0, 1.0, 1.0, 50.0}), 1.0) << "one slow round does not move it";
+  EXPECT_TRUE(std::isnan(median({})));
+}
+
 }  // namespace
 }  // namespace chatorbit::bench

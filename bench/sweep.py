@@ -51,8 +51,9 @@ def run(sides: list[tuple[str, Path, dict[str, str]]], loads=LOADS, duration: in
     with tempfile.TemporaryDirectory(prefix="chatorbit-sweep-") as tmp:
         for sockets in (1000, 9000):
             _, limit = run_bench(f"limit-{sockets}", ["limit", "--sockets", str(sockets), "--frame-bytes", "120",
-                                                      "--coalesce", "1,2,4,10,32", "--duration", "2", "--sender-cpu",
-                                                      "0", "--receiver-cpu", "1"], None, out_dir=Path(tmp))
+                                                      "--coalesce", "1,2,4,10,32", "--duration", "1", "--rounds",
+                                                      "3", "--sender-cpu", "0", "--receiver-cpu", "1"], None,
+                                 out_dir=Path(tmp))
             out["limits"].append(limit)
         for viewers, rate in loads:
             for name, binary, env in sides:
