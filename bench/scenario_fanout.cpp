@@ -530,9 +530,10 @@ void report_fields(Report& r, const char* name, const FanoutShared& sh, const Re
   r.num("bytes_per_delivery",
         t.deliveries ? static_cast<double>(lc.bytes_in) / static_cast<double>(t.deliveries) : NAN);
   r.num("frames_per_read", lc.reads ? static_cast<double>(lc.frames_in) / static_cast<double>(lc.reads) : NAN);
-  // What the server itself wrote per write over the measured interval (its acks and
-  // pings included). Viewers' reads may join several writes, so this, not frames per
-  // read, is the coalescing to set beside the `limit` probe.
+  // The deliveries the server queued per write it made over the measured interval.
+  // Its writes of acks and pings count too, so at one frame per write this reads just
+  // under 1. Viewers' reads may join several writes, so this, not frames per read, is
+  // the coalescing to set beside the `limit` probe.
   const auto& w0 = res.sending.writes0;
   const auto& w1 = res.drained.writes1;
   r.num("frames_per_write", w0 && w1 && w1->writes > w0->writes
