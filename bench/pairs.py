@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from run_suite import BENCH, Server, run_bench  # noqa: E402
 import test_servers  # noqa: E402
 
-KEYS = ["deliveries_per_s", "server_cpu_ns_per_delivery", "p50_ms", "p99_ms", "lost", "messages_per_s",
-        "others_cpu_percent"]
+KEYS = ["deliveries_per_s", "server_cpu_ns_per_delivery", "softirq_cpu_ns_per_delivery", "p50_ms", "p99_ms", "lost",
+        "messages_per_s", "others_cpu_percent"]
 # With a Redis on one side: server_cpu_ns_per_delivery is node + Redis; these split it.
 REDIS_KEYS = ["node_cpu_ns_per_delivery", "redis_cpu_ns_per_delivery"]
 

@@ -325,7 +325,8 @@ def write_markdown(results, load_sweep: dict | None = None):
             lines += [f"Latency distribution: [{chart.relative_to(RESULTS.parent)}]"
                       f"({chart.relative_to(RESULTS.parent)})", ""]
         keys = ["messages_per_s", "stored", "deliveries_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "lost", "duplicated", "reordered",
-                "server_cpu_ns_per_delivery", "server_cpu_percent", "frames_per_write", "frames_per_read",
+                "server_cpu_ns_per_delivery", "softirq_cpu_ns_per_delivery", "server_cpu_percent", "frames_per_write",
+                "frames_per_read",
                 "rss_bytes_per_connection",
                 "connects_per_s", "connections"]
         beside = probe_beside(d, limits)

@@ -113,6 +113,60 @@ std::optional<std::uint64_t> proc_rss_bytes(long pid) {
   return std::nullopt;
 }
 
+namespace {
+
+/// The cores of a list like "0-3,6" (/proc/PID/status, Cpus_allowed_list).
+std::vector<int> parse_cpu_list(const std::string& list) {
+  std::vector<int> cpus;
+  std::istringstream in(list);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    char* end = nullptr;
+    const long lo = std::strtol(part.c_str(), &end, 10);
+    if (end == part.c_str()) continue;
+    const long hi = *end == '-' ? std::strtol(end + 1, nullptr, 10) : lo;
+    for (long c = lo; c <= hi && c - lo < 4096; ++c) cpus.push_back(static_cast<int>(c));
+  }
+  return cpus;
+}
+
+}  // namespace
+
+std::vector<long> softirq_threads_of(long pid) {
+  std::vector<long> out;
+  if (pid <= 0) return out;
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line, allowed;
+  while (std::getline(status, line)) {
+    if (line.rfind("Cpus_allowed_list:", 0) == 0) allowed = line.substr(18);
+  }
+  std::vector<std::string> wanted;
+  for (const int cpu : parse_cpu_list(allowed)) wanted.push_back("ksoftirqd/" + std::to_string(cpu));
+  if (wanted.empty()) return out;
+  DIR* proc = opendir("/proc");
+  if (!proc) return out;
+  while (const dirent* e = readdir(proc)) {
+    char* end = nullptr;
+    const long p = std::strtol(e->d_name, &end, 10);
+    if (p <= 0 || *end != '\0') continue;
+    std::ifstream comm(std::string("/proc/") + e->d_name + "/comm");
+    std::string name;
+    if (std::getline(comm, name) && std::find(wanted.begin(), wanted.end(), name) != wanted.end()) out.push_back(p);
+  }
+  closedir(proc);
+  return out;
+}
+
+std::optional<std::uint64_t> procs_cpu_ns(const std::vector<long>& pids) {
+  std::uint64_t sum = 0;
+  for (const long p : pids) {
+    const auto ns = proc_cpu_ns(p);
+    if (!ns) return std::nullopt;
+    sum += *ns;
+  }
+  return sum;
+}
+
 std::optional<long> find_listener_pid(std::uint16_t port) {
   std::vector<std::string> inodes;
   for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {

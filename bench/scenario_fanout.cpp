@@ -226,10 +226,12 @@ double connect_all(Crew& crew, const char* name, std::uint64_t total) {
 
 /// What the send phase leaves for the drain and the report.
 struct Sending {
-  CpuSnap s0;                           ///< when sending started
-  std::optional<ServerWrites> writes0;  ///< just after s0
-  std::uint64_t t_end = 0;              ///< when it stopped
-  FanoutTotals at_end;                  ///< the totals then
+  CpuSnap s0;                             ///< when sending started
+  std::optional<ServerWrites> writes0;    ///< just after s0
+  std::vector<long> softirq_pids;         ///< the server's cores' ksoftirqd threads
+  std::optional<std::uint64_t> softirq0;  ///< their CPU at s0
+  std::uint64_t t_end = 0;                ///< when it stopped
+  FanoutTotals at_end;                    ///< the totals then
 };
 
 /// Lets the senders send for --duration (or until every sender's connection has closed),
@@ -239,6 +241,8 @@ Sending send_phase(Crew& crew, const char* name) {
   const Options& o = sh.o;
   const CpuSnap s0 = CpuSnap::take(sh.target.pids);
   const auto writes0 = scrape_writes(sh);
+  const auto softirq_pids = softirq_threads_of(sh.target.pid);
+  const auto softirq0 = procs_cpu_ns(softirq_pids);
   sh.t0.store(s0.wall, std::memory_order_release);
   sh.phase.store(kRun, std::memory_order_release);
   const auto run_ns = static_cast<std::uint64_t>(o.duration * 1e9);
@@ -270,6 +274,8 @@ Sending send_phase(Crew& crew, const char* name) {
   Sending sending;
   sending.s0 = s0;
   sending.writes0 = writes0;
+  sending.softirq_pids = softirq_pids;
+  sending.softirq0 = softirq0;
   sending.t_end = mono_ns();
   sending.at_end = crew.totals();
   return sending;
@@ -283,6 +289,8 @@ Sending wait_for_senders(Crew& crew, const char* name, std::vector<CounterSet>& 
   const Options& o = sh.o;
   const CpuSnap s0 = CpuSnap::take(sh.target.pids);
   const auto writes0 = scrape_writes(sh);
+  const auto softirq_pids = softirq_threads_of(sh.target.pid);
+  const auto softirq0 = procs_cpu_ns(softirq_pids);
   sh.t0.store(s0.wall, std::memory_order_release);
   sh.phase.store(kRun, std::memory_order_release);
   const auto limit_ns = static_cast<std::uint64_t>(o.duration * 1e9);
@@ -313,6 +321,8 @@ Sending wait_for_senders(Crew& crew, const char* name, std::vector<CounterSet>& 
   Sending sending;
   sending.s0 = s0;
   sending.writes0 = writes0;
+  sending.softirq_pids = softirq_pids;
+  sending.softirq0 = softirq0;
   sending.t_end = mono_ns();
   sending.at_end = crew.totals();
   return sending;
@@ -326,6 +336,7 @@ struct Drained {
   std::vector<std::optional<std::uint64_t>> rss_each;  ///< per --server-pid
   std::optional<double> stored_after;                  ///< the server's stored-messages counter
   std::optional<ServerWrites> writes1;                 ///< just after s1
+  std::optional<std::uint64_t> softirq1;               ///< Sending::softirq_pids' CPU at s1
 };
 
 /// Drain: until every message is acknowledged and every open viewer has it all, or
@@ -355,6 +366,7 @@ Drained drain(Crew& crew, const char* name, const Sending& sending) {
   drained.totals = t;
   drained.s1 = CpuSnap::take(sh.target.pids);
   drained.writes1 = scrape_writes(sh);
+  drained.softirq1 = procs_cpu_ns(sending.softirq_pids);
   drained.server_rss = proc_rss_bytes(sh.target.pid);
   for (const long pid : sh.target.pids) drained.rss_each.push_back(proc_rss_bytes(pid));
   drained.stored_after = scrape_stored(sh);
@@ -436,6 +448,9 @@ struct Figures {
   double measured_s = 0;  ///< sending and draining
   double deliveries_per_s = 0;
   std::optional<double> server_ns_per_delivery;
+  /// The server's cores' ksoftirqd over the deliveries: receive work deferred out of the
+  /// server's own process (and of server_ns_per_delivery).
+  std::optional<double> softirq_ns_per_delivery;
   double bench_ns_per_delivery = 0;
   std::optional<double> stored;  ///< by the server during the run
 };
@@ -450,6 +465,11 @@ Figures figures(const Results& res) {
   f.deliveries_per_s = static_cast<double>(res.sending.at_end.deliveries) / f.run_s;
   if (s0.server && s1.server && deliveries) {
     f.server_ns_per_delivery = static_cast<double>(*s1.server - *s0.server) / static_cast<double>(deliveries);
+  }
+  const auto& q0 = res.sending.softirq0;
+  const auto& q1 = res.drained.softirq1;
+  if (!res.sending.softirq_pids.empty() && q0 && q1 && deliveries) {
+    f.softirq_ns_per_delivery = static_cast<double>(*q1 - *q0) / static_cast<double>(deliveries);
   }
   f.bench_ns_per_delivery = deliveries ? static_cast<double>(s1.self - s0.self) / static_cast<double>(deliveries) : NAN;
   const auto& before = res.setup.stored_before;
@@ -475,6 +495,7 @@ void report_fields(Report& r, const char* name, const FanoutShared& sh, const Re
   r.integer("duplicated", static_cast<long long>(dt.duplicated));
   r.integer("reordered", static_cast<long long>(dt.reordered));
   r.num("server_cpu_ns_per_delivery", f.server_ns_per_delivery);
+  r.num("softirq_cpu_ns_per_delivery", f.softirq_ns_per_delivery);
   r.null("rss_bytes_per_connection");
   if (closed_loop) {
     // Acknowledged means stored: the server acks a message after its transaction commits.

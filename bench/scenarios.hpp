@@ -123,6 +123,12 @@ int run_connect(const Options& o, Report& r);
 std::optional<std::uint64_t> proc_cpu_ns(long pid);
 /// VmRSS of `pid`, in bytes.
 std::optional<std::uint64_t> proc_rss_bytes(long pid);
+/// The kernel's ksoftirqd threads of the cores `pid` may run on (its Cpus_allowed_list).
+/// Receive work that loopback could not finish inline on those cores runs there, and is
+/// charged to no process of ours. Empty if `pid` is unknown.
+std::vector<long> softirq_threads_of(long pid);
+/// The CPU of `pids` summed, in nanoseconds; nullopt if one of them is gone.
+std::optional<std::uint64_t> procs_cpu_ns(const std::vector<long>& pids);
 /// The process with a listening TCP socket on `port` (other than this one), if any.
 std::optional<long> find_listener_pid(std::uint16_t port);
 /// Raises RLIMIT_NOFILE's soft limit to the hard limit, and both to `want` if that is
