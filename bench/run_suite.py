@@ -139,7 +139,7 @@ def main() -> int:
     results = []
 
     # Three rounds of 1 s per probe, medians: one slow second of this machine's no longer
-    # decides a probe (back-to-back probes of 3 s differed by up to 30%).
+    # decides a probe (three 3 s probes a minute apart gave 691-930 ns per frame at 8 frames).
     shown, limit = run_bench("limit", ["limit", "--sockets", "1000", "--frame-bytes", "120", "--coalesce", "1,2,4,10,32",
                               "--duration", "1", "--rounds", "3", "--sender-cpu", "0", "--receiver-cpu", "1"], None)
     results.append(("limit", shown, limit))

@@ -244,9 +244,11 @@ int run_limit(const Options& o, Report& r) {
   for (const int k : o.coalesce) {
     if (k < 1 || k > 1024) throw std::runtime_error("--coalesce values must be 1..1024");
   }
-  // This machine's speed drifts by 10-20% within seconds: with --rounds R, every probe
-  // runs R times, the whole list once per round, and each one's median is reported, so
-  // that a slow moment weighs on one round of every probe, not on one probe.
+  // On this machine one probe's cost varies by a third or more from one run of it to
+  // the next (691-930 ns per frame at 8 frames per send in three 3 s runs, 2026-12-03).
+  // With --rounds R, every probe runs R times, the whole list once per round, and each
+  // one's median is reported, so that a slow moment weighs on one round of every probe,
+  // not on one probe.
   std::vector<std::vector<LimitResult>> rounds;
   for (int round = 0; round < o.rounds && !g_interrupted; ++round) {
     std::vector<LimitResult> this_round;
