@@ -224,27 +224,51 @@ double connect_all(Crew& crew, const char* name, std::uint64_t total) {
   return connect_s;
 }
 
+/// What is read of the server beside its CPU at either end of the measured interval.
+struct ServerCounters {
+  std::optional<ServerWrites> writes;    ///< its /metrics counters
+  std::optional<std::uint64_t> softirq;  ///< CPU of its cores' ksoftirqd threads
+
+  static ServerCounters read(const FanoutShared& sh, const std::vector<long>& softirq_pids) {
+    return {scrape_writes(sh), procs_cpu_ns(softirq_pids)};
+  }
+};
+
 /// What the send phase leaves for the drain and the report.
 struct Sending {
-  CpuSnap s0;                             ///< when sending started
-  std::optional<ServerWrites> writes0;    ///< just after s0
-  std::vector<long> softirq_pids;         ///< the server's cores' ksoftirqd threads
-  std::optional<std::uint64_t> softirq0;  ///< their CPU at s0
-  std::uint64_t t_end = 0;                ///< when it stopped
-  FanoutTotals at_end;                    ///< the totals then
+  CpuSnap s0;                      ///< when sending started
+  std::vector<long> softirq_pids;  ///< the server's cores' ksoftirqd threads
+  ServerCounters counters0;        ///< just after s0
+  std::uint64_t t_end = 0;         ///< when it stopped
+  FanoutTotals at_end;             ///< the totals then
 };
+
+/// Opens the measured interval: the first snapshots, then the workers start sending
+/// (or, with --role viewers, counting).
+Sending start_sending(FanoutShared& sh) {
+  Sending sending;
+  sending.s0 = CpuSnap::take(sh.target.pids);
+  sending.softirq_pids = softirq_threads_of(sh.target.pid);
+  sending.counters0 = ServerCounters::read(sh, sending.softirq_pids);
+  sh.t0.store(sending.s0.wall, std::memory_order_release);
+  sh.phase.store(kRun, std::memory_order_release);
+  return sending;
+}
+
+/// Ends the sending; the drain follows.
+void stop_sending(Crew& crew, Sending& sending) {
+  crew.sh.phase.store(kDrain, std::memory_order_release);
+  sending.t_end = mono_ns();
+  sending.at_end = crew.totals();
+}
 
 /// Lets the senders send for --duration (or until every sender's connection has closed),
 /// with a progress line a second.
 Sending send_phase(Crew& crew, const char* name) {
   FanoutShared& sh = crew.sh;
   const Options& o = sh.o;
-  const CpuSnap s0 = CpuSnap::take(sh.target.pids);
-  const auto writes0 = scrape_writes(sh);
-  const auto softirq_pids = softirq_threads_of(sh.target.pid);
-  const auto softirq0 = procs_cpu_ns(softirq_pids);
-  sh.t0.store(s0.wall, std::memory_order_release);
-  sh.phase.store(kRun, std::memory_order_release);
+  Sending sending = start_sending(sh);
+  const CpuSnap& s0 = sending.s0;
   const auto run_ns = static_cast<std::uint64_t>(o.duration * 1e9);
   CpuSnap prev = s0;
   std::uint64_t prev_deliveries = 0;
@@ -270,14 +294,7 @@ Sending send_phase(Crew& crew, const char* name) {
       break;
     }
   }
-  sh.phase.store(kDrain, std::memory_order_release);
-  Sending sending;
-  sending.s0 = s0;
-  sending.writes0 = writes0;
-  sending.softirq_pids = softirq_pids;
-  sending.softirq0 = softirq0;
-  sending.t_end = mono_ns();
-  sending.at_end = crew.totals();
+  stop_sending(crew, sending);
   return sending;
 }
 
@@ -287,12 +304,8 @@ Sending send_phase(Crew& crew, const char* name) {
 Sending wait_for_senders(Crew& crew, const char* name, std::vector<CounterSet>& expected) {
   FanoutShared& sh = crew.sh;
   const Options& o = sh.o;
-  const CpuSnap s0 = CpuSnap::take(sh.target.pids);
-  const auto writes0 = scrape_writes(sh);
-  const auto softirq_pids = softirq_threads_of(sh.target.pid);
-  const auto softirq0 = procs_cpu_ns(softirq_pids);
-  sh.t0.store(s0.wall, std::memory_order_release);
-  sh.phase.store(kRun, std::memory_order_release);
+  Sending sending = start_sending(sh);
+  const CpuSnap& s0 = sending.s0;
   const auto limit_ns = static_cast<std::uint64_t>(o.duration * 1e9);
   std::uint64_t last_print = s0.wall;
   for (;;) {
@@ -317,14 +330,7 @@ Sending wait_for_senders(Crew& crew, const char* name, std::vector<CounterSet>& 
   for (std::uint32_t r = 0; r < sh.room_count; ++r) {
     sh.rooms[r].acked.store(expected[r].size(), std::memory_order_relaxed);
   }
-  sh.phase.store(kDrain, std::memory_order_release);
-  Sending sending;
-  sending.s0 = s0;
-  sending.writes0 = writes0;
-  sending.softirq_pids = softirq_pids;
-  sending.softirq0 = softirq0;
-  sending.t_end = mono_ns();
-  sending.at_end = crew.totals();
+  stop_sending(crew, sending);
   return sending;
 }
 
@@ -335,8 +341,7 @@ struct Drained {
   std::optional<std::uint64_t> server_rss;
   std::vector<std::optional<std::uint64_t>> rss_each;  ///< per --server-pid
   std::optional<double> stored_after;                  ///< the server's stored-messages counter
-  std::optional<ServerWrites> writes1;                 ///< just after s1
-  std::optional<std::uint64_t> softirq1;               ///< Sending::softirq_pids' CPU at s1
+  ServerCounters counters1;                            ///< just after s1
 };
 
 /// Drain: until every message is acknowledged and every open viewer has it all, or
@@ -365,8 +370,7 @@ Drained drain(Crew& crew, const char* name, const Sending& sending) {
   Drained drained;
   drained.totals = t;
   drained.s1 = CpuSnap::take(sh.target.pids);
-  drained.writes1 = scrape_writes(sh);
-  drained.softirq1 = procs_cpu_ns(sending.softirq_pids);
+  drained.counters1 = ServerCounters::read(sh, sending.softirq_pids);
   drained.server_rss = proc_rss_bytes(sh.target.pid);
   for (const long pid : sh.target.pids) drained.rss_each.push_back(proc_rss_bytes(pid));
   drained.stored_after = scrape_stored(sh);
@@ -466,8 +470,8 @@ Figures figures(const Results& res) {
   if (s0.server && s1.server && deliveries) {
     f.server_ns_per_delivery = static_cast<double>(*s1.server - *s0.server) / static_cast<double>(deliveries);
   }
-  const auto& q0 = res.sending.softirq0;
-  const auto& q1 = res.drained.softirq1;
+  const auto& q0 = res.sending.counters0.softirq;
+  const auto& q1 = res.drained.counters1.softirq;
   if (!res.sending.softirq_pids.empty() && q0 && q1 && deliveries) {
     f.softirq_ns_per_delivery = static_cast<double>(*q1 - *q0) / static_cast<double>(deliveries);
   }
@@ -555,8 +559,8 @@ void report_fields(Report& r, const char* name, const FanoutShared& sh, const Re
   // Its writes of acks and pings count too, so at one frame per write this reads just
   // under 1. Viewers' reads may join several writes, so this, not frames per read, is
   // the coalescing to set beside the `limit` probe.
-  const auto& w0 = res.sending.writes0;
-  const auto& w1 = res.drained.writes1;
+  const auto& w0 = res.sending.counters0.writes;
+  const auto& w1 = res.drained.counters1.writes;
   r.num("frames_per_write", w0 && w1 && w1->writes > w0->writes
                                 ? std::optional<double>((w1->frames - w0->frames) / (w1->writes - w0->writes))
                                 : std::nullopt);
