@@ -125,6 +125,10 @@ void FanoutPasses::flush_slice() {
       ws::Connection& c = *members[cur.next++]->conn;
       if (!c.pending()) continue;
       --budget;
+      if (!c.batchable()) {
+        c.flush();  // behind a gateway's link: its bytes join the link's one write
+        continue;
+      }
       const std::size_t count = c.gather(batch_.next_iov());
       if (count == 0) {
         c.flush();  // its socket is full: flush() checks how far behind it is

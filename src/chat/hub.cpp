@@ -85,6 +85,20 @@ Session& Hub::add(std::size_t loop_index, asio::ip::tcp::socket socket, Session 
   Loop& loop = *per_loop_[loop_index];
   auto conn = std::make_shared<ws::Connection>(std::move(socket), *this, limits_.connection, loop.buffer);
   conn->close_in(loops_.background(loop_index));
+  return adopt(loop_index, std::move(conn), std::move(proto), leftover, state_read_at);
+}
+
+Session& Hub::add(std::size_t loop_index, std::shared_ptr<ws::Channel> channel, Session proto,
+                  std::string_view leftover, std::chrono::steady_clock::time_point state_read_at) {
+  Loop& loop = *per_loop_[loop_index];
+  auto conn = std::make_shared<ws::Connection>(loops_.loop(loop_index).get_executor(), std::move(channel), *this,
+                                               limits_.connection, loop.buffer);
+  return adopt(loop_index, std::move(conn), std::move(proto), leftover, state_read_at);
+}
+
+Session& Hub::adopt(std::size_t loop_index, std::shared_ptr<ws::Connection> conn, Session proto,
+                    std::string_view leftover, std::chrono::steady_clock::time_point state_read_at) {
+  Loop& loop = *per_loop_[loop_index];
   conn->count_writes_in(loop.writes);
   auto session = std::make_unique<Session>(std::move(proto));
   session->conn = conn;

@@ -122,6 +122,10 @@ class Hub final : public ws::ConnectionHandler {
   /// session, in order, so that a change made meanwhile is not missed.
   Session& add(std::size_t loop, boost::asio::ip::tcp::socket socket, Session proto, std::string_view leftover,
                std::chrono::steady_clock::time_point state_read_at = {});
+  /// The same for a session carried by a gateway's link (ws::Channel); `loop` is the
+  /// link's.
+  Session& add(std::size_t loop, std::shared_ptr<ws::Channel> channel, Session proto, std::string_view leftover,
+               std::chrono::steady_clock::time_point state_read_at = {});
   /// Makes the session a member of `room` (leaving its current one).
   void join(Session& s, const std::string& room);
   /// Removes the session from its room.
@@ -192,6 +196,9 @@ class Hub final : public ws::ConnectionHandler {
 
  private:
   struct Loop;
+  /// What both add()s do once the connection exists.
+  Session& adopt(std::size_t loop, std::shared_ptr<ws::Connection> conn, Session proto, std::string_view leftover,
+                 std::chrono::steady_clock::time_point state_read_at);
   /// Counts and logs a publication decode_delivery() refused.
   void drop(const std::string& channel, std::string_view why);
   /// Hands a decoded publication to this node's observers (moderation, account events).

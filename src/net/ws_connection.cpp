@@ -42,6 +42,16 @@ Connection::Connection(asio::ip::tcp::socket socket, ConnectionHandler& handler,
   socket_.non_blocking(true, ec);
 }
 
+Connection::Connection(asio::any_io_executor ex, std::shared_ptr<Channel> channel, ConnectionHandler& handler,
+                       ConnectionLimits limits, std::vector<char>& loop_buffer)
+    : socket_(ex),
+      channel_(std::move(channel)),
+      handler_(handler),
+      loop_buffer_(loop_buffer),
+      reader_(limits.max_message_bytes),
+      max_queue_bytes_(limits.max_queue_bytes),
+      last_activity_ms_(steady_ms()) {}
+
 Connection::~Connection() { leave_stream(false); }
 
 void Connection::start(std::string_view leftover) {
@@ -53,7 +63,7 @@ void Connection::start(std::string_view leftover) {
 }
 
 void Connection::arm_read() {
-  if (reading_ || state_ == State::closed) return;
+  if (reading_ || state_ == State::closed || channel_) return;
   reading_ = true;
   socket_.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
     self->reading_ = false;
@@ -85,6 +95,14 @@ void Connection::on_readable() {
     if (n < loop_buffer_.size()) break;
   }
   if (state_ != State::closed) arm_read();
+}
+
+void Connection::receive(std::string_view bytes) {
+  if (state_ == State::closed) return;
+  last_activity_ms_ = steady_ms();
+  if (half_closed_) return;  // read only to be discarded, as on_readable() does
+  reader_.feed(bytes);
+  handle_events();
 }
 
 void Connection::handle_events() {
@@ -208,6 +226,10 @@ void Connection::flush() {
     std::array<iovec, 64> iov;
     const std::size_t count = gather(iov);
     if (count == 0) break;
+    if (channel_) {
+      if (!take_result(channel_->write(std::span<const iovec>(iov.data(), count)))) return;
+      continue;
+    }
     msghdr msg{};
     msg.msg_iov = iov.data();
     msg.msg_iovlen = count;
@@ -217,6 +239,10 @@ void Connection::flush() {
   if (state_ == State::closing && !half_closed_) {
     half_closed_ = true;
     closing_since_ms_ = steady_ms();
+    if (channel_) {
+      channel_->shutdown_send();
+      return;  // the peer's end arrives as peer_ended(), or the owner's sweep gives up on it
+    }
     boost::system::error_code ec;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
     arm_read();  // until the peer's EOF, or the owner's sweep gives up on it
@@ -264,6 +290,13 @@ bool Connection::take_result(long n) {
   if (n == -EINTR) return true;
   if (n == -EAGAIN || n == -EWOULDBLOCK) {
     waiting_writable_ = true;
+    if (channel_) {
+      channel_->wait_writable([self = shared_from_this()] {
+        self->waiting_writable_ = false;
+        self->flush();
+      });
+      return false;
+    }
     socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](boost::system::error_code wec) {
       self->waiting_writable_ = false;
       if (wec) {
@@ -330,16 +363,20 @@ void Connection::finish(bool graceful) {
   if (state_ == State::closed) return;
   state_ = State::closed;
   boost::system::error_code ec;
-  if (graceful) socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  if (background_) {
-    // The socket leaves the connection now (it reads as closed from here on); an
-    // operation still pending on it ends, aborted, when it is closed.
-    background_->execute([socket = std::move(socket_)]() mutable {
-      boost::system::error_code ignored;
-      socket.close(ignored);
-    });
+  if (channel_) {
+    channel_->close();  // the transport is not this connection's to close
   } else {
-    socket_.close(ec);
+    if (graceful) socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    if (background_) {
+      // The socket leaves the connection now (it reads as closed from here on); an
+      // operation still pending on it ends, aborted, when it is closed.
+      background_->execute([socket = std::move(socket_)]() mutable {
+        boost::system::error_code ignored;
+        socket.close(ignored);
+      });
+    } else {
+      socket_.close(ec);
+    }
   }
   leave_stream(false);
   queue_.clear();

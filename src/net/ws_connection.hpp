@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -45,6 +46,23 @@ class ConnectionHandler {
   virtual void on_dirty(Connection& c, bool first) = 0;
 };
 
+/// A transport that is not a socket of the connection's own: a session carried by a
+/// gateway's link (net/link.hpp). The connection writes through it and is fed what it
+/// reads (Connection::receive(), peer_ended()).
+class Channel {
+ public:
+  virtual ~Channel() = default;
+  /// Takes what it can of `iov` now: the bytes taken, or -EAGAIN if none (then
+  /// wait_writable() follows), or another -errno if the transport is gone.
+  virtual long write(std::span<const iovec> iov) = 0;
+  /// Calls `ready` once, when write() may take bytes again (or the transport is gone).
+  virtual void wait_writable(std::function<void()> ready) = 0;
+  /// The close frame is out: nothing more will be written.
+  virtual void shutdown_send() = 0;
+  /// The connection is over (once, at its end).
+  virtual void close() = 0;
+};
+
 struct ConnectionLimits {
   std::size_t max_message_bytes = 64 * 1024;
   std::size_t max_queue_bytes = 1024 * 1024;
@@ -58,6 +76,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Connection(boost::asio::ip::tcp::socket socket, ConnectionHandler& handler, ConnectionLimits limits,
              std::vector<char>& loop_buffer);
+  /// A connection over `channel` instead of a socket; `ex` is its loop's.
+  Connection(boost::asio::any_io_executor ex, std::shared_ptr<Channel> channel, ConnectionHandler& handler,
+             ConnectionLimits limits, std::vector<char>& loop_buffer);
   ~Connection();
 
   /// Starts reading; `leftover` are bytes that arrived with the upgrade request.
@@ -102,6 +123,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t gather(std::span<iovec> iov) const;
   void sent(long result);
   int native_handle() { return socket_.native_handle(); }
+  /// Whether it may be written through a net::SendBatch (it has a socket of its own);
+  /// a connection over a Channel is written by flush().
+  bool batchable() const { return !channel_; }
+  /// For a connection over a Channel: bytes it read, and the end of its input.
+  void receive(std::string_view bytes);
+  void peer_ended() { finish(false); }
   /// Something waits to be written.
   bool pending() const { return !queue_.empty() || (stream_ && cursor_ < stream_->end()); }
   /// Queues a close frame, then closes the socket once it is sent (or soon after).
@@ -144,7 +171,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::uint64_t at;
   };
 
-  boost::asio::ip::tcp::socket socket_;
+  boost::asio::ip::tcp::socket socket_;  ///< unopened for a connection over a Channel
+  std::shared_ptr<Channel> channel_;
   net::Background* background_ = nullptr;         ///< where the socket is closed (close_in()); null: at once
   std::atomic<std::uint64_t>* writes_ = nullptr;  ///< count_writes_in(); null: not counted
   ConnectionHandler& handler_;

@@ -11,6 +11,8 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -384,6 +386,101 @@ TEST(WsStream, OneWriteGathersAtMostKMaxWriteBytes) {
   std::size_t bytes = 0;
   for (std::size_t i = 0; i < count; ++i) bytes += iov[i].iov_len;
   EXPECT_EQ(bytes, Connection::kMaxWriteBytes);
+}
+
+// A transport that takes at most `room` bytes until it is given more: a link's session
+// with its credit window.
+struct FakeChannel : Channel {
+  std::string written;
+  std::size_t room = 1 << 20;
+  std::function<void()> ready;
+  bool shut = false;
+  bool closed = false;
+  long write(std::span<const iovec> iov) override {
+    if (room == 0) return -EAGAIN;
+    std::size_t taken = 0;
+    for (const auto& v : iov) {
+      const std::size_t n = std::min(v.iov_len, room - taken);
+      written.append(static_cast<const char*>(v.iov_base), n);
+      taken += n;
+      if (taken == room) break;
+    }
+    room -= taken;
+    return static_cast<long>(taken);
+  }
+  void wait_writable(std::function<void()> f) override { ready = std::move(f); }
+  void shutdown_send() override { shut = true; }
+  void close() override { closed = true; }
+  /// More room, and the waiting writer told.
+  void give(std::size_t bytes) {
+    room += bytes;
+    if (ready) std::exchange(ready, nullptr)();
+  }
+};
+
+// A client's text frame, masked (with a zero key, so the payload reads as is).
+std::string client_text(const std::string& text) {
+  std::string f;
+  f.push_back(static_cast<char>(0x81));
+  f.push_back(static_cast<char>(0x80 | text.size()));
+  f.append(4, '\0');
+  return f + text;
+}
+
+TEST(WsConnection, OverAChannelWritesThroughItAndIsFedWhatItReads) {
+  asio::io_context ctx;
+  std::vector<char> loop_buffer(65536);
+  RecordingHandler handler{ctx};
+  auto channel = std::make_shared<FakeChannel>();
+  auto conn = std::make_shared<Connection>(ctx.get_executor(), channel, handler, ConnectionLimits{}, loop_buffer);
+  conn->start(client_text("early"));  // bytes that came before the session existed
+  EXPECT_FALSE(conn->batchable());
+  conn->send(text_frame("hi"));
+  ctx.poll();
+  EXPECT_EQ(texts_of(parse_frames(channel->written)), std::vector<std::string>{"hi"});
+
+  conn->receive(client_text("hello"));
+  EXPECT_EQ(handler.texts, (std::vector<std::string>{"early", "hello"}));
+
+  conn->close(close_code::normal, "bye");
+  EXPECT_TRUE(channel->shut);  // the close frame is out: half-closed
+  EXPECT_FALSE(channel->closed);
+  const auto frames = parse_frames(channel->written);
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[1].first, 0x8);
+  conn->receive(client_text("ignored after our close"));
+  EXPECT_EQ(handler.texts.size(), 2u);
+  conn->peer_ended();
+  EXPECT_TRUE(channel->closed);
+  EXPECT_TRUE(handler.closed);
+}
+
+TEST(WsConnection, OverAChannelWithNoRoomLeftAViewerFarBehindIsDroppedWith4008) {
+  asio::io_context ctx;
+  std::vector<char> loop_buffer(65536);
+  RecordingHandler handler{ctx};
+  auto channel = std::make_shared<FakeChannel>();
+  channel->room = 4096;
+  auto conn = std::make_shared<Connection>(ctx.get_executor(), channel, handler, ConnectionLimits{65536, 16 * 1024},
+                                           loop_buffer);
+  conn->start({});
+  const auto frame = text_frame(std::string(1000, 'x'));
+  for (int i = 0; i < 40 && conn->open(); ++i) {
+    conn->send(frame);
+    ctx.poll();
+    ctx.restart();
+  }
+  EXPECT_FALSE(conn->open());  // closing: 4 KiB taken, then 16 KiB queued at most
+  EXPECT_EQ(channel->written.size(), 4096u);
+  EXPECT_FALSE(channel->shut);  // the close frame waits for room like any other
+  channel->give(1 << 20);
+  const auto frames = parse_frames(channel->written);
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames.back().first, 0x8);
+  EXPECT_EQ(close_code_of(frames.back().second), close_code::slow_consumer);
+  // The frame cut by the full window was finished before the close frame.
+  for (std::size_t i = 0; i + 1 < frames.size(); ++i) EXPECT_EQ(frames[i].second.size(), 1000u);
+  EXPECT_TRUE(channel->shut);
 }
 
 TEST(WsConnection, AcceptKeyMatchesRfc6455Example) {
