@@ -25,6 +25,7 @@
 #include "core/random.hpp"
 #include "core/run_blocking.hpp"
 #include "engine/engine_factory.hpp"
+#include "net/link.hpp"
 #include "net/ws_frame.hpp"
 
 namespace chatorbit {
@@ -280,6 +281,18 @@ void App::build_chat() {
                                           http::Request req, http::Context& ctx) {
     chat_->upgrade(std::move(stream), std::move(buffer), std::move(req), ctx);
   });
+  // Gateways' links (chat/node_links.hpp), from the same trusted proxies whose
+  // X-Forwarded-For this node believes.
+  node_links_ = std::make_unique<chat::NodeLinks>(
+      *chat_, net::AddressSet::parse(config_.trusted_proxies).value_or(net::AddressSet{}));
+  server_->add_upgrade(
+      std::string(link::kPath),
+      [this](boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer, http::Request req, http::Context& ctx) {
+        node_links_->upgrade(std::move(stream), std::move(buffer), std::move(req), ctx);
+      },
+      std::string(link::kProtocol));
+  metrics_.add_gauge("chatorbit_links", "Gateways' links open to this node (each carries many sessions).",
+                     [this] { return static_cast<double>(node_links_->links()); });
   moderation_ = std::make_unique<chat::ModerationService>(
       chat::ModerationDeps{*store_, *engine_, *rooms_, *authenticator_, ids_, clock_});
   moderation_->register_routes(router_);
@@ -452,10 +465,12 @@ void App::shutdown() {
     chat_->stop();
     drain_sessions();
   }
+  if (node_links_) node_links_->close_all();  // their sessions are closed by now, or given up on
   if (gateway_) gateway_->stop();
   // Requests in flight get a bounded time to finish.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-  while ((metrics_.open_connections() > 0 || (hub_ && hub_->sessions() > 0) || (gateway_ && gateway_->tunnels() > 0)) &&
+  while ((metrics_.open_connections() > 0 || (hub_ && hub_->sessions() > 0) || (gateway_ && gateway_->tunnels() > 0) ||
+          (node_links_ && node_links_->links() > 0)) &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
   }

@@ -15,6 +15,7 @@
 #include "chat/chat_service.hpp"
 #include "chat/hub.hpp"
 #include "chat/moderation_service.hpp"
+#include "chat/node_links.hpp"
 #include "chat/pipeline.hpp"
 #include "chat/rooms.hpp"
 #include "core/config.hpp"
@@ -94,6 +95,7 @@ class App {
   std::unique_ptr<chat::MessagePipeline> pipeline_;
   std::unique_ptr<chat::RoomCache> rooms_;
   std::unique_ptr<chat::ChatService> chat_;
+  std::unique_ptr<chat::NodeLinks> node_links_;
   std::unique_ptr<chat::ModerationService> moderation_;
   std::unique_ptr<gateway::GatewayService> gateway_;
   bool stopped_ = false;

@@ -46,11 +46,53 @@ bool wants_v2(const http::Request& req, std::string_view query) {
 
 }  // namespace
 
+namespace {
+
+/// A viewer that connected to this node itself: the answer goes to its socket.
+class SocketPeer final : public HandshakePeer {
+ public:
+  SocketPeer(beast::tcp_stream stream, beast::flat_buffer buffer)
+      : stream_(std::move(stream)), buffer_(std::move(buffer)) {}
+
+  asio::awaitable<void> refuse(http::Response res) override {
+    stream_.expires_after(std::chrono::seconds{5});
+    co_await beast::http::async_write(stream_, res, use_nothrow);
+    beast::error_code ec;
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  }
+
+  asio::awaitable<bool> accept(const http::Response& res) override {
+    stream_.expires_after(std::chrono::seconds{10});
+    auto [ec, n] = co_await beast::http::async_write(stream_, res, use_nothrow);
+    (void)n;
+    stream_.expires_never();
+    co_return !ec;
+  }
+
+  Session& hand_over(Hub& hub, std::size_t loop, Session proto,
+                     std::chrono::steady_clock::time_point state_read_at) override {
+    const auto leftover = beast::buffers_to_string(buffer_.data());
+    return hub.add(loop, stream_.release_socket(), std::move(proto), leftover, state_read_at);
+  }
+
+ private:
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+};
+
+}  // namespace
+
 void ChatService::upgrade(beast::tcp_stream stream, beast::flat_buffer buffer, http::Request req, http::Context& ctx) {
-  UpgradeInfo info{ctx.query_string, ctx.client_ip, ctx.loop};
+  upgrade(std::make_unique<SocketPeer>(std::move(stream), std::move(buffer)), std::move(req), ctx.query_string,
+          ctx.client_ip, ctx.loop);
+}
+
+void ChatService::upgrade(std::unique_ptr<HandshakePeer> peer, http::Request req, std::string query,
+                          std::string client_ip, std::size_t loop) {
+  UpgradeInfo info{std::move(query), std::move(client_ip), loop};
   // Background work (net/background.hpp): a crowd's handshakes yield to the live rooms.
   auto ex = d_.loops.background(info.loop).executor();
-  asio::co_spawn(ex, handshake(std::move(stream), std::move(buffer), std::move(req), std::move(info)), asio::detached);
+  asio::co_spawn(ex, handshake(std::move(peer), std::move(req), std::move(info)), asio::detached);
 }
 
 namespace {
@@ -67,6 +109,13 @@ http::Response refusal(Status status, std::string_view error, const boost::json:
 std::optional<http::Response> ChatService::check_handshake(const http::Request& req, const UpgradeInfo& info,
                                                            Admitted& out) {
   const auto& cfg = d_.config;
+  if (stopping()) {
+    // A node on its way down: its listeners are closed, but a gateway's link still
+    // brings handshakes. The gateway tries the next node on a 503.
+    auto res = refusal(Status::service_unavailable, "shutting down");
+    res.set(http::bhttp::field::retry_after, "1");
+    return res;
+  }
   if (auto refused = ws::check_upgrade_headers(req)) {
     auto res = refusal(refused->status, refused->error, {{"detail", refused->detail}});
     if (refused->status == Status::upgrade_required) res.set(http::bhttp::field::sec_websocket_version, "13");
@@ -159,8 +208,7 @@ asio::awaitable<std::optional<http::Response>> ChatService::claim_address_slot(c
   co_return res;
 }
 
-asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::flat_buffer buffer, http::Request req,
-                                             UpgradeInfo info) {
+asio::awaitable<void> ChatService::handshake(std::unique_ptr<HandshakePeer> peer, http::Request req, UpgradeInfo info) {
   Admitted a;
   // Before the token is verified: an account event (logout, password or role change)
   // that arrives from here on and before the session exists is replayed to it by
@@ -211,10 +259,7 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
       if (a.counted) caps_.release(info.client_ip);
       if (a.slot) co_await release_address_slot(info.client_ip, a.conn_id);
       refused->prepare_payload();
-      stream.expires_after(std::chrono::seconds{5});
-      co_await beast::http::async_write(stream, *refused, use_nothrow);
-      beast::error_code ec;
-      stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+      co_await peer->refuse(std::move(*refused));
       co_return;
     }
     co_await d_.rooms.ensure(a.room);
@@ -224,15 +269,11 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
     res.set(http::bhttp::field::connection, "Upgrade");
     res.set(http::bhttp::field::sec_websocket_accept, a.accept);
     if (a.subprotocol) res.set(http::bhttp::field::sec_websocket_protocol, "chatorbit.v2");
-    stream.expires_after(std::chrono::seconds{10});
-    auto [wec, wn] = co_await beast::http::async_write(stream, res, use_nothrow);
-    (void)wn;
-    if (wec) {
+    if (!co_await peer->accept(res)) {
       caps_.release(info.client_ip);
       co_await release_address_slot(info.client_ip, a.conn_id);
       co_return;
     }
-    stream.expires_never();
     a.counted = false;  // from here the session releases the address when it closes
 
     Session proto;
@@ -248,8 +289,7 @@ asio::awaitable<void> ChatService::handshake(beast::tcp_stream stream, beast::fl
     }
     // Live frames are held until the welcome is out (and, for a resume, the replay).
     proto.resuming = true;
-    const auto leftover = beast::buffers_to_string(buffer.data());
-    Session& joined = d_.hub.add(info.loop, stream.release_socket(), std::move(proto), leftover, a.state_read_at);
+    Session& joined = peer->hand_over(d_.hub, info.loop, std::move(proto), a.state_read_at);
     auto conn = joined.conn;
     d_.hub.join(joined, a.room);
     co_await room_live(a.room);

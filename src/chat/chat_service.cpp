@@ -58,7 +58,10 @@ void ChatService::register_routes(http::Router& router) {
 
 void ChatService::start() { presence_.start(); }
 
-void ChatService::stop() { presence_.stop(); }
+void ChatService::stop() {
+  stopping_.store(true, std::memory_order_relaxed);
+  presence_.stop();
+}
 
 void ChatService::welcome(Session& s) {
   if (s.version != 2) return;

@@ -42,6 +42,20 @@ struct ChatDeps {
   net::EventLoops& loops;
 };
 
+/// Where a handshake answers: the viewer's own socket, or its session on a gateway's
+/// link (chat/node_links.hpp). The checks are the same for both.
+class HandshakePeer {
+ public:
+  virtual ~HandshakePeer() = default;
+  /// Writes a refusal and ends the exchange.
+  virtual boost::asio::awaitable<void> refuse(http::Response res) = 0;
+  /// Writes the 101; false if the viewer is gone.
+  virtual boost::asio::awaitable<bool> accept(const http::Response& res) = 0;
+  /// After accept(): hands the connection to `hub` as a new session on `loop`.
+  virtual Session& hand_over(Hub& hub, std::size_t loop, Session proto,
+                             std::chrono::steady_clock::time_point state_read_at) = 0;
+};
+
 class ChatService final : public SessionEvents {
  public:
   explicit ChatService(ChatDeps deps);
@@ -51,6 +65,12 @@ class ChatService final : public SessionEvents {
   /// The HttpServer's upgrade handler for /ws/chat.
   void upgrade(boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer, http::Request req,
                http::Context& ctx);
+  /// A handshake that answers through `peer` (a session on a gateway's link): `query`
+  /// is the request target's, `client_ip` the viewer's, `loop` the peer's.
+  void upgrade(std::unique_ptr<HandshakePeer> peer, http::Request req, std::string query, std::string client_ip,
+               std::size_t loop);
+  /// Whether it has been told to stop (a node draining): new sessions are refused.
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
   /// Starts the presence-count timer.
   void start();
   void stop();
@@ -90,8 +110,7 @@ class ChatService final : public SessionEvents {
   boost::asio::awaitable<std::optional<http::Response>> claim_address_slot(const UpgradeInfo& info, Admitted& a);
   boost::asio::awaitable<void> release_address_slot(std::string ip, std::string conn_id);
   boost::asio::awaitable<void> refresh_address_slots(std::vector<engine::SlotRef> slots);
-  boost::asio::awaitable<void> handshake(boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer,
-                                         http::Request req, UpgradeInfo info);
+  boost::asio::awaitable<void> handshake(std::unique_ptr<HandshakePeer> peer, http::Request req, UpgradeInfo info);
   /// What process() does after a frame.
   enum class Next : std::uint8_t {
     go_on,              ///< take the next frame
@@ -125,6 +144,7 @@ class ChatService final : public SessionEvents {
   AddressCaps caps_;
   PresenceNotifier presence_;
   std::atomic<std::uint64_t> next_conn_{0};
+  std::atomic<bool> stopping_{false};
   std::string node_id_;
 };
 

@@ -72,8 +72,8 @@ HttpServer::HttpServer(ServerOptions options, net::EventLoops& loops, const Rout
 
 HttpServer::~HttpServer() = default;
 
-void HttpServer::add_upgrade(std::string path, UpgradeHandler handler) {
-  upgrades_.emplace_back(std::move(path), std::move(handler));
+void HttpServer::add_upgrade(std::string path, UpgradeHandler handler, std::string protocol) {
+  upgrades_.push_back(Upgrade{std::move(path), std::move(protocol), std::move(handler)});
 }
 
 int HttpServer::start() {
@@ -338,9 +338,9 @@ asio::awaitable<void> HttpServer::session(LoopState& state, tcp::socket socket, 
       co_await write_and_close(stream, error_response(Status::service_unavailable, "server at capacity"));
       co_return;
     }
-    if (req.method() == bhttp::verb::get && beast::iequals(req[bhttp::field::upgrade], "websocket")) {
-      for (auto& [path, handler] : upgrades_) {
-        if (path != ctx.path) continue;
+    if (req.method() == bhttp::verb::get && !req[bhttp::field::upgrade].empty()) {
+      for (auto& [path, protocol, handler] : upgrades_) {
+        if (path != ctx.path || !beast::iequals(req[bhttp::field::upgrade], protocol)) continue;
         ctx.route = path;
         // The WebSocket side counts its own connections from here on.
         closed.now();

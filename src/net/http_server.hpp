@@ -57,8 +57,8 @@ struct ServerOptions {
   std::chrono::seconds probe_timeout{2};
 };
 
-/// Called on the connection's loop for a GET with "Upgrade: websocket" on a registered
-/// path. It takes over the stream (and any bytes already read, in `buffer`).
+/// Called on the connection's loop for a GET with a registered path and "Upgrade"
+/// protocol. It takes over the stream (and any bytes already read, in `buffer`).
 using UpgradeHandler =
     std::function<void(boost::beast::tcp_stream stream, boost::beast::flat_buffer buffer, Request req, Context& ctx)>;
 
@@ -72,8 +72,9 @@ class HttpServer {
   HttpServer(ServerOptions options, net::EventLoops& loops, const Router& router, Metrics& metrics);
   ~HttpServer();
 
-  /// Routes WebSocket upgrade requests for `path` to `handler`. Call before start().
-  void add_upgrade(std::string path, UpgradeHandler handler);
+  /// Routes upgrade requests for `path` with "Upgrade: <protocol>" to `handler`. Call
+  /// before start().
+  void add_upgrade(std::string path, UpgradeHandler handler, std::string protocol = "websocket");
 
   /// Binds and starts accepting on every loop. Returns the bound port (useful with 0).
   /// Throws std::system_error if the address cannot be bound.
@@ -112,7 +113,12 @@ class HttpServer {
   net::EventLoops& loops_;
   const Router& router_;
   Metrics& metrics_;
-  std::vector<std::pair<std::string, UpgradeHandler>> upgrades_;
+  struct Upgrade {
+    std::string path;
+    std::string protocol;
+    UpgradeHandler handler;
+  };
+  std::vector<Upgrade> upgrades_;
   std::vector<std::unique_ptr<LoopState>> states_;
   std::atomic<bool> draining_{false};
   std::function<std::int64_t()> external_connections_;
