@@ -250,6 +250,10 @@ const std::vector<Setting>& settings() {
        [](Config& c, const std::string& v, const std::string& n) {
          c.health_interval = std::chrono::milliseconds{parse_int(v, n, 50, 60'000)};
        }},
+      {"CHATORBIT_GATEWAY_LINKS", "gateway-links", "2",
+       "gateway: links each event loop keeps to each chat node, carrying many viewers each; 0 = a tunnel per "
+       "viewer (nodes take links only from CHATORBIT_TRUSTED_PROXIES)",
+       [](Config& c, const std::string& v, const std::string& n) { c.gateway_links = parse_int(v, n, 0, 16); }},
       {"CHATORBIT_EDGE_REQUEST_RATE", "edge-request-rate", "100/1s",
        "gateway: REST requests per client address (COUNT/WINDOW; off = no limit)",
        [](Config& c, const std::string& v, const std::string& n) {

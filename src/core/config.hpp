@@ -108,6 +108,7 @@ struct Config {
   std::vector<std::string> chat_urls;  ///< host:port of each chat node
   std::chrono::seconds upstream_timeout{10};
   std::chrono::milliseconds health_interval{1000};
+  int gateway_links = 2;  ///< links per event loop and chat node (0: a tunnel per viewer)
   RateSpec edge_request_rate{100, std::chrono::seconds{1}};  ///< per client address; count 0 = no limit
 
   // backends (selected by presence; parsed and chosen in engine/engine_factory.cpp and

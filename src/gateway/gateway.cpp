@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
@@ -20,6 +21,7 @@
 
 #include "chat/address_caps.hpp"
 #include "core/log.hpp"
+#include "gateway/chat_links.hpp"
 #include "gateway/routes.hpp"
 #include "net/http_server.hpp"
 
@@ -115,6 +117,7 @@ GatewayOptions GatewayOptions::from(const Config& c) {
   o.request_rate = c.edge_request_rate;
   o.connect_rate = c.connect_rate_per_ip;
   o.max_tunnels_per_address = c.max_connections_per_ip;
+  o.links_per_node = c.gateway_links;
   // Quiet for three pings and then some: the path is dead.
   o.tunnel_idle = std::max(std::chrono::seconds{30}, c.ping_interval * 3 + c.idle_drop);
   return o;
@@ -130,6 +133,8 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
   struct LoopState {
     std::vector<std::vector<Pooled>> pool;  ///< by Upstream index (upstreams below)
     std::unordered_set<std::shared_ptr<Tunnel>> tunnels;
+    std::vector<std::shared_ptr<NodeLinkSet>> links;  ///< by chat node index (chat.all()); empty: none
+    std::unordered_map<LinkedViewer*, std::shared_ptr<LinkedViewer>> linked;  ///< viewers on those links
   };
   /// How an exchange with an upstream ended, when it gave no response.
   enum class Failure : std::uint8_t { none, unreachable, broken, timed_out };
@@ -146,7 +151,8 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
   std::vector<Upstream*> upstreams;  ///< auth, user, then the chat nodes: the pools' index
   std::vector<LoopState> per_loop;   ///< by loop index; touched only on that loop
   chat::AddressCaps caps;
-  std::atomic<std::int64_t> open_tunnels{0};
+  std::atomic<std::int64_t> open_tunnels{0};  ///< tunnels and linked viewers
+  std::atomic<std::int64_t> open_links{0};
   std::atomic<std::uint64_t> edge_refusals{0};
   std::atomic<bool> stopping{false};
   std::mutex checks_mu;
@@ -413,6 +419,11 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
         co_return;
       }
       tried.push_back(node);
+      if (auto link = link_to(t->loop, *node)) {
+        const auto outcome = co_await open_linked(t, std::move(link), *node, req, client_bytes, request_id, tried);
+        if (outcome == Linked::done) co_return;
+        continue;
+      }
       auto stream = co_await connect(*node);
       if (!stream) continue;
       t->upstream.emplace(std::move(*stream));
@@ -482,6 +493,84 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
+  // --- viewers on links (gateway/chat_links.hpp) ---------------------------------------
+
+  /// A link of this loop to `node` that is open, or null (the viewer gets a tunnel).
+  std::shared_ptr<GatewayLink> link_to(std::size_t loop, const Upstream& node) {
+    auto& links = per_loop[loop].links;
+    const auto i = index_of(node) - 2;  // upstreams: auth, user, then the chat nodes
+    return i < links.size() && links[i] ? links[i]->pick() : nullptr;
+  }
+
+  enum class Linked : std::uint8_t { done, next_node };
+
+  /// The upgrade over `link`: the viewer relayed on it, or refused with the node's
+  /// answer (done), or another node to try (no answer, or a 503 with nodes left).
+  asio::awaitable<Linked> open_linked(const std::shared_ptr<Tunnel>& t, std::shared_ptr<GatewayLink> link,
+                                      Upstream& node, const http::Request& req, const beast::flat_buffer& client_bytes,
+                                      const std::string& request_id, const std::vector<const Upstream*>& tried) {
+    std::ostringstream request;
+    request << req;
+    auto v = std::make_shared<LinkedViewer>(t->client.release_socket(), kCloseGrace);
+    auto answer = co_await v->open(std::move(link), request.str(), beast::buffers_to_string(client_bytes.data()),
+                                   options.upstream_timeout);
+    switch (answer.kind) {
+      case LinkedViewer::Answer::Kind::accepted: {
+        node.tunnel_opened();
+        open_tunnels.fetch_add(1, std::memory_order_relaxed);
+        auto& linked = per_loop[t->loop].linked;
+        linked.emplace(v.get(), v);
+        v->on_end = [this, raw = v.get(), &node, ip = t->client_ip, loop = t->loop] {
+          node.tunnel_closed();
+          caps.release(ip);
+          open_tunnels.fetch_sub(1, std::memory_order_relaxed);
+          per_loop[loop].linked.erase(raw);  // last: it may hold the last reference to the viewer
+        };
+        v->start_relay();
+        if (stopping.load(std::memory_order_relaxed)) v->close();
+        co_return Linked::done;
+      }
+      case LinkedViewer::Answer::Kind::gone: caps.release(t->client_ip); co_return Linked::done;
+      case LinkedViewer::Answer::Kind::failed:
+        note_unreachable(node, answer.bytes);
+        t->client.socket() = v->take_socket();
+        co_return Linked::next_node;
+      case LinkedViewer::Answer::Kind::refused: break;
+    }
+    t->client.socket() = v->take_socket();
+    ResponseParser parser;
+    parser.eager(true);
+    beast::error_code ec;
+    parser.put(asio::buffer(answer.bytes), ec);
+    if (!ec && !parser.is_done()) parser.put_eof(ec);
+    if (ec || !parser.is_done()) {
+      note_unreachable(node, "malformed handshake answer");
+      co_return Linked::next_node;
+    }
+    // A node at capacity or on its way down: the next one may take the viewer.
+    if (parser.get().result() == Status::service_unavailable && tried.size() < chat.all().size()) {
+      co_return Linked::next_node;
+    }
+    caps.release(t->client_ip);
+    co_await refuse(t->client, client_response(parser.release()), request_id);
+    co_return Linked::done;
+  }
+
+  /// Closes the linked viewers of loop `i` that are stuck, as sweep() does for tunnels.
+  void sweep_linked(std::size_t i, std::chrono::steady_clock::time_point now) {
+    std::vector<std::shared_ptr<LinkedViewer>> stuck;
+    for (const auto& [raw, v] : per_loop[i].linked) {
+      const auto since = v->writing_since();
+      if ((since && now - *since > options.write_timeout) || now - v->last_read() > options.tunnel_idle) {
+        stuck.push_back(v);
+      }
+    }
+    for (const auto& v : stuck) {
+      log::info("linked_viewer_closed_stuck", {{"loop", i}});
+      v->close();
+    }
+  }
+
   /// Copies one direction of a tunnel until it ends. A direction that ends cleanly
   /// passes the end on (shutdown of the other side's sending half) and gives the other
   /// direction kCloseGrace to finish the closing handshake; one that fails closes both.
@@ -541,6 +630,7 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
       log::info("tunnel_closed_stuck", {{"client", t->client_ip}, {"upstream", t->node->endpoint().name()}});
       t->close();
     }
+    sweep_linked(i, now);
   }
 
   asio::awaitable<void> sweeper(std::size_t i) {
@@ -621,6 +711,8 @@ GatewayService::GatewayService(GatewayOptions options, GatewayDeps deps)
   auto* impl = impl_.get();
   m.add_gauge("chatorbit_gateway_tunnels", "WebSocket connections relayed to chat nodes.",
               [impl] { return static_cast<double>(impl->open_tunnels.load(std::memory_order_relaxed)); });
+  m.add_gauge("chatorbit_gateway_links", "Links open to chat nodes (each carries many viewers' sessions).",
+              [impl] { return static_cast<double>(impl->open_links.load(std::memory_order_relaxed)); });
   m.add_gauge("chatorbit_gateway_chat_nodes_healthy", "Chat nodes in service (passing /readyz).",
               [impl] { return static_cast<double>(impl->chat.healthy_count()); });
   m.add_counter("chatorbit_gateway_upstream_failures_total",
@@ -642,6 +734,8 @@ GatewayService::~GatewayService() {
   for (auto& l : impl_->per_loop) {
     l.pool.clear();
     l.tunnels.clear();
+    l.links.clear();
+    l.linked.clear();
   }
 }
 
@@ -686,6 +780,20 @@ void GatewayService::upgrade(beast::tcp_stream stream, beast::flat_buffer buffer
 }
 
 void GatewayService::start() {
+  auto& impl = *impl_;
+  if (impl.options.links_per_node > 0) {
+    for (std::size_t i = 0; i < impl.per_loop.size(); ++i) {
+      auto ex = impl.d.loops.loop(i).get_executor();
+      for (const auto& node : impl.chat.all()) {
+        // Impl outlives the loops' work (the destructor below), so the sets hold it bare.
+        auto connector = [raw = impl_.get(), n = node.get()] { return raw->connect(*n); };
+        auto set = std::make_shared<NodeLinkSet>(ex, node->endpoint().name(), impl.options.links_per_node,
+                                                 std::move(connector), impl.options.health_interval, impl.open_links);
+        impl.per_loop[i].links.push_back(set);
+        asio::post(ex, [set] { set->start(); });
+      }
+    }
+  }
   for (std::size_t i = 0; i < impl_->chat.all().size(); ++i) {
     auto& loop = impl_->d.loops.loop(i % impl_->d.loops.size());
     asio::co_spawn(loop, impl_->watch(*impl_->chat.all()[i]), asio::detached);
@@ -714,6 +822,10 @@ void GatewayService::stop() {
       const std::vector<std::shared_ptr<Impl::Tunnel>> open(state.tunnels.begin(), state.tunnels.end());
       for (const auto& t : open) t->close();
       for (auto& idle : state.pool) idle.clear();
+      for (const auto& set : state.links) set->stop();  // their viewers close with them
+      std::vector<std::shared_ptr<LinkedViewer>> linked;
+      for (const auto& [raw, v] : state.linked) linked.push_back(v);
+      for (const auto& v : linked) v->close();
     });
   }
 }

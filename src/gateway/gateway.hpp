@@ -6,11 +6,13 @@
 //   the next healthy node in turn, and to another if the first cannot be reached.
 //   Answers: the service's own, or 503 (nobody to send it to), 502 (the service broke
 //   off) or 504 (no answer within CHATORBIT_UPSTREAM_TIMEOUT), each with a JSON body.
-// - WebSocket: the upgrade goes to the healthy chat node with the fewest tunnels; after
-//   the 101, bytes are relayed both ways through one bounded buffer per direction. A
-//   direction reads only once its last bytes are written, so a slow viewer holds the
-//   chat node's writes back (where its own bounded queue applies) instead of filling the
-//   gateway's memory.
+// - WebSocket: the upgrade goes to the healthy chat node with the fewest viewers. Where
+//   this loop has a link up to that node (gateway/chat_links.hpp), the viewer becomes a
+//   session of the link: many viewers' bytes share each system call, and credits bound
+//   what the gateway holds per viewer. Otherwise it gets a tunnel: after the 101, bytes
+//   are relayed both ways through one bounded buffer per direction. A direction reads
+//   only once its last bytes are written, so a slow viewer holds the chat node's writes
+//   back (where its own bounded queue applies) instead of filling the gateway's memory.
 // - The edge: a route that needs a caller, and any WebSocket that presents a token, is
 //   refused here unless the token is valid and not revoked; requests and new tunnels are
 //   limited per client address (through the engine, so that several gateways on one
@@ -58,6 +60,9 @@ struct GatewayOptions {
   RateSpec request_rate;  ///< REST requests per client address; count 0 = none
   RateSpec connect_rate;  ///< new tunnels per client address
   int max_tunnels_per_address = 1000;
+  /// Links each event loop keeps to each chat node (gateway/chat_links.hpp); 0: every
+  /// viewer gets a tunnel of its own.
+  int links_per_node = 2;
   std::size_t max_response_bytes = 16 * 1024 * 1024;
 
   /// From the gateway's settings; throws ConfigError if a service's address is missing
@@ -90,7 +95,8 @@ class GatewayService {
   /// Stops the health checks and closes every tunnel (their viewers reconnect, to
   /// another gateway). Thread-safe; returns at once; tunnels() falls to 0 soon after.
   void stop();
-  /// Open tunnels (they count against CHATORBIT_MAX_CONNECTIONS). Thread-safe.
+  /// Open tunnels and viewers on links (they count against CHATORBIT_MAX_CONNECTIONS).
+  /// Thread-safe.
   std::int64_t tunnels() const;
 
   const ChatNodes& chat_nodes() const;

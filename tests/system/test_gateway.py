@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import SANITIZED, Api, Server, auth, wait_until
-from wsclient import ChatClient, admin_token, new_moderator, unique_room, ws_url
+from wsclient import ChatClient, RawWs, admin_token, new_moderator, unique_room, ws_url
 
 SECRET = "gateway-system-test-secret-0123456789abcdef"
 ADMIN = "admin@example.com"
@@ -31,7 +31,7 @@ SLOW = 3.0 if SANITIZED else 1.0
 class Deployment:
     """auth, user, chat nodes and a gateway, each its own chatorbit process."""
 
-    def __init__(self, redis, ferretdb, data_dir: str, chat_nodes: int = 2, gateway_env=None):
+    def __init__(self, redis, ferretdb, data_dir: str, chat_nodes: int = 2, gateway_env=None, node_env=None):
         database = "gw_" + uuid.uuid4().hex[:10]
         self.common = {
             "JWT_SECRET": SECRET,
@@ -47,7 +47,7 @@ class Deployment:
         self.processes: list[Server] = []
         self.auth = self._start("auth")
         self.user = self._start("user")
-        self.chat = [self._start("chat") for _ in range(chat_nodes)]
+        self.chat = [self._start("chat", node_env) for _ in range(chat_nodes)]
         env = {
             "JWT_SECRET": SECRET,
             "REDIS_ADDR": redis.addr,
@@ -65,8 +65,8 @@ class Deployment:
         self.processes.append(self.gateway)
         self.gateway.start()
 
-    def _start(self, role: str) -> Server:
-        env = {**self.common, "CHATORBIT_ROLE": role}
+    def _start(self, role: str, extra=None) -> Server:
+        env = {**self.common, "CHATORBIT_ROLE": role, **(extra or {})}
         # Every service keeps its own data directory (the JWT secret is given, the store
         # is MongoDB): nothing is shared but Redis and the database.
         server = Server(env, data_dir=os.path.join(self.data_dir, f"{role}-{len(self.processes)}"))
@@ -114,8 +114,22 @@ def sessions_on(d: Deployment) -> list[float]:
 # --- the original flow --------------------------------------------------------------
 
 
-def test_the_original_flow_runs_through_the_gateway_alone(deployment):
-    d = deployment()
+def gateway_loops(d: Deployment) -> int:
+    return int(d.gateway.env["CHATORBIT_THREADS"])
+
+
+def links_of(d: Deployment) -> tuple[float, list[float]]:
+    """The gateway's open links, and each chat node's."""
+    return d.metric(d.gateway, "chatorbit_gateway_links"), [d.metric(n, "chatorbit_links") for n in d.chat]
+
+
+@pytest.mark.parametrize("carried_by", ["links", "tunnels"])
+def test_the_original_flow_runs_through_the_gateway_alone(deployment, carried_by):
+    # Viewers ride the gateway's links to the nodes (CHATORBIT_GATEWAY_LINKS, 2 per loop
+    # and node), or each gets a tunnel of its own: the flow is the same either way.
+    d = deployment(gateway_env={"CHATORBIT_GATEWAY_LINKS": "0"} if carried_by == "tunnels" else None)
+    if carried_by == "links":
+        assert wait_until(lambda: links_of(d)[0] == 2 * 2 * gateway_loops(d), timeout=5), links_of(d)
     api = Api(d.gateway)
     # Register and log in, as the original's README does.
     r = api.post("/register", json={"email": "alice@example.com", "username": "alice", "password": "12345678"})
@@ -132,6 +146,13 @@ def test_the_original_flow_runs_through_the_gateway_alone(deployment):
     b = ChatClient(d.gateway, bob, room, v=2)
     b.wait_welcome()
     assert sessions_on(d) == [1.0, 1.0]
+    gateway_links, node_links = links_of(d)
+    if carried_by == "links":
+        # Each of the gateway's loops keeps two to each node.
+        assert node_links == [2 * gateway_loops(d)] * 2 and gateway_links == sum(node_links), (gateway_links, node_links)
+    else:
+        assert (gateway_links, node_links) == (0, [0, 0])
+    assert d.metric(d.gateway, "chatorbit_gateway_tunnels") == 2
     a.say("hello from alice", cid="a1")
     assert b.recv_message(content="hello from alice")["username"] == "alice"
     b.say("hello from bob", cid="b1")
@@ -160,6 +181,66 @@ def test_the_original_flow_runs_through_the_gateway_alone(deployment):
     assert r.status_code == 200, r.text
     assert wait_until(lambda: api.get("/users/me", headers=auth(alice)).status_code == 401, timeout=5)
     a.close()
+
+
+def test_a_node_that_does_not_trust_the_gateway_refuses_its_links_and_its_viewers_get_tunnels(deployment):
+    d = deployment(chat_nodes=1, node_env={"CHATORBIT_TRUSTED_PROXIES": ""})
+    api = Api(d.gateway)
+    alice, _ = api.new_user(username="alice")
+    room = unique_room("gwtrust")
+    assert api.post("/chat/rooms", json={"room_id": room}).status_code == 200
+    a = ChatClient(d.gateway, alice, room, v=2)
+    a.wait_welcome()
+    assert a.say("still here", cid="t1")["username"] == "alice"
+    assert links_of(d) == (0, [0])
+    assert d.metric(d.gateway, "chatorbit_gateway_tunnels") == 1
+    assert any("link_refused" in line for line in d.gateway.logs), "the gateway said nothing of the refusal"
+    a.close()
+
+
+def test_a_stalled_viewer_on_a_link_is_dropped_with_4008_by_its_node_and_the_others_get_everything(deployment):
+    # The node's own slow-viewer rule decides behind the gateway too: the gateway holds at
+    # most a credit window for the stalled viewer, then the node's backlog bound (4 KiB
+    # here) closes it, while the viewer beside it on the same link gets every message.
+    chars = 50_000
+    d = deployment(chat_nodes=1, node_env={"CHATORBIT_WS_MAX_QUEUE_BYTES": "4096",
+                                           "CHATORBIT_MAX_MESSAGE_CHARS": str(chars),
+                                           "CHATORBIT_PING_INTERVAL": "300s", "CHATORBIT_IDLE_DROP": "600s"})
+    assert wait_until(lambda: links_of(d)[0] == 2 * gateway_loops(d), timeout=5), links_of(d)
+    api = Api(d.gateway)
+    token, _ = api.new_user(username="sender")
+    room = unique_room("gwslow")
+    assert api.post("/chat/rooms", json={"room_id": room}).status_code == 200
+    text = "x" * (chars - 10)
+    messages = 120  # 6 MB: more than the kernel buffers and the window together
+    with ChatClient(d.gateway, token, room, v=2) as sender, ChatClient(d.gateway, None, room, v=2) as viewer, \
+            RawWs(d.gateway, room=room, v=2, rcvbuf=4096) as stalled:
+        sender.wait_welcome()
+        viewer.wait_welcome()
+        got = []
+        for start in range(0, messages, 10):
+            for i in range(start, start + 10):
+                sender.send_message(f"{i} {text}", cid=f"c{i}")
+            for i in range(start, start + 10):
+                sender.recv_type("ack", cid=f"c{i}")
+            got += [viewer.recv_message()["content"] for _ in range(10)]
+        assert got == [f"{i} {text}" for i in range(messages)]
+
+        # Now it reads: whole frames, a prefix of the messages in order, then the close.
+        contents = []
+        while True:
+            fin, op, payload = stalled.recv_frame(timeout=5)
+            if op == 0x8:
+                code, reason = stalled._close_info(payload)
+                break
+            assert op == 0x1 and fin
+            obj = json.loads(payload)
+            if obj.get("type") == "message":
+                contents.append(obj["content"])
+        assert code == 4008, (code, reason)
+        assert 0 < len(contents) < messages, len(contents)
+        assert contents == [f"{i} {text}" for i in range(len(contents))], "a prefix, in order"
+    assert links_of(d)[0] == 2 * gateway_loops(d), "a viewer's end is not its link's"
 
 
 def test_the_edge_answers_for_the_services(deployment):
