@@ -113,6 +113,10 @@ class EngineConformance : public ::testing::TestWithParam<EngineFactory> {
   /// Runs ready handlers of the fixture's io_context without blocking (sleeps 1 ms if
   /// there were none): the step of a bounded wait.
   void poll_once();
+  /// Polls (poll_once()) until `done()` holds or `limit` has passed; returns done().
+  bool poll_until(const std::function<bool()>& done, std::chrono::steady_clock::duration limit);
+  /// Waits at most `limit` for `wanted` to be recorded.
+  bool recorded(const Delivery& wanted, std::chrono::steady_clock::duration limit);
 
  private:
   ManualClock clock_;

@@ -22,20 +22,6 @@ const std::string kProbePrefix = std::string("\x01probe:", 7);
 
 bool is_probe(const std::string& payload) { return payload.rfind(kProbePrefix, 0) == 0; }
 
-// Polls until `wanted` has been recorded; false if it was not within `limit`.
-bool arrived(std::mutex& mu, const std::vector<Delivery>& seen, const Delivery& wanted,
-             std::chrono::steady_clock::duration limit, const std::function<void()>& poll) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (true) {
-    {
-      std::lock_guard lock(mu);
-      if (std::find(seen.begin(), seen.end(), wanted) != seen.end()) return true;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    poll();
-  }
-}
-
 }  // namespace
 
 // --- fixture ------------------------------------------------------------------------------
@@ -67,19 +53,32 @@ void EngineConformance::publish(const std::string& channel, const std::string& p
   engine_->publish(channel, std::make_shared<const std::string>(payload));
 }
 
-bool EngineConformance::wait_for_deliveries(std::size_t n) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
-  while (true) {
-    {
-      std::lock_guard lock(mu_);
-      if (std::count_if(deliveries_.begin(), deliveries_.end(),
-                        [](const Delivery& d) { return !is_probe(d.payload); }) >= static_cast<std::ptrdiff_t>(n)) {
-        return true;
-      }
-    }
+bool EngineConformance::poll_until(const std::function<bool()>& done, std::chrono::steady_clock::duration limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     poll_once();
   }
+  return true;
+}
+
+bool EngineConformance::recorded(const Delivery& wanted, std::chrono::steady_clock::duration limit) {
+  return poll_until(
+      [&] {
+        std::lock_guard lock(mu_);
+        return std::find(deliveries_.begin(), deliveries_.end(), wanted) != deliveries_.end();
+      },
+      limit);
+}
+
+bool EngineConformance::wait_for_deliveries(std::size_t n) {
+  return poll_until(
+      [&] {
+        std::lock_guard lock(mu_);
+        return std::count_if(deliveries_.begin(), deliveries_.end(),
+                             [](const Delivery& d) { return !is_probe(d.payload); }) >= static_cast<std::ptrdiff_t>(n);
+      },
+      std::chrono::seconds{2});
 }
 
 void EngineConformance::subscribe_and_sync(const std::string& channel) {
@@ -89,7 +88,7 @@ void EngineConformance::subscribe_and_sync(const std::string& channel) {
   while (std::chrono::steady_clock::now() < deadline) {
     const Delivery probe{channel, kProbePrefix + std::to_string(++probes_)};
     publish(probe.channel, probe.payload);
-    if (arrived(mu_, deliveries_, probe, std::chrono::milliseconds{20}, [this] { poll_once(); })) return;
+    if (recorded(probe, std::chrono::milliseconds{20})) return;
   }
   ADD_FAILURE() << "subscription to " << channel << " never took effect";
 }
@@ -101,8 +100,7 @@ std::vector<Delivery> EngineConformance::deliveries_until_markers(const std::vec
     publish(markers.back().channel, markers.back().payload);
   }
   for (const auto& marker : markers) {
-    EXPECT_TRUE(arrived(mu_, deliveries_, marker, std::chrono::seconds{2}, [this] { poll_once(); }))
-        << "marker on " << marker.channel << " never arrived";
+    EXPECT_TRUE(recorded(marker, std::chrono::seconds{2})) << "marker on " << marker.channel << " never arrived";
   }
   auto out = deliveries();
   clear_deliveries();
@@ -577,9 +575,8 @@ TEST_P(EngineConformance, APublishToABrokerThatIsDownFailsVisibly) {
   engine().set_resubscribed([&] { ++resubscribed; });
   // A new engine connects on its own time: on a cluster, the publisher's links to the
   // shards no marker went to may still be opening.
-  const auto connected_by = std::chrono::steady_clock::now() + std::chrono::seconds{5};
-  while (!engine().broker_health().up && std::chrono::steady_clock::now() < connected_by) poll_once();
-  EXPECT_TRUE(engine().broker_health().up) << engine().broker_health().detail;
+  EXPECT_TRUE(poll_until([&] { return engine().broker_health().up; }, std::chrono::seconds{5}))
+      << engine().broker_health().detail;
 
   GetParam().set_broker_down(engine(), true);
   EXPECT_FALSE(engine().broker_health().up);
@@ -594,8 +591,7 @@ TEST_P(EngineConformance, APublishToABrokerThatIsDownFailsVisibly) {
   EXPECT_THROW(run(engine().subscribed("room:b")), EngineUnavailable);
 
   GetParam().set_broker_down(engine(), false);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{5};
-  while (resubscribed.load() == 0 && std::chrono::steady_clock::now() < deadline) poll_once();
+  poll_until([&] { return resubscribed.load() > 0; }, std::chrono::seconds{5});
   EXPECT_EQ(resubscribed.load(), 1) << "told once the broker is back and the channels are subscribed again";
   EXPECT_TRUE(engine().broker_health().up);
   run(engine().subscribed("room:b"));
