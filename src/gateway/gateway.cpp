@@ -13,16 +13,16 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include <array>
 #include <mutex>
 #include <ostream>
 #include <sstream>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "chat/address_caps.hpp"
 #include "core/log.hpp"
 #include "gateway/chat_links.hpp"
 #include "gateway/routes.hpp"
+#include "gateway/tunnel.hpp"
 #include "net/http_server.hpp"
 
 namespace chatorbit::gateway {
@@ -36,14 +36,13 @@ using http::Status;
 namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kRelayBuffer = 16 * 1024;  ///< per direction of a tunnel
-constexpr std::size_t kPoolPerUpstream = 64;     ///< idle kept-alive connections per loop and upstream
+constexpr std::size_t kPoolPerUpstream = 64;  ///< idle kept-alive connections per loop and upstream
 /// A kept-alive connection idle for longer is not reused: the service closes idle ones
 /// after CHATORBIT_HTTP_IDLE_TIMEOUT (60 s by default), and reusing one as it closes
 /// would cost a retry.
 constexpr std::chrono::seconds kPoolIdle{20};
-/// After one direction of a tunnel ended cleanly, how long the other may take to finish
-/// its closing handshake.
+/// After one direction of a relayed viewer ended cleanly, how long the other may take to
+/// finish its closing handshake.
 constexpr std::chrono::seconds kCloseGrace{5};
 
 /// Headers that describe one connection, not the message (RFC 9110 7.6.1), and those
@@ -124,15 +123,15 @@ GatewayOptions GatewayOptions::from(const Config& c) {
 }
 
 struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
-  struct Tunnel;
   struct Pooled {
     beast::tcp_stream stream;
     std::chrono::steady_clock::time_point since;
   };
-  /// What one loop owns: its idle connections per upstream and its open tunnels.
+  /// What one loop owns: its idle connections per upstream, its links, and its relayed
+  /// viewers (each map keyed by the object its value owns).
   struct LoopState {
     std::vector<std::vector<Pooled>> pool;  ///< by Upstream index (upstreams below)
-    std::unordered_set<std::shared_ptr<Tunnel>> tunnels;
+    std::unordered_map<Tunnel*, std::shared_ptr<Tunnel>> tunnels;
     std::vector<std::shared_ptr<NodeLinkSet>> links;  ///< by chat node index (chat.all()); empty: none
     std::unordered_map<LinkedViewer*, std::shared_ptr<LinkedViewer>> linked;  ///< viewers on those links
   };
@@ -355,48 +354,27 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  // --- WebSocket tunnels ---------------------------------------------------------------
+  // --- viewers (tunnels: gateway/tunnel.hpp) --------------------------------------------
 
-  struct Tunnel {
-    Tunnel(beast::tcp_stream c, asio::any_io_executor ex) : client(std::move(c)), grace(ex) {}
+  /// A viewer's upgrade on its way to a chat node: the tunnel or linked viewer it becomes
+  /// takes the socket.
+  struct Upgrade {
     beast::tcp_stream client;
-    std::optional<beast::tcp_stream> upstream;  ///< once connected
-    asio::steady_timer grace;
-    Upstream* node = nullptr;
     std::string client_ip;
     std::size_t loop = 0;
-    int relays_done = 0;
-    /// Per direction (0 client to node, 1 node to client), for sweep().
-    struct Progress {
-      std::chrono::steady_clock::time_point last_read = std::chrono::steady_clock::now();
-      std::chrono::steady_clock::time_point write_since;
-      bool writing = false;
-    };
-    std::array<Progress, 2> progress;
-    bool closed = false;
-
-    void close() {
-      if (closed) return;
-      closed = true;
-      grace.cancel();
-      beast::error_code ignored;
-      client.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      client.close();
-      if (upstream) {
-        upstream->socket().shutdown(tcp::socket::shutdown_both, ignored);
-        upstream->close();
-      }
-    }
   };
 
-  /// Refuses an upgrade with `res` (JSON, "Connection: close") and gives back what the
-  /// tunnel had claimed.
+  /// Refuses an upgrade with `res` (JSON, "Connection: close"); the caller has given
+  /// back what the viewer had claimed.
   asio::awaitable<void> refuse(beast::tcp_stream& client, http::Response res, const std::string& request_id) {
     res.set("X-Request-Id", request_id);
     co_await http::write_and_close(client, std::move(res));
   }
 
-  asio::awaitable<void> open_tunnel(std::shared_ptr<Tunnel> t, beast::flat_buffer client_bytes, http::Request req,
+  /// Takes the viewer to the least loaded chat node that answers: on a link if this
+  /// loop has one to it, on a tunnel of its own if not. Refuses with the node's answer,
+  /// or 503 when no node is left to try.
+  asio::awaitable<void> open_viewer(std::shared_ptr<Upgrade> t, beast::flat_buffer client_bytes, http::Request req,
                                     std::string request_id) {
     if (auto refused =
             co_await edge_rate("edge_connect:" + t->client_ip, options.connect_rate, "too many connections")) {
@@ -424,22 +402,19 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
         if (outcome == Linked::done) co_return;
         continue;
       }
-      auto stream = co_await connect(*node);
-      if (!stream) continue;
-      t->upstream.emplace(std::move(*stream));
+      auto upstream = co_await connect(*node);
+      if (!upstream) continue;
       beast::flat_buffer from_node;
       ResponseParser parser;
-      const auto ec = co_await ask(*t->upstream, req, from_node, parser, true);
+      const auto ec = co_await ask(*upstream, req, from_node, parser, true);
       if (ec) {
         // Connected but no answer: the node is failing (or stopping); another may do.
         note_unreachable(*node, ec.message());
-        beast::error_code ignored;
-        t->upstream->socket().close(ignored);
         continue;
       }
       if (parser.get().result() != Status::switching_protocols) {
         if (!parser.is_done()) {
-          auto [bec, bn] = co_await bhttp::async_read(*t->upstream, from_node, parser, use_nothrow);
+          auto [bec, bn] = co_await bhttp::async_read(*upstream, from_node, parser, use_nothrow);
           (void)bn;
           if (bec) {
             note_unreachable(*node, bec.message());
@@ -447,7 +422,7 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
           }
         }
         beast::error_code ignored;
-        t->upstream->socket().close(ignored);
+        upstream->socket().close(ignored);
         // A node at capacity or on its way down: the next one may take the viewer.
         if (parser.get().result() == Status::service_unavailable && tried.size() < chat.all().size()) continue;
         caps.release(t->client_ip);
@@ -468,27 +443,30 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
         hwec = fec;
       }
       if (!hwec && client_bytes.size() > 0) {
-        t->upstream->expires_after(options.write_timeout);
-        auto [cec, cn] = co_await asio::async_write(*t->upstream, client_bytes.data(), use_nothrow);
+        upstream->expires_after(options.write_timeout);
+        auto [cec, cn] = co_await asio::async_write(*upstream, client_bytes.data(), use_nothrow);
         (void)cn;
         hwec = cec;
       }
       if (hwec) {
         caps.release(t->client_ip);
-        t->close();
-        co_return;
+        co_return;  // the sockets close as they go
       }
-      // From here the relays use the bare sockets; sweep() keeps the time.
+      // From here the tunnel uses the bare sockets; sweep() keeps the time.
       t->client.expires_never();
-      t->upstream->expires_never();
-      t->node = node;
+      upstream->expires_never();
+      auto tunnel = std::make_shared<Tunnel>(t->client.release_socket(), upstream->release_socket(), kCloseGrace);
       node->tunnel_opened();
       open_tunnels.fetch_add(1, std::memory_order_relaxed);
-      per_loop[t->loop].tunnels.insert(t);
-      if (stopping.load(std::memory_order_relaxed)) t->close();
-      auto ex = co_await asio::this_coro::executor;
-      asio::co_spawn(ex, relay(t, true), asio::detached);
-      asio::co_spawn(ex, relay(t, false), asio::detached);
+      per_loop[t->loop].tunnels.emplace(tunnel.get(), tunnel);
+      tunnel->on_end = [this, raw = tunnel.get(), node, ip = t->client_ip, loop = t->loop] {
+        node->tunnel_closed();
+        caps.release(ip);
+        open_tunnels.fetch_sub(1, std::memory_order_relaxed);
+        per_loop[loop].tunnels.erase(raw);  // last: it may hold the last reference to the tunnel
+      };
+      tunnel->start();
+      if (stopping.load(std::memory_order_relaxed)) tunnel->close();
       co_return;
     }
   }
@@ -506,7 +484,7 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
 
   /// The upgrade over `link`: the viewer relayed on it, or refused with the node's
   /// answer (done), or another node to try (no answer, or a 503 with nodes left).
-  asio::awaitable<Linked> open_linked(const std::shared_ptr<Tunnel>& t, std::shared_ptr<GatewayLink> link,
+  asio::awaitable<Linked> open_linked(const std::shared_ptr<Upgrade>& t, std::shared_ptr<GatewayLink> link,
                                       Upstream& node, const http::Request& req, const beast::flat_buffer& client_bytes,
                                       const std::string& request_id, const std::vector<const Upstream*>& tried) {
     std::ostringstream request;
@@ -556,81 +534,29 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
     co_return Linked::done;
   }
 
-  /// Closes the linked viewers of loop `i` that are stuck, as sweep() does for tunnels.
-  void sweep_linked(std::size_t i, std::chrono::steady_clock::time_point now) {
-    std::vector<std::shared_ptr<LinkedViewer>> stuck;
-    for (const auto& [raw, v] : per_loop[i].linked) {
-      const auto since = v->writing_since();
-      if ((since && now - *since > options.write_timeout) || now - v->last_read() > options.tunnel_idle) {
-        stuck.push_back(v);
+  /// Closes what in `open` (a loop's tunnels or linked viewers) is stuck: nothing read
+  /// either way for options.tunnel_idle, or a write waiting for options.write_timeout (a
+  /// viewer that stopped reading). Logs `event` for each.
+  template <class Relayed>
+  void close_stuck(const std::unordered_map<Relayed*, std::shared_ptr<Relayed>>& open,
+                   std::chrono::steady_clock::time_point now, std::string_view event, std::size_t loop) const {
+    std::vector<std::shared_ptr<Relayed>> stuck;
+    for (const auto& [raw, r] : open) {
+      const auto since = r->writing_since();
+      if ((since && now - *since > options.write_timeout) || now - r->last_read() > options.tunnel_idle) {
+        stuck.push_back(r);
       }
     }
-    for (const auto& v : stuck) {
-      log::info("linked_viewer_closed_stuck", {{"loop", i}});
-      v->close();
+    for (const auto& r : stuck) {
+      log::info(event, {{"loop", loop}});
+      r->close();
     }
   }
 
-  /// Copies one direction of a tunnel until it ends. A direction that ends cleanly
-  /// passes the end on (shutdown of the other side's sending half) and gives the other
-  /// direction kCloseGrace to finish the closing handshake; one that fails closes both.
-  /// The sockets are used bare, without the per-operation timers of a tcp_stream (two
-  /// timer updates per relayed write cost as much as the write): each direction notes
-  /// when it last read and since when it writes, and sweep() closes what is stuck.
-  asio::awaitable<void> relay(std::shared_ptr<Tunnel> t, bool downstream) {
-    auto& from = downstream ? t->upstream->socket() : t->client.socket();
-    auto& to = downstream ? t->client.socket() : t->upstream->socket();
-    auto& progress = t->progress[downstream ? 1 : 0];
-    std::array<char, kRelayBuffer> buf;
-    bool clean = false;
-    for (;;) {
-      auto [rec, n] = co_await from.async_read_some(asio::buffer(buf), use_nothrow);
-      if (rec) {
-        clean = rec == asio::error::eof;
-        break;
-      }
-      progress.last_read = progress.write_since = std::chrono::steady_clock::now();
-      progress.writing = true;
-      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), use_nothrow);
-      (void)wn;
-      progress.writing = false;
-      if (wec) break;
-    }
-    if (++t->relays_done == 2) {
-      t->close();
-      finish(t);
-      co_return;
-    }
-    if (!clean || t->closed) {
-      t->close();
-      co_return;
-    }
-    beast::error_code ignored;
-    to.shutdown(tcp::socket::shutdown_send, ignored);
-    t->grace.expires_after(kCloseGrace);
-    t->grace.async_wait([t](beast::error_code ec) {
-      if (!ec) t->close();
-    });
-  }
-
-  /// Closes the tunnels of loop `i` in which nothing was read for options.tunnel_idle, or
-  /// a write has waited for options.write_timeout (a viewer that stopped reading).
   void sweep(std::size_t i) {
     const auto now = std::chrono::steady_clock::now();
-    std::vector<std::shared_ptr<Tunnel>> stuck;
-    for (const auto& t : per_loop[i].tunnels) {
-      const auto& up = t->progress[0];
-      const auto& down = t->progress[1];
-      const auto last = std::max(up.last_read, down.last_read);
-      const bool write_stuck = (up.writing && now - up.write_since > options.write_timeout) ||
-                               (down.writing && now - down.write_since > options.write_timeout);
-      if (write_stuck || now - last > options.tunnel_idle) stuck.push_back(t);
-    }
-    for (const auto& t : stuck) {
-      log::info("tunnel_closed_stuck", {{"client", t->client_ip}, {"upstream", t->node->endpoint().name()}});
-      t->close();
-    }
-    sweep_linked(i, now);
+    close_stuck(per_loop[i].tunnels, now, "tunnel_closed_stuck", i);
+    close_stuck(per_loop[i].linked, now, "linked_viewer_closed_stuck", i);
   }
 
   asio::awaitable<void> sweeper(std::size_t i) {
@@ -650,14 +576,6 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
     }
     std::lock_guard lock(checks_mu);
     check_timers.erase(std::find(check_timers.begin(), check_timers.end(), &timer));
-  }
-
-  /// Gives back what an open tunnel held; on its loop, once both relays are done.
-  void finish(const std::shared_ptr<Tunnel>& t) {
-    t->node->tunnel_closed();
-    caps.release(t->client_ip);
-    open_tunnels.fetch_sub(1, std::memory_order_relaxed);
-    per_loop[t->loop].tunnels.erase(t);
   }
 
   // --- health --------------------------------------------------------------------------
@@ -749,9 +667,7 @@ void GatewayService::register_routes(http::Router& router) {
 void GatewayService::upgrade(beast::tcp_stream stream, beast::flat_buffer buffer, http::Request req,
                              http::Context& ctx) {
   auto ex = stream.get_executor();
-  auto t = std::make_shared<Impl::Tunnel>(std::move(stream), ex);
-  t->client_ip = ctx.client_ip;
-  t->loop = ctx.loop;
+  auto t = std::make_shared<Impl::Upgrade>(Impl::Upgrade{std::move(stream), ctx.client_ip, ctx.loop});
   // The token, wherever the chat service would look (query, bearer header, cookie): one
   // that is present must be valid. None at all is the node's call (anonymous viewers).
   const auto query_token = http::find_query_param(ctx.query_string, "token");
@@ -776,7 +692,7 @@ void GatewayService::upgrade(beast::tcp_stream stream, beast::flat_buffer buffer
         asio::detached);
     return;
   }
-  asio::co_spawn(ex, impl_->open_tunnel(t, std::move(buffer), std::move(req), ctx.request_id), asio::detached);
+  asio::co_spawn(ex, impl_->open_viewer(t, std::move(buffer), std::move(req), ctx.request_id), asio::detached);
 }
 
 void GatewayService::start() {
@@ -819,8 +735,9 @@ void GatewayService::stop() {
   for (std::size_t i = 0; i < impl_->per_loop.size(); ++i) {
     asio::post(impl_->d.loops.loop(i), [impl = impl_, i] {
       auto& state = impl->per_loop[i];
-      const std::vector<std::shared_ptr<Impl::Tunnel>> open(state.tunnels.begin(), state.tunnels.end());
-      for (const auto& t : open) t->close();
+      std::vector<std::shared_ptr<Tunnel>> tunnels;
+      for (const auto& [raw, t] : state.tunnels) tunnels.push_back(t);
+      for (const auto& t : tunnels) t->close();
       for (auto& idle : state.pool) idle.clear();
       for (const auto& set : state.links) set->stop();  // their viewers close with them
       std::vector<std::shared_ptr<LinkedViewer>> linked;

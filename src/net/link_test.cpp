@@ -5,9 +5,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-#include <chrono>
 #include <string>
+#include <tuple>
 #include <vector>
+
+#include "net/loopback_test_util.hpp"
 
 namespace chatorbit::link {
 namespace {
@@ -88,19 +90,10 @@ struct SocketPair {
   asio::io_context ctx;
   tcp::socket a{ctx};
   tcp::socket b{ctx};
-  SocketPair() {
-    tcp::acceptor acc(ctx, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    a.connect(acc.local_endpoint());
-    acc.accept(b);
-  }
+  SocketPair() { std::tie(a, b) = loopback::pair(ctx, ctx); }
   template <class Pred>
   bool run_until(Pred done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      ctx.run_for(std::chrono::milliseconds{5});
-      ctx.restart();
-    }
-    return done();
+    return loopback::run_until(ctx, done);
   }
 };
 

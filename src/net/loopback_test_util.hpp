@@ -1,0 +1,40 @@
+#pragma once
+// For unit tests: connected TCP sockets on 127.0.0.1, and a bounded way to run a loop
+// until something happened.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <utility>
+
+namespace chatorbit::loopback {
+
+/// A connected pair: the first on `first_ctx` (its receive buffer set to `first_rcvbuf`
+/// bytes before connecting, if not 0), the second on `second_ctx`.
+inline std::pair<boost::asio::ip::tcp::socket, boost::asio::ip::tcp::socket> pair(boost::asio::io_context& first_ctx,
+                                                                                  boost::asio::io_context& second_ctx,
+                                                                                  int first_rcvbuf = 0) {
+  using boost::asio::ip::tcp;
+  tcp::acceptor acc(second_ctx, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  tcp::socket first(first_ctx);
+  first.open(tcp::v4());
+  if (first_rcvbuf > 0) first.set_option(boost::asio::socket_base::receive_buffer_size(first_rcvbuf));
+  first.connect(acc.local_endpoint());
+  tcp::socket second(second_ctx);
+  acc.accept(second);
+  return {std::move(first), std::move(second)};
+}
+
+/// Runs `ctx` until `done()` holds or `limit` has passed; returns `done()`.
+template <class Pred>
+bool run_until(boost::asio::io_context& ctx, Pred done, std::chrono::milliseconds limit = std::chrono::seconds{10}) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    ctx.run_for(std::chrono::milliseconds{5});
+    ctx.restart();
+  }
+  return done();
+}
+
+}  // namespace chatorbit::loopback
