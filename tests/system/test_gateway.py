@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import SANITIZED, Api, Server, auth, wait_until
-from wsclient import ChatClient, RawWs, admin_token, new_moderator, unique_room, ws_url
+from wsclient import ChatClient, RawWs, admin_token, flood_past_a_stalled_viewer, new_moderator, unique_room, ws_url
 
 SECRET = "gateway-system-test-secret-0123456789abcdef"
 ADMIN = "admin@example.com"
@@ -213,37 +213,9 @@ def test_a_stalled_viewer_on_a_link_is_dropped_with_4008_by_its_node_and_the_oth
     token, _ = api.new_user(username="sender")
     room = unique_room("gwslow")
     assert api.post("/chat/rooms", json={"room_id": room}).status_code == 200
-    text = "x" * (chars - 10)
     # 10 MB: more than the node's bound, the window, and the gateway's kernel send buffer
     # to the stalled viewer (which grows to 4 MB) together.
-    messages = 200
-    with ChatClient(d.gateway, token, room, v=2) as sender, ChatClient(d.gateway, None, room, v=2) as viewer, \
-            RawWs(d.gateway, room=room, v=2, rcvbuf=4096) as stalled:
-        sender.wait_welcome()
-        viewer.wait_welcome()
-        got = []
-        for start in range(0, messages, 10):
-            for i in range(start, start + 10):
-                sender.send_message(f"{i} {text}", cid=f"c{i}")
-            for i in range(start, start + 10):
-                sender.recv_type("ack", cid=f"c{i}")
-            got += [viewer.recv_message()["content"] for _ in range(10)]
-        assert got == [f"{i} {text}" for i in range(messages)]
-
-        # Now it reads: whole frames, a prefix of the messages in order, then the close.
-        contents = []
-        while True:
-            fin, op, payload = stalled.recv_frame(timeout=5)
-            if op == 0x8:
-                code, reason = stalled._close_info(payload)
-                break
-            assert op == 0x1 and fin
-            obj = json.loads(payload)
-            if obj.get("type") == "message":
-                contents.append(obj["content"])
-        assert code == 4008, (code, reason)
-        assert 0 < len(contents) < messages, len(contents)
-        assert contents == [f"{i} {text}" for i in range(len(contents))], "a prefix, in order"
+    flood_past_a_stalled_viewer(d.gateway, token, room, chars, messages=200)
     assert links_of(d)[0] == 2 * gateway_loops(d), "a viewer's end is not its link's"
 
 

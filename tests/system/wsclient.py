@@ -439,3 +439,38 @@ class RawWs:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def flood_past_a_stalled_viewer(server: Server, token: str, room: str, chars: int, messages: int) -> None:
+    """The slow-viewer rule, end to end: `messages` messages of `chars` characters go to
+    `room` in bursts of 10 (the sender waits for each burst's acks) while one viewer
+    reads them all and another, with a 4 KiB receive window, reads nothing. Asserts that
+    the reading viewer got every message in order, and that the stalled one, once it
+    reads, finds whole frames, a prefix of the messages in order, then a 4008 close."""
+    text = "x" * (chars - 10)
+    with ChatClient(server, token, room, v=2) as sender, ChatClient(server, None, room, v=2) as viewer, \
+            RawWs(server, room=room, v=2, rcvbuf=4096) as stalled:
+        sender.wait_welcome()
+        viewer.wait_welcome()
+        got = []
+        for start in range(0, messages, 10):
+            for i in range(start, start + 10):
+                sender.send_message(f"{i} {text}", cid=f"c{i}")
+            for i in range(start, start + 10):
+                sender.recv_type("ack", cid=f"c{i}")
+            got += [viewer.recv_message()["content"] for _ in range(10)]
+        assert got == [f"{i} {text}" for i in range(messages)]
+
+        contents = []
+        while True:
+            fin, op, payload = stalled.recv_frame(timeout=5)
+            if op == OP_CLOSE:
+                code, reason = stalled._close_info(payload)
+                break
+            assert op == OP_TEXT and fin
+            obj = json.loads(payload)
+            if obj.get("type") == "message":
+                contents.append(obj["content"])
+        assert code == 4008, (code, reason)
+        assert 0 < len(contents) < messages, len(contents)
+        assert contents == [f"{i} {text}" for i in range(len(contents))], "a prefix, in order"
