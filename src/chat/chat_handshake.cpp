@@ -8,7 +8,6 @@
 // rooms, address caps), and the coroutine ends by handing the session to the service's
 // own steps (welcome(), resume(), presence). A separate class would take all of that and
 // call back into the service, which only moves the coupling into its constructor.
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
@@ -21,6 +20,7 @@
 #include "chat/util.hpp"
 #include "chat/wire.hpp"
 #include "core/log.hpp"
+#include "net/use_nothrow.hpp"
 #include "net/ws_handshake.hpp"
 
 namespace chatorbit::chat {
@@ -31,7 +31,7 @@ using http::Status;
 
 namespace {
 
-constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+using net::use_nothrow;
 
 std::optional<std::string> query_param(std::string_view query, std::string_view name) {
   auto found = http::find_query_param(query, name);

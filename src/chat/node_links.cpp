@@ -1,10 +1,8 @@
 #include "chat/node_links.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -17,6 +15,7 @@
 #include "core/log.hpp"
 #include "net/http_server.hpp"
 #include "net/link.hpp"
+#include "net/use_nothrow.hpp"
 
 namespace chatorbit::chat {
 
@@ -28,7 +27,7 @@ using http::Status;
 
 namespace {
 
-constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+using net::use_nothrow;
 /// Viewer bytes a session may receive before its handshake is done (a gateway sends
 /// none: it waits for the 101); more means a broken gateway.
 constexpr std::size_t kMaxEarlyBytes = 64 * 1024;

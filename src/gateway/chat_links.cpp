@@ -1,9 +1,7 @@
 #include "gateway/chat_links.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,6 +18,7 @@
 
 #include "core/log.hpp"
 #include "net/link.hpp"
+#include "net/use_nothrow.hpp"
 
 namespace chatorbit::gateway {
 
@@ -30,7 +29,7 @@ using asio::ip::tcp;
 
 namespace {
 
-constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+using net::use_nothrow;
 constexpr std::size_t kViewerRead = 16 * 1024;
 /// A node that refused a link (it does not trust this gateway) is asked again this late.
 constexpr std::chrono::seconds kRefusedRetry{30};

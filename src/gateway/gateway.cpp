@@ -1,12 +1,10 @@
 #include "gateway/gateway.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/string.hpp>
@@ -24,6 +22,7 @@
 #include "gateway/routes.hpp"
 #include "gateway/tunnel.hpp"
 #include "net/http_server.hpp"
+#include "net/use_nothrow.hpp"
 
 namespace chatorbit::gateway {
 
@@ -35,7 +34,7 @@ using http::Status;
 
 namespace {
 
-constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+using net::use_nothrow;
 constexpr std::size_t kPoolPerUpstream = 64;  ///< idle kept-alive connections per loop and upstream
 /// A kept-alive connection idle for longer is not reused: the service closes idle ones
 /// after CHATORBIT_HTTP_IDLE_TIMEOUT (60 s by default), and reusing one as it closes

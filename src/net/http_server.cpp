@@ -1,10 +1,8 @@
 #include "net/http_server.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
@@ -13,6 +11,7 @@
 #include "core/log.hpp"
 #include "core/random.hpp"
 #include "engine/engine.hpp"
+#include "net/use_nothrow.hpp"
 #include "store/store.hpp"
 
 namespace chatorbit::http {
@@ -20,7 +19,7 @@ namespace chatorbit::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using asio::ip::tcp;
-constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+using net::use_nothrow;
 
 struct HttpServer::LoopState {
   LoopState(asio::io_context& c, std::size_t i) : ctx(c), index(i) {}
