@@ -156,8 +156,10 @@ asio::awaitable<LinkedViewer::Answer> LinkedViewer::open(std::shared_ptr<Gateway
     signal_.expires_at(deadline);
     co_await signal_.async_wait(use_nothrow);
   }
-  if (!answered_) {
-    const bool lost = !link_;
+  // A link lost after the answer came is lost all the same: the node has dropped the
+  // session, and the viewer, who has seen nothing yet, may still try the next node.
+  if (!answered_ || link_lost_) {
+    const bool lost = link_lost_ || !link_;
     if (link_) {
       link_->socket().send(link::Kind::end, session_, {});
       link_->remove(session_);
@@ -176,7 +178,9 @@ asio::awaitable<LinkedViewer::Answer> LinkedViewer::open(std::shared_ptr<Gateway
   answer_.erase(0, head_end + 4);
   auto [wec, wn] = co_await asio::async_write(client_, asio::buffer(head), use_nothrow);
   (void)wn;
-  if (wec) {
+  if (wec || link_lost_) {
+    // The viewer went away, or the link did while its 101 was on the way: either way
+    // the viewer's connection ends here (it reconnects, as after a node's death).
     if (link_) {
       link_->socket().send(link::Kind::end, session_, {});
       link_->remove(session_);
@@ -186,7 +190,7 @@ asio::awaitable<LinkedViewer::Answer> LinkedViewer::open(std::shared_ptr<Gateway
     client_.close(ec);
     ended_ = true;
     state_ = State::closed;
-    co_return Answer{Answer::Kind::gone, "viewer gone"};
+    co_return Answer{Answer::Kind::gone, wec ? "viewer gone" : "link lost"};
   }
   co_return Answer{Answer::Kind::accepted, {}};
 }
@@ -244,6 +248,7 @@ void LinkedViewer::node_ended() {
 }
 
 void LinkedViewer::link_gone() {
+  link_lost_ = true;
   link_.reset();
   if (state_ == State::handshake) {
     signal_.cancel();

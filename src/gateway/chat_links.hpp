@@ -51,7 +51,7 @@ class LinkedViewer : public std::enable_shared_from_this<LinkedViewer> {
       accepted,  ///< the 101 is written to the viewer: start_relay() next
       refused,   ///< the node's refusal, whole (head and body), in `bytes`
       failed,    ///< no answer (the link failed, or the time ran out): why, in `bytes`
-      gone,      ///< accepted, but the viewer went away before the 101 reached it
+      gone,      ///< accepted, but the viewer went away, or the link did, while the 101 was on its way
     } kind = Kind::failed;
     std::string bytes;
   };
@@ -103,8 +103,9 @@ class LinkedViewer : public std::enable_shared_from_this<LinkedViewer> {
   std::string answer_;  ///< the node's bytes before the handshake's answer is complete
   bool node_ended_ = false;
   bool node_shut_ = false;
-  bool answered_ = false;  ///< the answer's head is complete (or the node ended)
-  std::string out_;        ///< the node's bytes the viewer's socket has not taken yet
+  bool answered_ = false;   ///< the answer's head is complete (or the node ended)
+  bool link_lost_ = false;  ///< the link failed under this session (link_gone())
+  std::string out_;         ///< the node's bytes the viewer's socket has not taken yet
   std::size_t out_sent_ = 0;
   bool waiting_writable_ = false;
   bool dirty_ = false;  ///< on its link's list of viewers to write at the end of the read

@@ -26,15 +26,18 @@ inline std::pair<boost::asio::ip::tcp::socket, boost::asio::ip::tcp::socket> pai
   return {std::move(first), std::move(second)};
 }
 
-/// Runs `ctx` until `done()` holds or `limit` has passed; returns `done()`.
+/// Runs `ctx` until `done()` holds or `limit` has passed; returns what `done()` said last.
+/// `done` is called once per turn, so it may consume what it checks (read, accept).
 template <class Pred>
 bool run_until(boost::asio::io_context& ctx, Pred done, std::chrono::milliseconds limit = std::chrono::seconds{10}) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
+  bool ok = done();
+  while (!ok && std::chrono::steady_clock::now() < deadline) {
     ctx.run_for(std::chrono::milliseconds{5});
     ctx.restart();
+    ok = done();
   }
-  return done();
+  return ok;
 }
 
 }  // namespace chatorbit::loopback
