@@ -214,6 +214,8 @@ asio::awaitable<void> ChatService::handshake(std::unique_ptr<HandshakePeer> peer
   // that arrives from here on and before the session exists is replayed to it by
   // Hub::add(). Replaying one that the checks below already saw is harmless.
   a.state_read_at = std::chrono::steady_clock::now();
+  bool answered = false;  // a refusal or the 101 has gone to the peer
+  bool failed = false;
   try {
     auto refused = check_handshake(req, info, a);
     if (!refused) {
@@ -259,6 +261,7 @@ asio::awaitable<void> ChatService::handshake(std::unique_ptr<HandshakePeer> peer
       if (a.counted) caps_.release(info.client_ip);
       if (a.slot) co_await release_address_slot(info.client_ip, a.conn_id);
       refused->prepare_payload();
+      answered = true;
       co_await peer->refuse(std::move(*refused));
       co_return;
     }
@@ -269,6 +272,7 @@ asio::awaitable<void> ChatService::handshake(std::unique_ptr<HandshakePeer> peer
     res.set(http::bhttp::field::connection, "Upgrade");
     res.set(http::bhttp::field::sec_websocket_accept, a.accept);
     if (a.subprotocol) res.set(http::bhttp::field::sec_websocket_protocol, "chatorbit.v2");
+    answered = true;
     if (!co_await peer->accept(res)) {
       caps_.release(info.client_ip);
       co_await release_address_slot(info.client_ip, a.conn_id);
@@ -312,6 +316,16 @@ asio::awaitable<void> ChatService::handshake(std::unique_ptr<HandshakePeer> peer
     if (a.slot)
       asio::co_spawn(d_.loops.background(info.loop).executor(), release_address_slot(info.client_ip, a.conn_id),
                      asio::detached);
+    failed = true;
+  }
+  // A check that failed inside (the store or the engine in trouble) before any answer:
+  // the viewer hears so and may retry (a gateway tries the next node), rather than see
+  // its connection drop without a word.
+  if (failed && !answered) {
+    auto res = refusal(Status::service_unavailable, "unavailable", {{"retry_after_ms", 1000}});
+    res.set(http::bhttp::field::retry_after, "1");
+    res.prepare_payload();
+    co_await peer->refuse(std::move(res));
   }
 }
 

@@ -38,6 +38,15 @@ std::string serialized(const http::Response& res) {
   return std::move(out).str();
 }
 
+/// A refusal of the node's own, as the gateway reads a handshake's answer.
+std::string refusal(Status status, std::string_view error) {
+  auto res = http::error_response(status, error);
+  res.version(11);
+  res.keep_alive(false);
+  res.prepare_payload();
+  return serialized(res);
+}
+
 }  // namespace
 
 /// A session's transport: its records on the link, within the credit window.
@@ -239,8 +248,19 @@ class LinkPeer final : public HandshakePeer {
  public:
   LinkPeer(std::shared_ptr<NodeLink> link, std::uint64_t session) : link_(std::move(link)), session_(session) {}
   ~LinkPeer() override {
-    // A handshake that ended without a session leaves nothing on the link.
-    if (auto* e = link_->find(session_); e && !e->conn) link_->forget(session_);
+    // A handshake that ended without a session leaves nothing on the link. One that
+    // failed inside (it threw: a store or engine in trouble) would leave the gateway
+    // waiting for an answer, where a direct socket's close would have told the viewer
+    // at once: it gets a 503, which sends the gateway to the next node, and the end.
+    auto* e = link_->find(session_);
+    if (!e || e->conn) return;
+    if (!e->gone && !ended_) {
+      if (!answered_) {
+        link_->socket().send(link::Kind::data, session_, refusal(Status::service_unavailable, "handshake failed"));
+      }
+      link_->socket().send(link::Kind::end, session_, {});
+    }
+    link_->forget(session_);
   }
 
   asio::awaitable<void> refuse(http::Response res) override {
@@ -248,6 +268,7 @@ class LinkPeer final : public HandshakePeer {
       link_->socket().send(link::Kind::data, session_, serialized(res));
       link_->socket().send(link::Kind::end, session_, {});
     }
+    ended_ = true;
     co_return;
   }
 
@@ -255,6 +276,7 @@ class LinkPeer final : public HandshakePeer {
     auto* e = link_->find(session_);
     if (!e || e->gone || !link_->socket().open()) co_return false;
     link_->socket().send(link::Kind::data, session_, serialized(res));
+    answered_ = true;
     co_return true;
   }
 
@@ -270,6 +292,8 @@ class LinkPeer final : public HandshakePeer {
  private:
   std::shared_ptr<NodeLink> link_;
   const std::uint64_t session_;
+  bool answered_ = false;  ///< the 101 is sent
+  bool ended_ = false;     ///< the refusal and the end are sent
 };
 
 }  // namespace
@@ -284,10 +308,8 @@ void NodeLink::open(std::uint64_t session, std::string_view request) {
   parser.eager(true);
   beast::error_code ec;
   parser.put(asio::buffer(request.data(), request.size()), ec);
-  std::optional<http::Response> refused;
-  if (ec || !parser.is_done()) {
-    refused = http::error_response(Status::bad_request, "malformed upgrade request");
-  }
+  std::optional<std::string> refused;
+  if (ec || !parser.is_done()) refused = refusal(Status::bad_request, "malformed upgrade request");
   http::Request req;
   std::string path;
   std::string query;
@@ -297,13 +319,10 @@ void NodeLink::open(std::uint64_t session, std::string_view request) {
     const auto q = target.find('?');
     path = std::string(target.substr(0, q));
     if (q != std::string_view::npos) query = std::string(target.substr(q + 1));
-    if (path != "/ws/chat") refused = http::error_response(Status::not_found, "not found");
+    if (path != "/ws/chat") refused = refusal(Status::not_found, "not found");
   }
   if (refused) {
-    refused->version(11);
-    refused->keep_alive(false);
-    refused->prepare_payload();
-    socket_->send(link::Kind::data, session, serialized(*refused));
+    socket_->send(link::Kind::data, session, *refused);
     socket_->send(link::Kind::end, session, {});
     forget(session);
     return;

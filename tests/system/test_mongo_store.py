@@ -12,12 +12,12 @@ import time
 import pytest
 from bson import ObjectId
 from pymongo import MongoClient
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import BINARY, SANITIZED, Api, Server, test_servers, wait_until
 from nodes import Poster, all_history
 from test_vectors import GO_BCRYPT_HASH, GO_BCRYPT_PASSWORD
-from wsclient import unique_room
+from wsclient import ChatClient, refused, unique_room
 
 TIMEOUT = 30.0 if SANITIZED else 15.0
 
@@ -100,6 +100,34 @@ def test_the_database_killed_mid_stream_loses_and_repeats_nothing_and_chat_resum
         assert len(contents) >= acked_during + 30
     finally:
         assert node.stop() == 0, "\n".join(node.logs[-30:])
+
+
+def test_a_viewer_who_signs_in_while_the_database_is_gone_is_told_503_not_dropped(ferretdb, tmp_path):
+    # The handshake reads the account (its current role) from the store. When that read
+    # fails, the viewer gets a 503 with a retry hint, as any refusal, and not a
+    # connection that drops without an answer.
+    node = start(mongo_env(ferretdb, "db_gone_join"), str(tmp_path / "node"))
+    try:
+        api = Api(node)
+        token, _ = api.new_user()
+        ferretdb.kill()
+        status, body, headers = refused(node, token=token, room=unique_room("gone"))
+        assert (status, body.get("error"), headers.get("Retry-After")) == (503, "unavailable", "1"), body
+        assert any("ws_handshake_failed" in line for line in node.logs), "the failure is logged"
+        ferretdb.restart()
+        # And once it is back, the same viewer gets in.
+        assert wait_until(lambda: _joins(node, token), TIMEOUT), "no way in after the database came back"
+    finally:
+        assert node.stop() == 0, "\n".join(node.logs[-30:])
+
+
+def _joins(node: Server, token: str) -> bool:
+    try:
+        with ChatClient(node, token, unique_room("back"), v=2) as c:
+            c.wait_welcome()
+        return True
+    except InvalidStatus:
+        return False
 
 
 def test_a_database_written_by_the_original_logs_in_shows_history_and_migrates(ferretdb, tmp_path):
