@@ -26,7 +26,9 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=100)
     ap.add_argument("--duration", type=int, default=15)
     ap.add_argument("--sockets", type=int, default=9000, help="the probe's sockets")
-    ap.add_argument("--coalesce", default="6,7,8,9,10,11", help="the probe's frames per write")
+    ap.add_argument("--coalesce", default="3,4,5,6,7,8,9,10,11",
+                    help="the probe's frames per write: it must span the server's, which the probe is "
+                         "read at (outside its range, probe_at() clamps, and the ratio is not a measurement)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     print("| pair | delivered/s | lost | p50 ms | p99 ms | CPU ns per delivery | frames per write | "
@@ -45,8 +47,11 @@ def main() -> int:
             server.stop()
         found = probe_for(d, [limit])
         ns = d.get("server_cpu_ns_per_delivery")
-        probe = f"{found[0]:,.0f}" if found else "–"
-        ratio = f"{ns / found[0]:.2f}x" if found and ns else "–"
+        measured = [float(k) for k in args.coalesce.split(",")]
+        fpw = d.get("frames_per_write") or 0
+        inside = min(measured) <= fpw <= max(measured)
+        probe = (f"{found[0]:,.0f}" + ("" if inside else " (outside the probe's range)")) if found else "–"
+        ratio = f"{ns / found[0]:.2f}x" if found and ns and inside else "–"
         print(f"| {i} | {d.get('deliveries_per_s', 0):,.0f} | {d.get('lost')} | {d.get('p50_ms', 0):.1f} | "
               f"{d.get('p99_ms', 0):.1f} | {ns or 0:,.0f} | {d.get('frames_per_write') or 0:.2f} | {probe} | {ratio} |",
               flush=True)
