@@ -109,7 +109,11 @@ class NodeLink final : public link::Handler, public std::enable_shared_from_this
 
   void on_record(const link::Record& r) override {
     switch (r.kind) {
-      case link::Kind::open: open(r.session, r.payload); return;
+      case link::Kind::open:
+        // Ids are never reused while open: a second open of one is a broken gateway.
+        if (sessions_.count(r.session)) return broken("a second open of a session");
+        open(r.session, r.payload);
+        return;
       case link::Kind::data: {
         Entry* e = find(r.session);
         if (!e) return;  // a session this side has ended already
@@ -135,13 +139,14 @@ class NodeLink final : public link::Handler, public std::enable_shared_from_this
         return;
       }
       case link::Kind::credit: {
+        if (r.payload.size() != 4) return broken("a credit that is not 4 bytes");
         Entry* e = find(r.session);
-        if (!e || r.payload.size() != 4) return;
+        if (!e) return;
         const auto* p = reinterpret_cast<const unsigned char*>(r.payload.data());
         e->channel->credit((std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3]);
         return;
       }
-      case link::Kind::shut: return;  // gateway to node: not used
+      case link::Kind::shut: return broken("a node-only record from the gateway");
     }
   }
 
@@ -157,6 +162,11 @@ class NodeLink final : public link::Handler, public std::enable_shared_from_this
   }
 
  private:
+  /// The gateway broke the link's protocol: the link fails, and its viewers reconnect.
+  void broken(std::string_view why) {
+    log::warn("link_broken", {{"peer", peer_}, {"why", why}});
+    socket_->close();
+  }
   void end_now(std::uint64_t session) {
     socket_->send(link::Kind::end, session, {});
     Entry* e = find(session);
@@ -299,7 +309,6 @@ class LinkPeer final : public HandshakePeer {
 }  // namespace
 
 void NodeLink::open(std::uint64_t session, std::string_view request) {
-  if (sessions_.count(session)) return;  // ids are never reused: a broken gateway
   Entry& e = sessions_[session];
   e.channel = std::make_shared<LinkChannel>(this, session, socket_->executor());
 

@@ -87,6 +87,12 @@ class GatewayLink final : public link::Handler, public std::enable_shared_from_t
   }
 
   void on_record(const link::Record& r) override {
+    if (r.kind == link::Kind::open || r.kind == link::Kind::credit) {
+      // Gateway to node only: a node that sends them does not speak this protocol.
+      log::warn("link_broken", {{"why", "a gateway-only record from the node"}, {"kind", static_cast<int>(r.kind)}});
+      socket_->close();
+      return;
+    }
     const auto it = viewers_.find(r.session);
     if (it == viewers_.end()) return;  // a viewer this side has ended already
     switch (r.kind) {
@@ -107,7 +113,7 @@ class GatewayLink final : public link::Handler, public std::enable_shared_from_t
         return;
       }
       case link::Kind::open:
-      case link::Kind::credit: return;  // gateway to node only
+      case link::Kind::credit: return;  // refused above
     }
   }
 

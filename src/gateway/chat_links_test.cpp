@@ -195,5 +195,27 @@ TEST(LinkedViewer, ALinkLostJustAfterTheNodesAnswerNeverLeavesTheViewerOnADeadSe
       << "the viewer still hangs on a session its node dropped (" << (kind == Kind::gone ? "gone" : "accepted") << ")";
 }
 
+TEST(GatewayLink, ANodeThatSendsAGatewayOnlyRecordLosesTheLinkAndItsViewers) {
+  OneLink l;
+  Viewer viewer(l);
+  std::optional<std::uint64_t> session;
+  ASSERT_TRUE(l.run_until([&] { return (session = l.opened()).has_value(); }));
+  l.send(link::Kind::data, *session, k101);
+  ASSERT_TRUE(l.run_until([&] { return viewer.answer.has_value(); }));
+  ASSERT_EQ(viewer.answer->kind, LinkedViewer::Answer::Kind::accepted);
+  viewer.v->start_relay();
+
+  l.send(link::Kind::credit, *session, std::string("\0\0\1\0", 4));  // node to gateway: not in the protocol
+  bool node_eof = false;
+  bool viewer_eof = false;
+  ASSERT_TRUE(l.run_until([&] {
+    take(l.node, &node_eof);
+    take(viewer.peer, &viewer_eof);
+    return node_eof && viewer_eof;
+  }));
+  EXPECT_EQ(l.set->pick(), nullptr);
+  EXPECT_EQ(viewer.ended, 1);
+}
+
 }  // namespace
 }  // namespace chatorbit::gateway

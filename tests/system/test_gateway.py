@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -217,6 +219,41 @@ def test_a_stalled_viewer_on_a_link_is_dropped_with_4008_by_its_node_and_the_oth
     # to the stalled viewer (which grows to 4 MB) together.
     flood_past_a_stalled_viewer(d.gateway, token, room, chars, messages=200)
     assert links_of(d)[0] == 2 * gateway_loops(d), "a viewer's end is not its link's"
+
+
+@pytest.mark.parametrize("record", ["shut", "short credit", "second open"])
+def test_a_gateway_that_breaks_the_link_protocol_loses_its_link(start_server, record):
+    # A record the node never takes from a gateway (shut is node to gateway), a credit
+    # that is not 4 bytes, or a second open of a live session: the gateway is broken,
+    # and the node closes the link rather than guess.
+    node = start_server({"CHATORBIT_TRUSTED_PROXIES": "127.0.0.1"})
+
+    def rec(kind: int, session: int, payload: bytes = b"") -> bytes:
+        return struct.pack("!IBQ", 9 + len(payload), kind, session) + payload
+
+    upgrade = b"GET /ws/chat?room_id=broken HTTP/1.1\r\nHost: n\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    bad = {"shut": rec(5, 1), "short credit": rec(4, 1, b"\0\1"),
+           "second open": rec(1, 1, upgrade) + rec(1, 1, upgrade)}[record]
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+        s.sendall(b"GET /internal/link HTTP/1.1\r\nHost: n\r\nUpgrade: chatorbit-link\r\nConnection: Upgrade\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head
+        s.sendall(bad)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                if not s.recv(65536):
+                    break  # the node closed the link
+            except ConnectionResetError:
+                break
+        else:
+            raise AssertionError("the node kept a link that broke the protocol")
+    assert wait_until(lambda: any("link_broken" in line for line in node.logs), timeout=5), node.logs[-5:]
 
 
 def test_the_edge_answers_for_the_services(deployment):
