@@ -27,20 +27,7 @@ using asio::ip::tcp;
 constexpr const char* kUpgrade = "GET /ws/chat?room_id=r HTTP/1.1\r\nHost: gw\r\n\r\n";
 constexpr const char* k101 = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
 
-/// What a socket holds now, read without waiting; `eof` set once the other side ended.
-std::string take(tcp::socket& s, bool* eof = nullptr) {
-  std::string out;
-  char buf[16384];
-  for (;;) {
-    boost::system::error_code ec;
-    const auto n = s.read_some(asio::buffer(buf), ec);
-    if (ec) {
-      if (eof && ec != asio::error::would_block) *eof = true;
-      return out;
-    }
-    out.append(buf, n);
-  }
-}
+using loopback::take;
 
 /// One gateway loop with one link to a chat node played by the test: a blocking socket
 /// on a context of its own that answers the link's upgrade and then speaks records.
@@ -84,6 +71,16 @@ struct OneLink {
   template <class Pred>
   bool run_until(Pred done, std::chrono::milliseconds limit = std::chrono::seconds{10}) {
     return loopback::run_until(loop, done, limit);
+  }
+  /// Runs the loop until the other side of `s` has ended the connection.
+  bool until_ended(tcp::socket& s, std::chrono::milliseconds limit = std::chrono::seconds{10}) {
+    bool eof = false;
+    return run_until(
+        [&] {
+          take(s, &eof);
+          return eof;
+        },
+        limit);
   }
   void write(const std::string& bytes) { asio::write(node, asio::buffer(bytes)); }
   void send(link::Kind kind, std::uint64_t session, std::string_view payload) {
@@ -185,13 +182,7 @@ TEST(LinkedViewer, ALinkLostJustAfterTheNodesAnswerNeverLeavesTheViewerOnADeadSe
   }
   ASSERT_TRUE(kind == Kind::gone || kind == Kind::accepted) << viewer.answer->bytes;
   if (kind == Kind::accepted) viewer.v->start_relay();
-  bool eof = false;
-  EXPECT_TRUE(l.run_until(
-      [&] {
-        take(viewer.peer, &eof);
-        return eof;
-      },
-      std::chrono::seconds{3}))
+  EXPECT_TRUE(l.until_ended(viewer.peer, std::chrono::seconds{3}))
       << "the viewer still hangs on a session its node dropped (" << (kind == Kind::gone ? "gone" : "accepted") << ")";
 }
 
@@ -206,13 +197,8 @@ TEST(GatewayLink, ANodeThatSendsAGatewayOnlyRecordLosesTheLinkAndItsViewers) {
   viewer.v->start_relay();
 
   l.send(link::Kind::credit, *session, std::string("\0\0\1\0", 4));  // node to gateway: not in the protocol
-  bool node_eof = false;
-  bool viewer_eof = false;
-  ASSERT_TRUE(l.run_until([&] {
-    take(l.node, &node_eof);
-    take(viewer.peer, &viewer_eof);
-    return node_eof && viewer_eof;
-  }));
+  ASSERT_TRUE(l.until_ended(l.node));
+  ASSERT_TRUE(l.until_ended(viewer.peer));
   EXPECT_EQ(l.set->pick(), nullptr);
   EXPECT_EQ(viewer.ended, 1);
 }

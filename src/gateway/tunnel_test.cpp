@@ -44,20 +44,7 @@ struct Relay {
   }
 };
 
-/// What `s` holds now, read without waiting; `eof` set if the other side has ended.
-std::string take(tcp::socket& s, bool* eof = nullptr) {
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    boost::system::error_code ec;
-    const auto n = s.read_some(asio::buffer(buf), ec);
-    if (ec) {
-      if (eof && ec != asio::error::would_block) *eof = true;
-      return out;
-    }
-    out.append(buf, n);
-  }
-}
+using loopback::take;
 
 TEST(Tunnel, CopiesBothWaysAndPassesEachEndOnThenReportsItsOwn) {
   Relay r;

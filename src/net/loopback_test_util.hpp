@@ -1,11 +1,12 @@
 #pragma once
-// For unit tests: connected TCP sockets on 127.0.0.1, and a bounded way to run a loop
-// until something happened.
+// For unit tests: connected TCP sockets on 127.0.0.1, reading what one holds without
+// waiting, and a bounded way to run a loop until something happened.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
+#include <string>
 #include <utility>
 
 namespace chatorbit::loopback {
@@ -24,6 +25,22 @@ inline std::pair<boost::asio::ip::tcp::socket, boost::asio::ip::tcp::socket> pai
   tcp::socket second(second_ctx);
   acc.accept(second);
   return {std::move(first), std::move(second)};
+}
+
+/// What `s` (in non-blocking mode) holds now, read without waiting; `*eof` is set once
+/// the other side has ended (or reset) the connection.
+inline std::string take(boost::asio::ip::tcp::socket& s, bool* eof = nullptr) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    boost::system::error_code ec;
+    const auto n = s.read_some(boost::asio::buffer(buf), ec);
+    if (ec) {
+      if (eof && ec != boost::asio::error::would_block) *eof = true;
+      return out;
+    }
+    out.append(buf, n);
+  }
 }
 
 /// Runs `ctx` until `done()` holds or `limit` has passed; returns what `done()` said last.
