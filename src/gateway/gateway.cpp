@@ -363,6 +363,22 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
     std::size_t loop = 0;
   };
 
+  /// Counts `r` (a tunnel or a linked viewer of `ip`, relayed to `node`) as open and
+  /// keeps it in `open`, its loop's map, until its on_end gives all of it back.
+  template <class Relayed>
+  void keep_open(std::unordered_map<Relayed*, std::shared_ptr<Relayed>>& open, const std::shared_ptr<Relayed>& r,
+                 Upstream& node, const std::string& ip) {
+    node.tunnel_opened();
+    open_tunnels.fetch_add(1, std::memory_order_relaxed);
+    open.emplace(r.get(), r);
+    r->on_end = [this, &open, raw = r.get(), &node, ip] {
+      node.tunnel_closed();
+      caps.release(ip);
+      open_tunnels.fetch_sub(1, std::memory_order_relaxed);
+      open.erase(raw);  // last: it may hold the last reference to `r`
+    };
+  }
+
   /// Refuses an upgrade with `res` (JSON, "Connection: close"); the caller has given
   /// back what the viewer had claimed.
   asio::awaitable<void> refuse(beast::tcp_stream& client, http::Response res, const std::string& request_id) {
@@ -455,15 +471,7 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
       t->client.expires_never();
       upstream->expires_never();
       auto tunnel = std::make_shared<Tunnel>(t->client.release_socket(), upstream->release_socket(), kCloseGrace);
-      node->tunnel_opened();
-      open_tunnels.fetch_add(1, std::memory_order_relaxed);
-      per_loop[t->loop].tunnels.emplace(tunnel.get(), tunnel);
-      tunnel->on_end = [this, raw = tunnel.get(), node, ip = t->client_ip, loop = t->loop] {
-        node->tunnel_closed();
-        caps.release(ip);
-        open_tunnels.fetch_sub(1, std::memory_order_relaxed);
-        per_loop[loop].tunnels.erase(raw);  // last: it may hold the last reference to the tunnel
-      };
+      keep_open(per_loop[t->loop].tunnels, tunnel, *node, t->client_ip);
       tunnel->start();
       if (stopping.load(std::memory_order_relaxed)) tunnel->close();
       co_return;
@@ -493,16 +501,7 @@ struct GatewayService::Impl : std::enable_shared_from_this<Impl> {
                                    options.upstream_timeout);
     switch (answer.kind) {
       case LinkedViewer::Answer::Kind::accepted: {
-        node.tunnel_opened();
-        open_tunnels.fetch_add(1, std::memory_order_relaxed);
-        auto& linked = per_loop[t->loop].linked;
-        linked.emplace(v.get(), v);
-        v->on_end = [this, raw = v.get(), &node, ip = t->client_ip, loop = t->loop] {
-          node.tunnel_closed();
-          caps.release(ip);
-          open_tunnels.fetch_sub(1, std::memory_order_relaxed);
-          per_loop[loop].linked.erase(raw);  // last: it may hold the last reference to the viewer
-        };
+        keep_open(per_loop[t->loop].linked, v, node, t->client_ip);
         v->start_relay();
         if (stopping.load(std::memory_order_relaxed)) v->close();
         co_return Linked::done;
