@@ -258,18 +258,12 @@ class LinkPeer final : public HandshakePeer {
  public:
   LinkPeer(std::shared_ptr<NodeLink> link, std::uint64_t session) : link_(std::move(link)), session_(session) {}
   ~LinkPeer() override {
-    // A handshake that ended without a session leaves nothing on the link. One that
-    // failed inside (it threw: a store or engine in trouble) would leave the gateway
-    // waiting for an answer, where a direct socket's close would have told the viewer
-    // at once: it gets a 503, which sends the gateway to the next node, and the end.
+    // A handshake that ended without a session leaves nothing on the link, and tells
+    // the gateway so unless its refusal did: one cut short after its 101 (or, at
+    // shutdown, before any answer) must not leave the gateway waiting on the session.
     auto* e = link_->find(session_);
     if (!e || e->conn) return;
-    if (!e->gone && !ended_) {
-      if (!answered_) {
-        link_->socket().send(link::Kind::data, session_, refusal(Status::service_unavailable, "handshake failed"));
-      }
-      link_->socket().send(link::Kind::end, session_, {});
-    }
+    if (!e->gone && !ended_) link_->socket().send(link::Kind::end, session_, {});
     link_->forget(session_);
   }
 
@@ -286,7 +280,6 @@ class LinkPeer final : public HandshakePeer {
     auto* e = link_->find(session_);
     if (!e || e->gone || !link_->socket().open()) co_return false;
     link_->socket().send(link::Kind::data, session_, serialized(res));
-    answered_ = true;
     co_return true;
   }
 
@@ -302,8 +295,7 @@ class LinkPeer final : public HandshakePeer {
  private:
   std::shared_ptr<NodeLink> link_;
   const std::uint64_t session_;
-  bool answered_ = false;  ///< the 101 is sent
-  bool ended_ = false;     ///< the refusal and the end are sent
+  bool ended_ = false;  ///< the refusal and the end are sent
 };
 
 }  // namespace
